@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run every Molecule scenario under extensions/molecule/ (no containers: the
+# scenarios use local hosts, one emulated SPDK node each).
+#
+# Molecule is run from extensions/ as it expects for a collection; the checkout
+# is the spdk.storage collection through .cache/collections.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+
+shopt -s nullglob
+scenarios=("$ROOT"/extensions/molecule/*/molecule.yml)
+if [ "${#scenarios[@]}" -eq 0 ]; then
+    echo "molecule: no scenarios in extensions/molecule yet, skipped"
+    exit 0
+fi
+
+"$ROOT/scripts/collection_link.sh"
+export PATH="$VENV/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/.cache/collections"
+cd "$ROOT/extensions"
+exec molecule test --all "$@"
