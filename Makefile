@@ -82,11 +82,17 @@ demo: venv
 changelog: venv
 	$(BIN)/antsibull-changelog lint
 
-# Re-pin the full dependency set after changing requirements/dev.txt.
-constraints: venv
+# Re-pin the full dependency set after changing requirements/dev.txt: resolve
+# dev.txt alone in a scratch venv, so nothing installed by hand leaks in.
+CONSTRAINTS_VENV := .cache/constraints-venv
+constraints:
+	rm -rf $(CONSTRAINTS_VENV)
+	$(PYTHON) -m venv $(CONSTRAINTS_VENV)
+	$(CONSTRAINTS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	{ sed -n '1,2p' requirements/constraints.txt; \
-	  $(BIN)/python -m pip freeze --exclude-editable; } > requirements/constraints.txt.new
+	  $(CONSTRAINTS_VENV)/bin/python -m pip freeze --exclude-editable; } > requirements/constraints.txt.new
 	mv requirements/constraints.txt.new requirements/constraints.txt
+	rm -rf $(CONSTRAINTS_VENV)
 
 clean:
 	rm -rf .cache tests/output .pytest_cache
