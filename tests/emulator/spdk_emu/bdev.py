@@ -16,6 +16,15 @@ IO_TYPES = (
 )
 
 
+EXAMINERS = []   # module-level ``async examine(target, bdev)`` functions; each Target binds them
+
+
+def examiner(func):
+    """Decorator for a subsystem's examine function (lvol loads lvstores, raid assembles members)."""
+    EXAMINERS.append(func)
+    return func
+
+
 class BdevIOError(Exception):
     """An I/O that failed (the NVMe status or errno is in ``reason``)."""
 
@@ -71,6 +80,10 @@ class Bdev:
     # ---- description ---------------------------------------------------------------------
     def supported_io_types(self):
         return {name: name in ("read", "write", "flush", "reset") for name in IO_TYPES}
+
+    def config_json(self):
+        """The ``{"method", "params"}`` that re-creates this bdev in framework_get_config, or None."""
+        return None
 
     def driver_specific(self):
         """``driver_specific`` of bdev_get_bdevs, or None to leave it out."""
@@ -137,6 +150,7 @@ class BdevRegistry:
         self._bdevs = []
         self.examiners = []          # coroutine functions examine(bdev) run on registration
         self.auto_examine = True     # bdev_set_options bdev_auto_examine
+        self.examine_allowlist = set()  # names given to bdev_examine while auto examine is off
 
     def __iter__(self):
         return iter(list(self._bdevs))
@@ -164,7 +178,9 @@ class BdevRegistry:
                 raise RpcError(-EEXIST, "File exists")
         bdev.registry = self
         self._bdevs.append(bdev)
-        if examine if examine is not None else self.auto_examine:
+        if examine is None:
+            examine = self.auto_examine or bdev.name in self.examine_allowlist
+        if examine:
             await self.examine(bdev)
         return bdev
 

@@ -5,15 +5,17 @@ register RPCs with ``rpc.rpc``. They may hook in with ``target.on_start`` / ``ta
 callbacks (coroutine functions taking the target).
 """
 import asyncio
+import functools
 import time
 
-from .bdev import BdevRegistry
+from .bdev import BdevRegistry, EXAMINERS
 
 
 class Target:
     def __init__(self, options):
         self.options = options              # parsed command line (cli.py)
         self.bdevs = BdevRegistry()
+        self.bdevs.examiners = [functools.partial(func, self) for func in EXAMINERS]
         self.state = {}                     # per subsystem module
         self.rpc_log = []                   # dicts: time, method, params, mutating, result|error
         self.rpc_log_path = getattr(options, "rpc_log", None)
