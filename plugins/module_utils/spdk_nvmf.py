@@ -170,19 +170,6 @@ class Subsystem:
     def ports(self):
         return {listener.port for listener in self.listeners}
 
-    def exposure(self):
-        """The user-facing view returned by modules (first listener is the exposure)."""
-        first = self.listeners[0] if self.listeners else None
-        return {
-            "nqn": self.nqn,
-            "listen_address": first.address if first else None,
-            "port": first.port if first else None,
-            "listeners": ["%s:%d" % (lsn.address, lsn.port) for lsn in self.listeners],
-            "allowed_hosts": sorted(self.hosts),
-            "allow_any_host": self.allow_any_host,
-            "namespaces": [ns["bdev"] for ns in self.namespaces],
-        }
-
 
 def parse_subsystems(result):
     """``nvmf_get_subsystems`` result -> {nqn: Subsystem}, discovery subsystem left out."""
@@ -356,14 +343,22 @@ def plan_unexpose(current):
     return [Step("nvmf_delete_subsystem", {"nqn": current.nqn}, "delete subsystem %s" % current.nqn)]
 
 
-def expected_exposure(spec, current, subsystems):
-    """What ``Subsystem.exposure()`` will say once ``plan_exposure`` ran (for diff and check mode)."""
+def expected_entry(spec, current, subsystems):
+    """The ``nvmf_get_subsystems`` entry the subsystem will have once ``plan_exposure`` ran.
+
+    Shaped like SPDK's own answer so that the read-side model turns it into the
+    same view as a real read (check mode and diff show what a real run returns).
+    """
     port = choose_port(spec, current, subsystems)
-    return Subsystem(
-        spec.nqn, allow_any_host=spec.allow_any_host, hosts=spec.allowed_hosts,
-        listeners=[Listener(spec.listen_address, port, adrfam=spec.adrfam)],
-        namespaces=[{"nsid": 1, "bdev": spec.bdev_uuid, "uuid": spec.bdev_uuid}],
-    ).exposure()
+    return {
+        "nqn": spec.nqn, "subtype": "NVMe",
+        "listen_addresses": [Listener(spec.listen_address, port, adrfam=spec.adrfam).to_spdk()],
+        "allow_any_host": spec.allow_any_host,
+        "hosts": [{"nqn": host} for host in spec.allowed_hosts],
+        "serial_number": current.serial_number if current and current.serial_number else spec.serial_number,
+        "model_number": current.model_number if current and current.model_number else spec.model_number,
+        "namespaces": [{"nsid": 1, "bdev_name": spec.bdev_uuid or spec.bdev, "uuid": spec.bdev_uuid}],
+    }
 
 
 # ---------------------------------------------------------------- reading

@@ -81,13 +81,12 @@ class TestParse:
         subsystems = nvmf.parse_subsystems(NODE2_SUBSYSTEMS)
         assert sorted(subsystems) == ["nqn.2026-01.io.spdk-storage:img-base-0001", REPLICA_NQN]
 
-    def test_exposure_view_of_a_real_subsystem(self):
-        exposure = nvmf.parse_subsystems(NODE2_SUBSYSTEMS)[REPLICA_NQN].exposure()
-        assert exposure == {
-            "nqn": REPLICA_NQN, "listen_address": "127.0.0.1", "port": 4421,
-            "listeners": ["127.0.0.1:4421"], "allowed_hosts": [HOST1], "allow_any_host": False,
-            "namespaces": [REPLICA_UUID],
-        }
+    def test_a_real_subsystem_is_read_field_by_field(self):
+        subsystem = nvmf.parse_subsystems(NODE2_SUBSYSTEMS)[REPLICA_NQN]
+        assert subsystem.allow_any_host is False
+        assert subsystem.hosts == [HOST1]
+        assert subsystem.listeners == [nvmf.Listener("127.0.0.1", 4421)]
+        assert subsystem.namespaces == [{"nsid": 1, "bdev": REPLICA_UUID, "uuid": REPLICA_UUID}]
 
     def test_used_ports_leave_out_the_subsystem_itself(self):
         subsystems = nvmf.parse_subsystems(NODE2_SUBSYSTEMS)
@@ -264,9 +263,11 @@ class TestInputs:
         with pytest.raises(SpdkInputError, match="not an IP address"):
             replica_spec(listen_address="storage-1.example")
 
-    def test_expected_exposure_matches_what_the_plan_builds(self):
+    def test_expected_entry_reads_back_as_the_planned_subsystem(self):
+        # the entry predicted for check mode parses like a real answer to the same subsystem
         spec = replica_spec(port=4425)
-        assert nvmf.expected_exposure(spec, None, {}) == {
-            "nqn": REPLICA_NQN, "listen_address": "127.0.0.1", "port": 4425, "listeners": ["127.0.0.1:4425"],
-            "allowed_hosts": [HOST1], "allow_any_host": False, "namespaces": [REPLICA_UUID],
-        }
+        entry = nvmf.expected_entry(spec, None, {})
+        predicted = nvmf.Subsystem.from_spdk(entry)
+        assert predicted.listeners == [nvmf.Listener("127.0.0.1", 4425)]
+        assert predicted.hosts == [HOST1] and predicted.allow_any_host is False
+        assert nvmf.plan_exposure(spec, predicted, {spec.nqn: predicted}) == []

@@ -1,0 +1,77 @@
+"""Node states for replica and snapshot tests, made of answers a real SPDK v26.05 gave.
+
+Each scenario is the three reads a replica run starts with (``bdev_lvol_get_lvstores``,
+``bdev_get_bdevs``, ``nvmf_get_subsystems``) plus, where a test needs it, the RAID list.
+Answers come from tests/unit/fixtures/transcripts (copied from shared/spdk-transcripts);
+names are normalised with ``transcript(..., replace=...)`` where a recording used other ones.
+
+NODE1 (more/introspection.jsonl, node1): disk ``disk1`` (1 MiB clusters) with
+  ``vol1-r-a1b2c3d4`` (64 MiB, member of RAID vol1-e0), ``vol5-r-0b0b0b0b`` (32 MiB, unused),
+  ``vol7-src`` cloned from ``vol7-snap-01`` which has a second clone ``vol7-clone-01``;
+  the engine subsystem ``vol1-e0`` listens on 127.0.0.1:4420.
+NODE2 (more/introspection.jsonl, node2): disk ``disk2`` with ``vol1-r-b2c3d4e5`` (256 MiB)
+  exposed at 127.0.0.1:4421 to host ``host-node1``, and ``img-base-0001`` also on 4421.
+CHAIN (more/d6_alloc_after_shallow_copy.jsonl, node1, replica renamed ``vol1``): head ``vol1``
+  cloned from ``vol1-snap-02`` cloned from ``vol1-snap-01``; ``vol1-snap-01`` also has the clone
+  ``vol1-clone-01``; the head is exposed on 127.0.0.1:4420 (subsystem answer of
+  more/nvmf_hosts.jsonl L8 normalised to this head).
+"""
+import copy
+
+from expected_calls import answer, result, transcript
+
+INTRO = "more/introspection.jsonl"
+D6 = "more/d6_alloc_after_shallow_copy.jsonl"
+HOST1 = "nqn.2026-01.io.spdk-storage:host-node1"
+NQN_PREFIX = "nqn.2026-01.io.spdk-storage:"
+
+
+class Scenario:
+    def __init__(self, lvstores, bdevs, subsystems, raids=None):
+        self.lvstores = lvstores
+        self.bdevs = bdevs
+        self.subsystems = subsystems
+        self.raids = raids
+
+    def reads(self):
+        """The batch every replica/snapshot run begins with, as expected calls."""
+        return [("bdev_lvol_get_lvstores", None, self.lvstores),
+                ("bdev_get_bdevs", None, self.bdevs),
+                ("nvmf_get_subsystems", None, self.subsystems)]
+
+    def raw(self, with_raids=False):
+        """The model's raw input (NodeState(raw)) for planning tests."""
+        raw = {"lvstores": self.lvstores["result"], "bdevs": self.bdevs["result"],
+               "subsystems": self.subsystems["result"]}
+        if with_raids:
+            raw["raids"] = self.raids["result"]
+        return copy.deepcopy(raw)
+
+
+def node1():
+    return Scenario(answer(INTRO, 63), answer(INTRO, 61), answer(INTRO, 78), answer(INTRO, 83))
+
+
+def node2():
+    return Scenario(
+        # node2's lvstore read comes from the d6 recording of the same node layout
+        answer(D6, 81, replace={"712debc7-9a6b-47ae-ab7d-496f91252c9d": "41fe430b-d3bb-4440-ace3-12420c2f18e4"}),
+        answer(INTRO, 62), answer(INTRO, 72), result([]))
+
+
+CHAIN_RENAME = {"vol1-r-a1b2c3d4": "vol1"}
+CHAIN_HEAD_UUID = "aea39c3d-bd7a-4561-b908-0ca80ac073cb"
+
+
+def chain(exposed=True):
+    bdevs = []
+    # head and vol1-snap-02 name the head; vol1-snap-01 and vol1-clone-01 do not
+    for line, rename in ((17, CHAIN_RENAME), (18, None), (19, CHAIN_RENAME), (20, None)):
+        bdevs.extend(transcript(D6, line, replace=rename)["response"]["result"])
+    subsystems = [s for s in answer(INTRO, 8)["result"]]  # the discovery subsystem only
+    if exposed:
+        exported = answer("more/nvmf_hosts.jsonl", 8, replace={
+            "vol1-r-b2c3d4e5": "vol1", "39648cde-8966-4ffc-9806-8d0dfd1c9170": CHAIN_HEAD_UUID,
+            "39648CDE89664FFC98068D0DFD1C9170": "AEA39C3DBD7A4561B9080CA80AC073CB", '"4421"': '"4420"'})
+        subsystems += exported["result"]
+    return Scenario(answer(D6, 82), result(bdevs), result(subsystems), result([]))
