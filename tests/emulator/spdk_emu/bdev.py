@@ -55,6 +55,7 @@ class Bdev:
         self.claim = None
         self.registry = None
         self._remove_callbacks = []   # callables(bdev) run when the bdev goes away
+        self._resize_callbacks = []   # callables(bdev) run after the size changed
         self.fault = None             # emulator-only fault injection: an error reason string
 
     # ---- I/O (override) ------------------------------------------------------------------
@@ -85,6 +86,10 @@ class Bdev:
         """The ``{"method", "params"}`` that re-creates this bdev in framework_get_config, or None."""
         return None
 
+    def memory_domains(self):
+        """``memory_domains`` of bdev_get_bdevs (NVMe bdevs show one; RAID lists its members'), or None."""
+        return None
+
     def driver_specific(self):
         """``driver_specific`` of bdev_get_bdevs, or None to leave it out."""
         return None
@@ -113,6 +118,9 @@ class Bdev:
             info["claim_type"] = self.claim.claim_type
         info["zoned"] = False
         info["supported_io_types"] = self.supported_io_types()
+        domains = self.memory_domains()
+        if domains:
+            info["memory_domains"] = domains
         specific = self.driver_specific()
         if specific is not None:
             info["driver_specific"] = specific
@@ -138,6 +146,16 @@ class Bdev:
     def resize(self, num_blocks):
         """Called by the owner when the size changes (lvol resize, remote namespace grew)."""
         self.num_blocks = num_blocks
+        for callback in list(self._resize_callbacks):
+            callback(self)
+
+    def on_resize(self, callback):
+        """Register ``callback(bdev)`` run after ``resize`` (a RAID follows its members' size)."""
+        self._resize_callbacks.append(callback)
+
+    def forget_resize(self, callback):
+        if callback in self._resize_callbacks:
+            self._resize_callbacks.remove(callback)
 
     def destroy(self):
         """Release whatever the bdev holds once unregistered (override)."""
