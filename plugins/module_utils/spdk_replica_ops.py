@@ -367,8 +367,8 @@ def connected_hosts(client, state, nqn):
 
 
 def snapshot_children(replica, snap):
-    """Every lvol cloned from ``snap``: child snapshots, the head, clones outside the replica."""
-    return list(snap.children) + ([replica.name] if snap.head_child else []) + list(snap.other_children)
+    """Every lvol cloned from ``snap`` (child snapshots, the head, clones outside the replica), sorted."""
+    return sorted(list(snap.children) + ([replica.name] if snap.head_child else []) + list(snap.other_children))
 
 
 def snapshot_tree(replica, cluster_size):
@@ -435,7 +435,7 @@ def _tree_with_new_snapshot(tree, request, replica, cluster_size):
     for entry in tree:
         entry = dict(entry, children=list(entry["children"]))
         if entry["name"] == parent:
-            entry["children"] = [request.name if c == replica.name else c for c in entry["children"]]
+            entry["children"] = sorted(request.name if c == replica.name else c for c in entry["children"])
         new_tree.append(entry)
     new_tree.append({"name": request.name, "lvol_name": request.lvol_name, "parent": parent,
                      "children": [replica.name], "allocated_bytes": replica.head.allocated_clusters * cluster_size,
@@ -470,8 +470,7 @@ def _tree_without(tree, snap):
             continue
         entry = dict(entry, children=list(entry["children"]))
         if entry["name"] == snap.parent:
-            entry["children"] = [c for c in entry["children"] if c != snap.name] + [
-                c for c in _children_of(tree, snap.name)]
+            entry["children"] = sorted([c for c in entry["children"] if c != snap.name] + _children_of(tree, snap.name))
         if entry["parent"] == snap.name:
             entry["parent"] = snap.parent
         new_tree.append(entry)

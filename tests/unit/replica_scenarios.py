@@ -75,3 +75,66 @@ def chain(exposed=True):
             "39648CDE89664FFC98068D0DFD1C9170": "AEA39C3DBD7A4561B9080CA80AC073CB", '"4421"': '"4420"'})
         subsystems += exported["result"]
     return Scenario(answer(D6, 82), result(bdevs), result(subsystems), result([]))
+
+
+# --- states after a change ---------------------------------------------------------------
+# A module re-reads the node after it changed something. Where no recording holds that
+# exact node, the after-state is the recorded one with the change applied the way SPDK
+# reports it (each helper says which recorded answer shows that shape).
+
+
+def _bdev(scenario, alias):
+    for bdev in scenario.bdevs["result"]:
+        if alias in (bdev.get("aliases") or []):
+            return bdev
+    raise KeyError(alias)
+
+
+def without_lvol(scenario, alias):
+    scenario.bdevs["result"] = [b for b in scenario.bdevs["result"] if alias not in (b.get("aliases") or [])]
+    return scenario
+
+
+def without_subsystem(scenario, nqn):
+    scenario.subsystems["result"] = [s for s in scenario.subsystems["result"] if s["nqn"] != nqn]
+    return scenario
+
+
+def resized(scenario, alias, size_bytes):
+    """A grow shows as a larger num_blocks (more/lvol_ops.jsonl L105 after L104)."""
+    bdev = _bdev(scenario, alias)
+    bdev["num_blocks"] = size_bytes // bdev["block_size"]
+    return scenario
+
+
+def hosts_set(scenario, nqn, hosts):
+    """The subsystem's ``hosts`` list as nvmf_get_subsystems shows it (more/nvmf_hosts.jsonl L14)."""
+    for subsystem in scenario.subsystems["result"]:
+        if subsystem["nqn"] == nqn:
+            subsystem["hosts"] = [{"nqn": h} for h in hosts]
+    return scenario
+
+
+def chain_with_snapshot_03():
+    """CHAIN after bdev_lvol_snapshot of the head as vol1-snap-03 (shape of d6 L17/L19)."""
+    scenario = chain()
+    snap02, head = _bdev(scenario, "disk1/vol1-snap-02"), _bdev(scenario, "disk1/vol1")
+    snap03 = copy.deepcopy(snap02)
+    snap03.update(name="5f0c1d2e-0000-4000-8000-000000000003", uuid="5f0c1d2e-0000-4000-8000-000000000003",
+                  aliases=["disk1/vol1-snap-03"])
+    snap03["driver_specific"]["lvol"].update(base_snapshot="vol1-snap-02", clones=["vol1"],
+                                             num_allocated_clusters=2)
+    snap02["driver_specific"]["lvol"]["clones"] = ["vol1-snap-03"]
+    head["driver_specific"]["lvol"].update(base_snapshot="vol1-snap-03", num_allocated_clusters=0)
+    scenario.bdevs["result"].append(snap03)
+    return scenario
+
+
+def chain_without_snapshot_02():
+    """CHAIN after deleting vol1-snap-02: merged into the head, which now clones vol1-snap-01
+    (more/lvol_ops.jsonl L122-L124: the child's allocation grows by the merged clusters)."""
+    scenario = without_lvol(chain(), "disk1/vol1-snap-02")
+    snap01, head = _bdev(scenario, "disk1/vol1-snap-01"), _bdev(scenario, "disk1/vol1")
+    snap01["driver_specific"]["lvol"]["clones"] = ["vol1-clone-01", "vol1"]
+    head["driver_specific"]["lvol"].update(base_snapshot="vol1-snap-01", num_allocated_clusters=4)
+    return scenario

@@ -248,7 +248,7 @@ class TestSnapshots:
         plan = ops.plan_snapshot(state_of(scenarios.chain()), snap_request("02", state="absent"))
         assert calls(plan) == [("bdev_lvol_delete", {"name": "disk1/vol1-snap-02"})]
         assert plan.after["snapshots"] == [
-            {"name": "01", "lvol_name": "vol1-snap-01", "parent": None, "children": ["vol1-clone-01", "vol1"],
+            {"name": "01", "lvol_name": "vol1-snap-01", "parent": None, "children": ["vol1", "vol1-clone-01"],
              "allocated_bytes": 3 * MIB, "allocated_clusters": 3}]
 
     def test_delete_with_two_children_is_refused(self):
