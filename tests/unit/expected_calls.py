@@ -25,6 +25,7 @@ import os
 from unittest import mock
 
 from ansible.module_utils import basic
+from ansible.module_utils.common import warnings as ansible_warnings
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import READ_ONLY_METHODS, SpdkRpcClient
 
 try:  # ansible-core >= 2.19
@@ -208,6 +209,10 @@ class Outcome:
         return [m for m in self.methods if m not in READ_ONLY_METHODS]
 
     @property
+    def warnings(self):
+        return list(self.result.get("warnings") or [])
+
+    @property
     def rpc_count(self):
         return len(self.script.received)
 
@@ -216,9 +221,10 @@ def run_module(module, args, calls, check_mode=False, diff=False):
     """Run ``module.main()`` with ``args`` against the scripted RPCs ``calls``.
 
     Returns an Outcome; raises ScriptViolation when the traffic left the script,
-    including expected calls that were never made.
+    including expected calls that were never made. ``calls=None`` leaves the real
+    wire in place (for tests against a real socket, or an absent one).
     """
-    script = RpcScript(calls)
+    script = RpcScript(calls or [])
     module_args = dict(args)
     module_args.setdefault("rpc_socket", "/nonexistent/spdk-unit-test.sock")
     module_args["_ansible_check_mode"] = check_mode
@@ -226,15 +232,20 @@ def run_module(module, args, calls, check_mode=False, diff=False):
 
     def exit_json(self, **kwargs):
         kwargs.setdefault("changed", False)
+        kwargs["warnings"] = list(ansible_warnings.get_warning_messages())
         raise ModuleExit(kwargs, failed=False)
 
     def fail_json(self, msg, **kwargs):
         kwargs["msg"] = msg
         kwargs["failed"] = True
+        kwargs["warnings"] = list(ansible_warnings.get_warning_messages())
         raise ModuleExit(kwargs, failed=True)
 
-    with patch_module_args(module_args), \
-            mock.patch.object(SpdkRpcClient, "_send", autospec=True, side_effect=script.send), \
+    wire = mock.patch.object(SpdkRpcClient, "_send", autospec=True, side_effect=script.send)
+    if calls is None:
+        wire = mock.patch.object(RpcScript, "send")  # a no-op patch: the real _send stays
+    ansible_warnings._global_warnings.clear()  # warnings are global to a module run
+    with patch_module_args(module_args), wire, \
             mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
             mock.patch.object(basic.AnsibleModule, "fail_json", fail_json):
         try:
