@@ -26,6 +26,7 @@ test -f "$installed/MANIFEST.json" || { echo "build: install into $INSTALL faile
 # Only the installed artifact may be found, never the checkout.
 export ANSIBLE_COLLECTIONS_PATH="$INSTALL"
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+export ANSIBLE_NOCOLOR=1
 rendered=0
 for module in "$installed"/plugins/modules/*.py; do
     [ -e "$module" ] || continue
