@@ -9,12 +9,13 @@
 # git from the nearest .git upwards, and the checkout's own .git ignores .cache.
 #
 # Usage: scripts/sanity.sh [extra ansible-test sanity arguments]
-# Environment: VENV (default .venv), SANITY_PYTHON (default 3.11).
+# Environment: VENV (default .venv), SANITY_PYTHON (default: the venv's Python
+# version, 3.11 as the Makefile creates it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
-SANITY_PYTHON="${SANITY_PYTHON:-3.11}"
+SANITY_PYTHON="${SANITY_PYTHON:-$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')}"
 TREE="$ROOT/.cache/sanity/ansible_collections/spdk/storage"
 
 # Lists the collection's files, relative to ROOT, NUL-separated.
