@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) spdk.storage contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+
+    # The connection options every module takes (plugins/module_utils/spdk_common.py SPDK_COMMON_ARGS).
+    DOCUMENTATION = r"""
+options:
+  rpc_socket:
+    description:
+      - Where the C(spdk_tgt) JSON-RPC server listens, on the host the task runs on.
+      - A Unix socket path (the C(-r) option of C(spdk_tgt)), a TCP address C(host:port) or C([ipv6]:port),
+        or the URL of SPDK's C(rpc_http_proxy) (C(http://), C(https://), or C(http+unix://) followed by the
+        proxy's socket path). The HTTP forms need the Python library C(requests)
+        (C(http+unix://) also C(requests-unixsocket)) on that host; the other forms need no extra library.
+      - If not set, the environment variable E(SPDK_RPC_SOCKET) is used, then the default.
+      - Set it once for a play with C(module_defaults) and the group C(group/spdk.storage.spdk).
+    type: str
+    default: /var/tmp/spdk.sock
+  rpc_timeout:
+    description:
+      - Seconds one RPC may take from connecting to its complete answer. A call that misses it fails
+        and its connection is closed.
+      - While the socket does not exist yet or refuses connections (the target is still starting),
+        connecting is retried for a few seconds within this time.
+      - If not set, the environment variable E(SPDK_RPC_TIMEOUT) is used, then the default.
+    type: float
+    default: 60
+  rpc_username:
+    description:
+      - User name for HTTP basic authentication at an C(rpc_http_proxy). Only used with an HTTP O(rpc_socket).
+      - If not set, the environment variable E(SPDK_RPC_USERNAME) is used.
+    type: str
+  rpc_password:
+    description:
+      - Password for HTTP basic authentication at an C(rpc_http_proxy). Only used with an HTTP O(rpc_socket).
+      - If not set, the environment variable E(SPDK_RPC_PASSWORD) is used.
+    type: str
+  rpc_validate_certs:
+    description:
+      - Whether to verify the TLS certificate of an C(https://) O(rpc_socket).
+      - Only set to V(false) for test set-ups with self-signed certificates.
+      - If not set, the environment variable E(SPDK_RPC_VALIDATE_CERTS) is used, then the default.
+    type: bool
+    default: true
+notes:
+  - The modules talk to C(spdk_tgt) on the host the task runs on; its RPC socket usually needs root.
+  - In check mode no RPC that changes the target is sent; reads still are, to plan the change.
+  - Results carry C(rpc_calls), the number of RPCs sent to the target.
+"""
+
+    # Attributes shared by the state-changing modules; a module adds the details of its own.
+    ATTRIBUTES = r"""
+options: {}
+attributes:
+  check_mode:
+    description: Can run in C(check_mode) and return changed status prediction without modifying target.
+    support: full
+    details:
+      - Only reading RPCs are sent; the change is planned from the target's current state.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in C(check_mode)), when in diff mode.
+    support: full
+  idempotent:
+    description:
+      - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+      - This assumes that the system controlled/queried by the module has not changed in a relevant way.
+    support: full
+  action_group:
+    description: Use C(group/spdk.storage.spdk) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - spdk.storage.spdk
+"""
+
+    # Use together with ATTRIBUTES in modules that only read (spdk_info).
+    INFO_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - This action does not modify state.
+  diff_mode:
+    support: N/A
+    details:
+      - This action does not modify state.
+  idempotent:
+    support: full
+    details:
+      - This action does not modify state.
+"""

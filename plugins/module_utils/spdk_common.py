@@ -1,0 +1,210 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) spdk.storage contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""SpdkModule: the shared connection options, the client, and the one place errors become fail_json.
+
+    module = SpdkModule(argument_spec=..., supports_check_mode=True)
+    client = module.client           # SpdkRpcClient from rpc_socket / rpc_timeout, check mode wired
+    try:
+        ...
+    except SpdkRpcError as err:
+        module.fail_rpc(err, hint="what the user should do")
+    module.exit_with(changed, diff={"before": ..., "after": ...}, disk=...)
+
+``module.run(fn)`` or the ``@spdk_main`` decorator on ``main()`` turn any exception that
+escapes (an RPC error or a bug) into fail_json with a clear message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
+    DEFAULT_SOCKET,
+    DEFAULT_TIMEOUT,
+    SpdkCapabilityError,
+    SpdkConnectionError,
+    SpdkMissingLibraryError,
+    SpdkRpcClient,
+    SpdkRpcError,
+)
+
+SPDK_COMMON_ARGS = dict(
+    rpc_socket=dict(type="str", default=DEFAULT_SOCKET, fallback=(env_fallback, ["SPDK_RPC_SOCKET"])),
+    rpc_timeout=dict(type="float", default=DEFAULT_TIMEOUT, fallback=(env_fallback, ["SPDK_RPC_TIMEOUT"])),
+    rpc_username=dict(type="str", fallback=(env_fallback, ["SPDK_RPC_USERNAME"])),
+    rpc_password=dict(type="str", no_log=True, fallback=(env_fallback, ["SPDK_RPC_PASSWORD"])),
+    rpc_validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["SPDK_RPC_VALIDATE_CERTS"])),
+)
+
+# RPCs that open an NVMe-oF connection: SPDK reports every failure of theirs as -5.
+CONNECT_METHODS = frozenset((
+    "bdev_nvme_attach_controller", "bdev_nvme_start_discovery", "bdev_nvme_set_keys",
+))
+
+_ACTIVE_MODULE = []  # the SpdkModule of the current run, for @spdk_main
+
+
+def spdk_argument_spec(**module_options):
+    """The shared connection options plus ``module_options`` (a fresh copy each time)."""
+    spec = copy.deepcopy(SPDK_COMMON_ARGS)
+    spec.update(module_options)
+    return spec
+
+
+def explain_connect_failure(params=None):
+    """Why an NVMe-oF attach or connect answered -5, naming what the call asked for."""
+    params = params or {}
+    where = "%s:%s" % (params.get("traddr", "the target address"), params.get("trsvcid", "the port"))
+    subsystem = params.get("subnqn", "the subsystem")
+    host = params.get("hostnqn") or "this node's default host NQN"
+    return (
+        "SPDK answers -5 (Input/output error) for every failed NVMe-oF connect; the likely causes are: "
+        "%s does not allow the host %s (add it to the exporting replica's allowed_hosts); "
+        "a wrong or missing DH-CHAP key on either side; "
+        "nothing reachable listens on %s, or %s is not exported there "
+        "(target down, wrong address or port, firewall)" % (subsystem, host, where, subsystem))
+
+
+def default_hint(err):
+    """A generic next step for an SPDK error code, or None when nothing useful can be said."""
+    message = err.message or ""
+    if err.code == -5 and err.method in CONNECT_METHODS:
+        return explain_connect_failure(err.params)
+    if err.code == -32601:
+        return ("this spdk_tgt has no such RPC: it is older than the collection expects or was built "
+                "without that module")
+    if "spdk_json_decode_object failed" in message:
+        return "the target refused the parameters: this SPDK version expects other parameters for %s" % err.method
+    if err.is_exists():
+        return "an object with that name already exists on the target"
+    if err.is_no_device():
+        return "the object the call names does not exist on the target (or no longer)"
+    if err.code == -1 or "Operation not permitted" in message:
+        return "the bdev is in use: claimed by another bdev (an lvstore or a RAID) or already holding an lvstore"
+    if err.code == -16 or "busy" in message:
+        return "the object is busy; retry once the operation that holds it has finished"
+    if err.code == -28 or "No space left" in message:
+        return "the lvstore has not enough free clusters"
+    return None
+
+
+def describe_rpc_error(err, hint=None):
+    """One sentence for the user: what failed, SPDK's code and message, and what to do."""
+    if isinstance(err, (SpdkConnectionError, SpdkCapabilityError)):
+        text = str(err) if isinstance(err, SpdkConnectionError) else err.message
+    else:
+        text = "SPDK RPC %s failed with error %s (%s)" % (err.method, err.code, err.message)
+    advice = hint or (None if isinstance(err, (SpdkConnectionError, SpdkCapabilityError)) else default_hint(err))
+    if advice:
+        text = "%s%s %s" % (text.rstrip("."), "" if text.endswith("?") else ":", advice)
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+class SpdkModule(AnsibleModule):
+    """AnsibleModule with the shared SPDK connection options and an SpdkRpcClient."""
+
+    def __init__(self, argument_spec=None, **kwargs):
+        self._client = None
+        self._finished = False
+        _ACTIVE_MODULE[:] = [self]
+        super(SpdkModule, self).__init__(argument_spec=spdk_argument_spec(**(argument_spec or {})), **kwargs)
+        if self.params["rpc_timeout"] <= 0:
+            self.fail_json(msg="rpc_timeout must be more than 0 seconds, got %s" % self.params["rpc_timeout"])
+
+    @property
+    def client(self):
+        if self._client is None:
+            params = self.params
+            self._client = SpdkRpcClient(
+                address=params["rpc_socket"], timeout=params["rpc_timeout"], check_mode=self.check_mode,
+                username=params["rpc_username"], password=params["rpc_password"],
+                validate_certs=params["rpc_validate_certs"])
+        return self._client
+
+    @property
+    def rpc_calls(self):
+        """How many RPCs reached the target during this run."""
+        return len(self._client.sent_calls) if self._client is not None else 0
+
+    # -- ending a run ---------------------------------------------------------------
+
+    def exit_with(self, changed, diff=None, **result):
+        result["changed"] = changed
+        if diff is not None:
+            result["diff"] = diff
+        self.exit_json(**result)
+
+    def fail_rpc(self, err, hint=None, **result):
+        """fail_json for an SpdkRpcError: method, SPDK code and message, and what to do."""
+        if isinstance(err, SpdkMissingLibraryError):
+            self.fail_json(msg=missing_required_lib(err.library), exception=err.import_traceback, **result)
+        result.update(rpc_method=err.method, rpc_error_code=err.code, rpc_error_message=err.message)
+        self.fail_json(msg=describe_rpc_error(err, hint), **result)
+
+    def fail_unexpected(self, exc):
+        """fail_json for an exception nobody expected (a bug): a message, the traceback only in -vvv."""
+        self.fail_json(
+            msg="%s stopped on an unexpected error (%s: %s); no further RPC was sent. This is a bug in "
+                "spdk.storage: please report it with the output of -vvv."
+                % (getattr(self, "_name", "the module"), type(exc).__name__, exc),
+            exception=traceback.format_exc())
+
+    def exit_json(self, **kwargs):
+        self._finish(kwargs)
+        super(SpdkModule, self).exit_json(**kwargs)
+
+    def fail_json(self, msg, **kwargs):
+        self._finish(kwargs)
+        super(SpdkModule, self).fail_json(msg=msg, **kwargs)
+
+    def _finish(self, result):
+        self._finished = True
+        result.setdefault("rpc_calls", self.rpc_calls)
+        if self._client is not None:
+            self._client.close()
+
+    # -- guarded execution ------------------------------------------------------------
+
+    def run(self, fn, *args, **kwargs):
+        """Call ``fn(*args, **kwargs)``; a returned dict is the result (it must hold ``changed``).
+
+        An SpdkRpcError becomes fail_rpc, any other exception fail_unexpected.
+        """
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.handle_exception(exc)
+            raise  # reached only when a test double's fail_json returns
+        if isinstance(result, dict):
+            self.exit_json(**result)
+        self.fail_json(msg="internal error: %r returned neither a result nor exited" % getattr(fn, "__name__", fn))
+
+    def handle_exception(self, exc):
+        """End the run for ``exc``; re-raises it if this run already ended (exit in tests)."""
+        if self._finished:
+            raise exc
+        if isinstance(exc, SpdkRpcError):
+            self.fail_rpc(exc)
+        self.fail_unexpected(exc)
+
+
+def spdk_main(main):
+    """Decorate a module's ``main()`` so no exception escapes as a traceback."""
+    @functools.wraps(main)
+    def guarded(*args, **kwargs):
+        _ACTIVE_MODULE[:] = []
+        try:
+            return main(*args, **kwargs)
+        except Exception as exc:  # pylint: disable=broad-except
+            if not _ACTIVE_MODULE:
+                raise  # failed before SpdkModule existed: nothing can report it but Ansible itself
+            _ACTIVE_MODULE[0].handle_exception(exc)
+            raise
+    return guarded

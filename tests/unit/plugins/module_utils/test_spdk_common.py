@@ -1,0 +1,278 @@
+"""SpdkModule: shared options, the client it builds, and how every failure becomes fail_json."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
+    SPDK_COMMON_ARGS,
+    SpdkModule,
+    explain_connect_failure,
+    spdk_main,
+)
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
+    SpdkCapabilityError,
+    SpdkConnectionError,
+    SpdkMissingLibraryError,
+    SpdkRpcClient,
+    SpdkRpcError,
+)
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "spdk_v26_05_answers.json")
+with open(FIXTURES) as _handle:
+    REAL = json.load(_handle)["exchanges"]
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+
+
+class Ended(Exception):
+    def __init__(self, result):
+        super(Ended, self).__init__(result)
+        self.result = result
+
+
+@pytest.fixture(autouse=True)
+def ending(monkeypatch):
+    """exit_json/fail_json raise Ended with the result instead of printing and exiting."""
+    def exit_json(self, **kwargs):
+        kwargs.setdefault("changed", False)
+        raise Ended(kwargs)
+
+    def fail_json(self, msg, **kwargs):
+        raise Ended(dict(kwargs, msg=msg, failed=True))
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    for name in ("SPDK_RPC_SOCKET", "SPDK_RPC_TIMEOUT", "SPDK_RPC_USERNAME", "SPDK_RPC_PASSWORD",
+                 "SPDK_RPC_VALIDATE_CERTS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def make_module(args=None, check_mode=False, **kwargs):
+    module_args = dict(args or {}, _ansible_check_mode=check_mode)
+    with patch_module_args(module_args):
+        return SpdkModule(argument_spec=dict(name=dict(type="str")), supports_check_mode=True, **kwargs)
+
+
+def scripted(monkeypatch, answers):
+    """Replace the wire with ``answers`` ({method: result or SpdkRpcError-like error dict})."""
+    def send(self, requests):
+        replies = []
+        for request in requests:
+            reply = answers[request["method"]]
+            key = "error" if isinstance(reply, dict) and "code" in reply else "result"
+            replies.append({"jsonrpc": "2.0", "id": request["id"], key: reply})
+        return replies
+    monkeypatch.setattr(SpdkRpcClient, "_send", send)
+
+
+def failure_of(action):
+    with pytest.raises(Ended) as info:
+        action()
+    return info.value.result
+
+
+# -- options ------------------------------------------------------------------------------
+
+def test_module_options_are_merged_with_the_connection_options():
+    module = make_module({"name": "disk1"})
+    assert module.params == {"name": "disk1", "rpc_socket": "/var/tmp/spdk.sock", "rpc_timeout": 60.0,
+                             "rpc_username": None, "rpc_password": None, "rpc_validate_certs": True}
+    assert "name" not in SPDK_COMMON_ARGS  # the shared spec is not modified
+
+
+def test_environment_variables_fill_unset_connection_options(monkeypatch):
+    monkeypatch.setenv("SPDK_RPC_SOCKET", "/run/spdk/node2.sock")
+    monkeypatch.setenv("SPDK_RPC_TIMEOUT", "5")
+    monkeypatch.setenv("SPDK_RPC_PASSWORD", "hunter2")
+    module = make_module()
+    assert (module.params["rpc_socket"], module.params["rpc_timeout"]) == ("/run/spdk/node2.sock", 5.0)
+    assert "hunter2" in module.no_log_values
+    assert make_module({"rpc_socket": "/explicit.sock"}).params["rpc_socket"] == "/explicit.sock"
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_a_timeout_that_is_not_positive_is_refused(timeout):
+    result = failure_of(lambda: make_module({"rpc_timeout": timeout}))
+    assert result["msg"] == "rpc_timeout must be more than 0 seconds, got %s" % float(timeout)
+
+
+def test_the_client_is_built_once_from_the_options_with_check_mode():
+    module = make_module({"rpc_socket": "10.0.0.2:5260", "rpc_timeout": 7}, check_mode=True)
+    client = module.client
+    assert (client.address, client.timeout, client.check_mode) == ("10.0.0.2:5260", 7.0, True)
+    assert module.client is client
+
+
+# -- ending a run -------------------------------------------------------------------------------
+
+def test_exit_with_reports_changed_diff_result_and_rpc_count(monkeypatch):
+    scripted(monkeypatch, {"bdev_lvol_get_lvstores": [], "bdev_lvol_create_lvstore": "7a54ac3b"})
+    module = make_module()
+    module.client.call("bdev_lvol_get_lvstores")
+    module.client.call("bdev_lvol_create_lvstore", {"bdev_name": "disk0", "lvs_name": "lvs0"})
+    result = failure_of(lambda: module.exit_with(True, diff={"before": {}, "after": {"name": "lvs0"}}, disk={"x": 1}))
+    assert result == {"changed": True, "diff": {"before": {}, "after": {"name": "lvs0"}}, "disk": {"x": 1},
+                      "rpc_calls": 2}
+
+
+def test_check_mode_counts_only_the_calls_that_were_sent(monkeypatch):
+    scripted(monkeypatch, {"bdev_lvol_get_lvstores": []})
+    module = make_module(check_mode=True)
+    module.client.call("bdev_lvol_get_lvstores")
+    module.client.call("bdev_lvol_create_lvstore", {"bdev_name": "disk0", "lvs_name": "lvs0"})
+    assert failure_of(lambda: module.exit_with(True))["rpc_calls"] == 1
+
+
+def test_fail_rpc_names_method_code_message_and_what_to_do():
+    exchange = REAL["lvol_exists"]
+    err = SpdkRpcError("bdev_lvol_create", exchange["response"]["error"]["code"],
+                       exchange["response"]["error"]["message"], params=exchange["request"]["params"])
+    result = failure_of(lambda: make_module().fail_rpc(err))
+    assert result["msg"] == ("SPDK RPC bdev_lvol_create failed with error -17 (File exists): "
+                             "an object with that name already exists on the target.")
+    assert (result["rpc_method"], result["rpc_error_code"], result["rpc_error_message"]) == (
+        "bdev_lvol_create", -17, "File exists")
+    assert result["rpc_calls"] == 0
+    assert "Traceback" not in json.dumps(result)
+
+
+def test_a_hint_from_the_module_replaces_the_generic_one():
+    err = SpdkRpcError("bdev_lvol_delete_lvstore", -19, "No such device")
+    result = failure_of(lambda: make_module().fail_rpc(err, hint="the disk was already detached; run spdk_disk again"))
+    assert result["msg"] == ("SPDK RPC bdev_lvol_delete_lvstore failed with error -19 (No such device): "
+                             "the disk was already detached; run spdk_disk again.")
+
+
+def test_an_attach_answered_minus_5_lists_the_likely_causes():
+    exchange = REAL["attach_closed_port"]
+    error = exchange["response"]["error"]
+    err = SpdkRpcError("bdev_nvme_attach_controller", error["code"], error["message"],
+                       params=exchange["request"]["params"])
+    msg = failure_of(lambda: make_module().fail_rpc(err))["msg"]
+    assert msg.startswith("SPDK RPC bdev_nvme_attach_controller failed with error -5 (Input/output error): ")
+    for cause in ("nqn.2023-01.io.spdk-lab:nope does not allow the host", "DH-CHAP key",
+                  "nothing reachable listens on 127.0.0.1:4999"):
+        assert cause in msg
+
+
+def test_explain_connect_failure_names_the_host_nqn_when_given():
+    text = explain_connect_failure({"traddr": "10.0.0.3", "trsvcid": "4421", "subnqn": "nqn.x:vol1-r1",
+                                    "hostnqn": "nqn.2026-01.io.spdk-storage:host-node1"})
+    assert "nqn.x:vol1-r1 does not allow the host nqn.2026-01.io.spdk-storage:host-node1" in text
+    assert "10.0.0.3:4421" in text
+
+
+def test_an_unreachable_target_says_what_to_check(tmp_path):
+    client = SpdkRpcClient(str(tmp_path / "absent.sock"), timeout=0.3, connect_retries=1)
+    with pytest.raises(SpdkConnectionError) as info:
+        client.call("bdev_get_bdevs")
+    msg = failure_of(lambda: make_module().fail_rpc(info.value))["msg"]
+    assert msg.startswith("bdev_get_bdevs: cannot connect to %s" % (tmp_path / "absent.sock"))
+    assert msg.endswith("is spdk_tgt running? is rpc_socket right?")
+
+
+def test_a_missing_capability_is_reported_as_such():
+    err = SpdkCapabilityError("bdev_lvol_shallow_copy", None,
+                              "this target (SPDK v26.05) has no RPC bdev_lvol_shallow_copy, needed for fast rebuild")
+    assert failure_of(lambda: make_module().fail_rpc(err))["msg"] == (
+        "this target (SPDK v26.05) has no RPC bdev_lvol_shallow_copy, needed for fast rebuild.")
+
+
+def test_a_missing_http_library_uses_ansibles_wording():
+    err = SpdkMissingLibraryError("connect", "requests", "Traceback ...ImportError")
+    result = failure_of(lambda: make_module().fail_rpc(err))
+    assert "Failed to import the required Python library (requests)" in result["msg"]
+    assert result["exception"] == "Traceback ...ImportError"
+
+
+def test_secrets_stay_out_of_the_failure(monkeypatch):
+    secret = "DHHC-1:00:bm90LWZvci1sb2dz:"
+    scripted(monkeypatch, {"bdev_nvme_attach_controller": {"code": -5, "message": "bad key %s" % secret}})
+    module = make_module()
+    with pytest.raises(SpdkRpcError) as info:
+        module.client.call("bdev_nvme_attach_controller", {"name": "r1", "traddr": "127.0.0.1", "trsvcid": "4421",
+                                                           "subnqn": "nqn.x:r1", "dhchap_key": secret})
+    result = failure_of(lambda: module.fail_rpc(info.value))
+    assert secret not in json.dumps(result)
+
+
+# -- guarded execution -------------------------------------------------------------------------
+
+def test_run_turns_a_returned_dict_into_the_result(monkeypatch):
+    scripted(monkeypatch, {"spdk_get_version": REAL["spdk_get_version"]["response"]["result"]})
+    module = make_module()
+    result = failure_of(lambda: module.run(lambda: {"changed": False, "version": module.client.version()["version"]}))
+    assert result == {"changed": False, "version": "SPDK v26.05 git sha1 d519b163cb", "rpc_calls": 1}
+
+
+def test_run_turns_an_rpc_error_into_fail_rpc():
+    module = make_module()
+
+    def body():
+        raise SpdkRpcError("bdev_lvol_resize", -19, "No such device")
+    result = failure_of(lambda: module.run(body))
+    assert result["msg"].startswith("SPDK RPC bdev_lvol_resize failed with error -19 (No such device)")
+
+
+def test_run_turns_a_bug_into_a_clear_failure_without_traceback_in_the_message():
+    module = make_module()
+    result = failure_of(lambda: module.run(lambda: {}["replicas"]))
+    assert "stopped on an unexpected error (KeyError: 'replicas')" in result["msg"]
+    assert "Traceback" not in result["msg"]
+    assert "KeyError" in result["exception"]  # shown by Ansible only with -vvv
+
+
+def test_run_lets_an_exit_inside_the_body_through():
+    module = make_module()
+    result = failure_of(lambda: module.run(lambda: module.exit_with(False, found=True)))
+    assert result == {"changed": False, "found": True, "rpc_calls": 0}
+
+
+def test_spdk_main_guards_a_whole_main_function():
+    @spdk_main
+    def main():
+        module = make_module()
+        return module.params["no-such-option"]
+    assert "unexpected error (KeyError: 'no-such-option')" in failure_of(main)["msg"]
+
+
+def test_spdk_main_re_raises_what_happens_before_the_module_exists():
+    @spdk_main
+    def main():
+        raise ValueError("before SpdkModule")
+    with pytest.raises(ValueError, match="before SpdkModule"):
+        main()
+
+
+def test_a_real_module_process_prints_json_and_no_traceback(tmp_path):
+    """End to end: the module's stdout is one JSON failure, stderr is empty."""
+    module_file = tmp_path / "spdk_probe.py"
+    module_file.write_text(textwrap.dedent("""
+        from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
+
+        @spdk_main
+        def main():
+            module = SpdkModule(argument_spec={}, supports_check_mode=True)
+            module.client.call("bdev_get_bdevs")
+
+        main()
+    """))
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "rpc_socket": str(tmp_path / "absent.sock"), "rpc_timeout": 0.3}}))
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, ".cache", "collections"))
+    done = subprocess.run([sys.executable, str(module_file), str(args)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == ""
+    result = json.loads(done.stdout)
+    assert result["failed"] is True
+    assert "is spdk_tgt running? is rpc_socket right?" in result["msg"]
+    assert result["rpc_method"] == "bdev_get_bdevs"
