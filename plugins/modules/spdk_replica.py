@@ -23,7 +23,7 @@ description:
     so running the module again with the same O(size) changes nothing.
   - One run that changes nothing sends three read RPCs, in one batch.
 author:
-  - spdk.storage contributors
+  - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
@@ -254,6 +254,7 @@ ARGUMENT_SPEC = dict(
     force=dict(type="bool", default=False),
     clear_method=dict(type="str", choices=list(ops.CLEAR_METHODS), default=ops.DEFAULT_CLEAR_METHOD),
 )
+
 
 def build_request(params):
     return ops.ReplicaRequest(

@@ -22,7 +22,7 @@ description:
     snapshot on every replica of an engine) come with the engine modules.
   - One run that changes nothing sends three read RPCs, in one batch.
 author:
-  - spdk.storage contributors
+  - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
