@@ -113,8 +113,10 @@ class SpdkModule(AnsibleModule):
     def __init__(self, argument_spec=None, **kwargs):
         self._client = None
         self._finished = False
-        _ACTIVE_MODULE[:] = [self]
         super(SpdkModule, self).__init__(argument_spec=spdk_argument_spec(**(argument_spec or {})), **kwargs)
+        # Registered only once built: a half-built module cannot report (and validate-modules'
+        # argument spec introspection makes __init__ raise on purpose).
+        _ACTIVE_MODULE[:] = [self]
         if self.params["rpc_timeout"] <= 0:
             self.fail_json(msg="rpc_timeout must be more than 0 seconds, got %s" % self.params["rpc_timeout"])
 

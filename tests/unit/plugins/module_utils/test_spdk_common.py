@@ -276,3 +276,20 @@ def test_a_real_module_process_prints_json_and_no_traceback(tmp_path):
     assert result["failed"] is True
     assert "is spdk_tgt running? is rpc_socket right?" in result["msg"]
     assert result["rpc_method"] == "bdev_get_bdevs"
+
+
+def test_spdk_main_leaves_an_error_raised_while_building_the_module_alone(monkeypatch):
+    # ansible-test validate-modules reads the argument spec by making AnsibleModule.__init__ raise.
+    class SpecCaptured(RuntimeError):
+        pass
+
+    def capture(self, *args, **kwargs):
+        raise SpecCaptured(kwargs["argument_spec"])
+    monkeypatch.setattr(basic.AnsibleModule, "__init__", capture)
+
+    @spdk_main
+    def main():
+        SpdkModule(argument_spec=dict(name=dict(type="str")))
+    with pytest.raises(SpecCaptured) as info:
+        main()
+    assert set(info.value.args[0]) == set(SPDK_COMMON_ARGS) | {"name"}
