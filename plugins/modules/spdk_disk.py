@@ -16,7 +16,7 @@ description:
     the disk's UUID is the lvstore's UUID.
   - O(state=present) attaches an aio bdev over O(path) (a file or a block device) when it is not
     attached yet, waits for SPDK to examine it and so imports the lvstore found on it. Only when the
-    device holds no lvstore does it create one. With O(uuid) it never creates one: a device
+    device holds no lvstore does it create one. With O(uuid) it never creates one; a device
     without an lvstore of that UUID makes the task fail.
   - When the disk is not attached, the module must attach the device to learn which lvstore it holds.
     If that lvstore does not match (another name or another UUID), the module detaches the device
@@ -24,7 +24,7 @@ description:
   - The aio bdev is created with C(fallocate) so that it supports unmap and write-zeroes. Without
     it SPDK's default clear method erases nothing, and a new thin replica can show a deleted
     replica's old bytes (spdk-transcripts more/ANSWERS.md, D1 cases C/D).
-  - O(state=absent) detaches the disk: the aio bdev is deleted, which unloads the lvstore without
+  - O(state=absent) detaches the disk. The aio bdev is deleted, which unloads the lvstore without
     destroying it; its data stays on the device and O(state=present) imports it again. This is
     refused while a replica of the disk is exposed over NVMe-oF or is a member of a RAID, unless
     O(force=true).
@@ -34,7 +34,7 @@ description:
   - A run that changes nothing sends two read RPCs in one batch (present), or two, plus two when
     the disk is attached (absent).
 author:
-  - spdk.storage contributors
+  - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
@@ -193,11 +193,11 @@ disk:
       type: int
       sample: 4014
     total_bytes:
-      description: O(disk.total_clusters) times O(disk.cluster_size).
+      description: RV(disk.total_clusters) times RV(disk.cluster_size).
       type: int
       sample: 4277141504
     free_bytes:
-      description: O(disk.free_clusters) times O(disk.cluster_size).
+      description: RV(disk.free_clusters) times RV(disk.cluster_size).
       type: int
       sample: 4208984064
     replicas:

@@ -23,7 +23,7 @@ description:
   - When a read fails, for example because the target was built without the RAID module, the
     module warns and returns that part empty instead of failing.
 author:
-  - spdk.storage contributors
+  - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
@@ -141,11 +141,6 @@ version:
   returned: always
   type: dict
   sample: {version: "SPDK v26.05 git sha1 d519b163cb", fields: {major: 26, minor: 5, patch: 0, suffix: ""}}
-rpc_count:
-  description: Number of read RPCs sent (all in one batch).
-  returned: always
-  type: int
-  sample: 6
 """
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_model as model
@@ -251,7 +246,7 @@ def main():
         module.fail_rpc(err)
     for warning in warnings:
         module.warn(warning)
-    module.exit_json(changed=False, rpc_count=len(parts), **gather_info(state, gather, module.params["disk"]))
+    module.exit_json(changed=False, **gather_info(state, gather, module.params["disk"]))
 
 
 if __name__ == "__main__":

@@ -217,6 +217,14 @@ class Outcome:
         return len(self.script.received)
 
 
+def _run_main(module, script):
+    try:
+        module.main()
+    except ModuleExit as done:
+        return Outcome(done.result, done.failed, script)
+    raise AssertionError("%s.main() returned without exit_json or fail_json" % module.__name__)
+
+
 def run_module(module, args, calls, check_mode=False, diff=False):
     """Run ``module.main()`` with ``args`` against the scripted RPCs ``calls``.
 
@@ -248,12 +256,7 @@ def run_module(module, args, calls, check_mode=False, diff=False):
     with patch_module_args(module_args), wire, \
             mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
             mock.patch.object(basic.AnsibleModule, "fail_json", fail_json):
-        try:
-            module.main()
-        except ModuleExit as done:
-            outcome = Outcome(done.result, done.failed, script)
-        else:
-            raise AssertionError("%s.main() returned without exit_json or fail_json" % module.__name__)
+        outcome = _run_main(module, script)
     if script.violation is not None:
         raise script.violation
     if script.pending:

@@ -32,7 +32,7 @@ def node1():
 
 
 def test_everything_is_read_in_one_batch_of_six_read_only_rpcs(node1):
-    assert node1.rpc_count == 6 and node1.result["rpc_count"] == 6
+    assert node1.rpc_count == 6 and node1.result["rpc_calls"] == 6
     assert node1.script.exchanges == [6]
     assert node1.mutating == []
     assert node1.changed is False
