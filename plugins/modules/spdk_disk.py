@@ -225,7 +225,7 @@ import socket
 import stat
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_model as model
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     SpdkInputError,
     human_size,
@@ -580,6 +580,7 @@ def rpc_hint(err):
     return RPC_HINTS.get(err.method)
 
 
+@spdk_main
 def main():
     module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:

@@ -144,7 +144,7 @@ version:
 """
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_model as model
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
@@ -236,6 +236,7 @@ def gather_info(state, gather, disk_name):
     return info
 
 
+@spdk_main
 def main():
     module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     gather = module.params["gather"]

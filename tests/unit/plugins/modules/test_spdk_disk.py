@@ -338,3 +338,12 @@ def test_an_absent_socket_fails_cleanly(tmp_path, disk_file):
                                      "rpc_socket": str(tmp_path / "no.sock"), "rpc_timeout": 0.3}, None)
     assert outcome.failed
     assert "no.sock" in outcome.msg
+
+
+def test_an_answer_the_module_cannot_understand_fails_without_a_traceback(disk_file):
+    outcome = run_module(spdk_disk, {"name": "disk1d", "path": disk_file}, reads(
+        ("bdev_lvol_get_lvstores", None, result([{"name": "disk1d"}])),  # fields missing
+        ("bdev_get_bdevs", None, NO_BDEVS)))
+    assert outcome.failed
+    assert "unexpected error" in outcome.msg and "KeyError" in outcome.msg
+    assert outcome.mutating == []
