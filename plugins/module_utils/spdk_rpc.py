@@ -399,8 +399,8 @@ class SocketTransport(object):
             % (self.address, attempts, exc.strerror or exc))
 
     @staticmethod
-    def _error(cls, label, message):
-        return cls(label, None, message)
+    def _error(error_class, label, message):
+        return error_class(label, None, message)
 
 
 def make_transport(address, connect_retries=20, username=None, password=None, validate_certs=True):
