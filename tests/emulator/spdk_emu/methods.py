@@ -13,6 +13,7 @@ MODULES = (
     "lvol",        # bdev_lvol_* over blobstore.py (emu-core)
     "nvmf",        # nvmf_* (emu-net)
     "nvme",        # bdev_nvme_* (emu-net)
+    "faults",      # emu_bdev_fault, emu_node_stall: emulator-only fault injection (emu-net)
     "raid",        # bdev_raid_* (emu-raid)
 )
 
