@@ -97,7 +97,8 @@ def test_json_config_replays_a_saved_configuration(emulator_workdir):
     try:
         entries = node.call("framework_get_config", name="bdev")
         assert entries[0]["params"]["bdev_auto_examine"] is False
-        assert [e["method"] for e in entries[1:]] == ["bdev_aio_create", "bdev_wait_for_examine"]
+        assert [e["params"]["name"] for e in entries if e["method"] == "bdev_aio_create"] == ["d0"]
+        assert entries[-1] == {"method": "bdev_wait_for_examine"}
         assert node.call("bdev_get_bdevs", name="d0")[0]["num_blocks"] == 2048
     finally:
         node.kill()

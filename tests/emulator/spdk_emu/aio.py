@@ -64,9 +64,17 @@ class AioBdev(Bdev):
 
     async def write_zeroes(self, offset_blocks, num_blocks):
         self.check_fault()
+        if self.readonly:
+            raise BdevIOError("read-only")
         self._check_range(offset_blocks, num_blocks)
         offset = offset_blocks * self.block_size
         end = offset + num_blocks * self.block_size
+        try:
+            # the result is the same zeros; a hole keeps the sparse file small and is fast
+            punch_hole(self.fd, offset, end - offset)
+            return
+        except OSError:
+            pass
         while offset < end:
             step = min(ZERO_CHUNK, end - offset)
             os.pwrite(self.fd, bytes(step), offset)
