@@ -1,8 +1,9 @@
 """Emulator-only fault injection RPCs (prefixed ``emu_``; never sent by the collection's modules).
 
 * ``emu_bdev_fault {"name", "ops": ["read", "write", ...], "reason": "..."}`` makes those I/O
-  operations of one bdev fail with BdevIOError (any bdev kind: the failing coroutines shadow the
-  bdev's own methods); ``{"name", "clear": true}`` ends it. Returns the faulted operations.
+  operations of one bdev fail with BdevIOError (any bdev kind: the faulty coroutines shadow the
+  bdev's own methods); with ``"delay_ms": N`` they succeed but only after N ms (a slow disk);
+  ``{"name", "clear": true}`` ends it. Returns the faulted operations.
 * ``emu_node_stall {"seconds": N}`` stops this node's NVMe-oF target from answering anything (new
   connections, commands, keep alives) for N seconds, like a frozen storage node; RPCs still answer.
 """
@@ -23,32 +24,42 @@ def _failing(reason):
     return fail
 
 
+def _slow(bdev, op, delay):
+    original = getattr(type(bdev), op)
+
+    async def slow(*args, **kwargs):
+        await asyncio.sleep(delay)
+        return await original(bdev, *args, **kwargs)
+    return slow
+
+
 def clear_fault(bdev):
     for op in getattr(bdev, "emu_faulted_ops", ()):
         bdev.__dict__.pop(op, None)
     bdev.emu_faulted_ops = ()
 
 
-def inject_fault(bdev, ops, reason):
+def inject_fault(bdev, ops, reason, delay=0.0):
     clear_fault(bdev)
     for op in ops:
-        setattr(bdev, op, _failing(reason))
+        setattr(bdev, op, _slow(bdev, op, delay) if delay > 0 else _failing(reason))
     bdev.emu_faulted_ops = tuple(ops)
 
 
 @rpc("emu_bdev_fault")
 def emu_bdev_fault(target, params):
     p = decode(params, {"name": ("str", REQUIRED), "ops": ("list", list(FAULTABLE)),
-                        "reason": ("str", "injected I/O error"), "clear": ("bool", False)})
+                        "reason": ("str", "injected I/O error"), "delay_ms": ("uint", 0),
+                        "clear": ("bool", False)})
     bdev = target.bdevs.find(p.name)
     if bdev is None:
         raise errno_error(ENODEV)
-    if p.clear:
+    if p["clear"]:           # not p.clear: that is dict.clear
         clear_fault(bdev)
         return []
     if not p.ops or any(op not in FAULTABLE for op in p.ops):
         raise RpcError(-32602, "ops must be a non-empty list of %s" % ", ".join(FAULTABLE))
-    inject_fault(bdev, p.ops, p.reason)
+    inject_fault(bdev, p.ops, p.reason, p.delay_ms / 1000.0)
     return list(p.ops)
 
 
