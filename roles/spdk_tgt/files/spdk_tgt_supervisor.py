@@ -12,7 +12,9 @@
     spdk_tgt_supervisor.py wait   --socket S --timeout T [--pid PID] [--mode M] [--owner U] [--group G]
 
 ``start`` detaches the target into its own session (setsid), sends its output to the
-log file, writes the pid file and returns once the RPC socket answers ``spdk_get_version``.
+log file, writes the pid file (plus ``<pid file>.json`` with the process's start time and
+command line, which tell a recycled pid and a changed command line) and returns once the
+RPC socket answers ``spdk_get_version``.
 It does nothing when the pid file names a live target whose socket answers. ``stop``
 sends SIGTERM, then SIGKILL after the grace period, and removes the pid file and a socket
 nobody answers on. ``wait`` is the socket wait alone (systemd's ExecStartPost uses it).
@@ -63,6 +65,37 @@ def write_pid(pid_file, pid):
     os.replace(tmp, pid_file)
 
 
+def state_path(pid_file):
+    """Next to the pid file: the pid's start time (pid reuse guard) and the argv it was started with."""
+    return pid_file + ".json"
+
+
+def start_time(pid):
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), None without /proc."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def write_state(pid_file, pid, argv):
+    tmp = "%s.tmp.%d" % (state_path(pid_file), os.getpid())
+    with open(tmp, "w") as handle:
+        json.dump({"pid": pid, "start_time": start_time(pid), "argv": list(argv)}, handle)
+    os.replace(tmp, state_path(pid_file))
+
+
+def read_state(pid_file, pid):
+    """The recorded state of ``pid``, or None if absent, unreadable or about another pid."""
+    try:
+        with open(state_path(pid_file)) as handle:
+            state = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and state.get("pid") == pid else None
+
+
 def remove(path):
     try:
         os.unlink(path)
@@ -109,16 +142,24 @@ def binary_index(argv, binary):
     return -1
 
 
-def is_our_target(pid, binary):
-    """A live pid that runs ``binary``: guards against a recycled pid in a stale pid file."""
+def is_our_target(pid, state, binary):
+    """A live pid that is the process the pid file was written for, not a recycled pid.
+
+    With the recorded state the start time decides; without it (a pid file written by
+    something else) the process must at least run ``binary``.
+    """
     if not is_alive(pid):
         return False
+    if state is not None and state.get("start_time") is not None:
+        return state["start_time"] == start_time(pid)
     argv = cmdline(pid)
     return argv is None or binary_index(argv, binary) >= 0
 
 
-def runs_argv(pid, wanted):
+def runs_argv(pid, state, wanted):
     """True when the running process was started with exactly ``wanted`` (binary + args)."""
+    if state is not None and "argv" in state:
+        return state["argv"] == list(wanted)
     argv = cmdline(pid)
     if argv is None:
         return True   # cannot tell: assume it matches rather than restart blindly
@@ -126,11 +167,15 @@ def runs_argv(pid, wanted):
     return index >= 0 and argv[index + 1:] == list(wanted[1:])
 
 
-def live_pid(pid_file, binary):
+def live_target(pid_file, binary):
+    """(pid, recorded state) of the running target, or (None, None)."""
     pid = read_pid(pid_file)
-    if pid is not None and is_our_target(pid, binary):
-        return pid
-    return None
+    if pid is None:
+        return None, None
+    state = read_state(pid_file, pid)
+    if is_our_target(pid, state, binary):
+        return pid, state
+    return None, None
 
 
 # -- the socket -------------------------------------------------------------------------
@@ -208,10 +253,10 @@ def log_tail(log_file):
 
 
 def cmd_status(args):
-    pid = live_pid(args.pid_file, args.binary)
+    pid, state = live_target(args.pid_file, args.binary)
     result = {"running": pid is not None, "pid": pid, "answering": answers(args.socket)}
     if pid is not None and args.argv:
-        result["outdated"] = not runs_argv(pid, args.argv)
+        result["outdated"] = not runs_argv(pid, state, args.argv)
     return result
 
 
@@ -229,10 +274,13 @@ def cmd_start(args):
     binary = args.argv[0]
     if not os.access(binary, os.X_OK):
         raise SupervisorError("spdk_tgt binary %s does not exist or is not executable" % binary)
-    pid = live_pid(args.pid_file, binary)
+    pid, state = live_target(args.pid_file, binary)
     if pid is not None:
-        return already_running(args, pid)
+        return already_running(args, pid, state)
     remove(args.pid_file)
+    remove(state_path(args.pid_file))
+    for path in (args.pid_file, args.log_file, args.socket):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o755, exist_ok=True)
     if os.path.exists(args.socket) and answers(args.socket):
         raise SupervisorError(
             "something already answers on %s but %s names no running %s: another target uses this "
@@ -240,28 +288,31 @@ def cmd_start(args):
     remove(args.socket)
     started = time.monotonic()
     process = spawn(args.argv, args.log_file)
+    write_state(args.pid_file, process.pid, args.argv)
     write_pid(args.pid_file, process.pid)
     try:
         up = wait_until_answering(args.socket, args.timeout, alive=lambda: process.poll() is None)
     except SupervisorError as exc:
         remove(args.pid_file)
+        remove(state_path(args.pid_file))
         raise SupervisorError("%s (exit status %s). Last lines of %s:\n%s"
                               % (exc, process.returncode, args.log_file, log_tail(args.log_file)))
     if not up:
         terminate(process.pid, grace=5.0)
         remove(args.pid_file)
+        remove(state_path(args.pid_file))
         raise SupervisorError("the target's RPC socket %s did not answer within %s s; the target was stopped. "
                               "Last lines of %s:\n%s" % (args.socket, args.timeout, args.log_file, log_tail(args.log_file)))
     set_permissions(args.socket, args.mode, args.owner, args.group)
     return {"changed": True, "pid": process.pid, "started_in": round(time.monotonic() - started, 3)}
 
 
-def already_running(args, pid):
+def already_running(args, pid, state):
     if not wait_until_answering(args.socket, args.timeout, alive=lambda: is_alive(pid)):
         raise SupervisorError("target pid %d runs but its RPC socket %s did not answer within %s s"
                               % (pid, args.socket, args.timeout))
     changed = set_permissions(args.socket, args.mode, args.owner, args.group)
-    return {"changed": changed, "pid": pid, "outdated": not runs_argv(pid, args.argv)}
+    return {"changed": changed, "pid": pid, "outdated": not runs_argv(pid, state, args.argv)}
 
 
 def signal_target(pid, signum):
@@ -296,13 +347,13 @@ def terminate(pid, grace):
 
 
 def cmd_stop(args):
-    pid = live_pid(args.pid_file, args.binary)
+    pid, _state = live_target(args.pid_file, args.binary)
     result = {"changed": False, "pid": pid}
     if pid is not None:
         result["signal"] = terminate(pid, args.grace)
         result["changed"] = True
     # A target killed hard leaves its socket file behind; a new start must not trip on it.
-    removed = [path for path in (args.pid_file,) if remove(path)]
+    removed = [path for path in (args.pid_file, state_path(args.pid_file)) if remove(path)]
     if remove_stale_socket(args.socket):
         removed.append(args.socket)
     result["removed"] = removed

@@ -1,0 +1,249 @@
+"""Role spdk.storage.spdk_tgt end to end: ansible-playbook against localhost with the emulator.
+
+Each test gets its own directory under /tmp (socket, pid file, log, supervisor) and runs
+the role as an operator would; the target's state is then checked over its RPC socket
+with the collection's own client. ``SPDK_TGT`` (the path of a real spdk_tgt) replaces
+the emulator. The role runs in supervised mode here: this machine has no systemd.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EMULATOR = os.path.join(REPO, "tests", "emulator", "spdk_tgt")
+BINARY = os.environ.get("SPDK_TGT") or EMULATOR
+BIN_DIR = os.path.dirname(os.path.abspath(sys.executable))
+RECAP = re.compile(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.access(BINARY, os.X_OK),
+                       reason="no spdk_tgt to run: the emulator tests/emulator/spdk_tgt is not in the tree "
+                              "and SPDK_TGT is not set"),
+    pytest.mark.skipif(shutil.which("ansible-playbook", path=BIN_DIR) is None,
+                       reason="ansible-playbook is not installed next to %s" % sys.executable),
+]
+
+PLAYBOOK = """
+- name: Run spdk_tgt with the role
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: spdk.storage.spdk_tgt
+"""
+
+RECOVERY_TASKS = """
+- name: Leave a mark that the recovery hook ran, with the version spdk_target saw
+  ansible.builtin.copy:
+    dest: "{{ recovery_mark }}"
+    content: "{{ spdk_tgt_target.version }} {{ spdk_tgt_started_now }}\\n"
+    mode: "0644"
+"""
+
+
+class Node(object):
+    """One emulated storage node: its directory, role variables and ansible-playbook runs."""
+
+    def __init__(self, root):
+        self.root = root
+        self.socket = os.path.join(root, "run", "spdk.sock")
+        self.pid_file = os.path.join(root, "run", "spdk_tgt.pid")
+        self.log_file = os.path.join(root, "log", "spdk_tgt.log")
+        self.recovery_mark = os.path.join(root, "recovered")
+        with open(os.path.join(root, "play.yml"), "w") as handle:
+            handle.write(PLAYBOOK)
+        with open(os.path.join(root, "recover.yml"), "w") as handle:
+            handle.write(RECOVERY_TASKS)
+
+    def variables(self, **overrides):
+        variables = {
+            "ansible_python_interpreter": sys.executable,
+            "spdk_tgt_binary": BINARY,
+            "spdk_tgt_rpc_socket": self.socket,
+            "spdk_tgt_pid_file": self.pid_file,
+            "spdk_tgt_log_file": self.log_file,
+            "spdk_tgt_supervisor_dir": os.path.join(self.root, "lib"),
+            "spdk_tgt_service_manager": "supervised",
+            "spdk_tgt_no_huge": True,
+            "spdk_tgt_no_pci": True,
+            "spdk_tgt_mem_size_mb": 256,
+            "spdk_tgt_wait_timeout": 30,
+            "spdk_tgt_stop_timeout": 5,
+            "spdk_tgt_recovery_tasks": os.path.join(self.root, "recover.yml"),
+            "recovery_mark": self.recovery_mark,
+        }
+        variables.update(overrides)
+        return variables
+
+    def play(self, check=False, **overrides):
+        """Run the role; return (ok, changed, output). Fails the test if the play failed."""
+        extra = os.path.join(self.root, "vars.json")
+        with open(extra, "w") as handle:
+            json.dump(self.variables(**overrides), handle)
+        command = [os.path.join(BIN_DIR, "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                   os.path.join(self.root, "play.yml"), "-e", "@" + extra]
+        if check:
+            command += ["--check", "--diff"]
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
+                   ANSIBLE_LOCAL_TEMP=os.path.join(self.root, "ansible-tmp"), PATH=BIN_DIR + os.pathsep + os.environ["PATH"])
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        output = done.stdout + done.stderr
+        recap = RECAP.search(done.stdout)
+        assert done.returncode == 0 and recap, "ansible-playbook failed (rc %d):\n%s" % (done.returncode, output[-6000:])
+        return int(recap.group(1)), int(recap.group(2)), output
+
+    def pid(self):
+        with open(self.pid_file) as handle:
+            return int(handle.read())
+
+    def call(self, method, params=None):
+        client = SpdkRpcClient(self.socket, timeout=10)
+        try:
+            return client.call(method, params)
+        finally:
+            client.close()
+
+    def recovered(self):
+        if not os.path.exists(self.recovery_mark):
+            return None
+        with open(self.recovery_mark) as handle:
+            text = handle.read()
+        os.unlink(self.recovery_mark)
+        return text
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open("/proc/%d/stat" % pid) as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_dead(pid, timeout=10):
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+@pytest.fixture
+def node():
+    # Short path: a Unix socket path must fit in 107 bytes.
+    root = tempfile.mkdtemp(prefix="spdk-role-", dir="/tmp")
+    node = Node(root)
+    yield node
+    if os.path.exists(node.pid_file):   # a test that failed half-way must not leave a target running
+        try:
+            os.killpg(node.pid(), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def transports(node):
+    return [t["trtype"] for t in node.call("nvmf_get_transports")]
+
+
+def test_started_twice_changes_nothing_the_second_time_nor_in_check_mode(node):
+    _ok, changed, _out = node.play()
+    assert changed > 0
+    first_pid = node.pid()
+    assert node.call("spdk_get_version")["version"].startswith("SPDK v")
+    assert transports(node) == ["TCP"]
+    assert oct(os.stat(node.socket).st_mode & 0o777) == "0o600"
+    assert node.recovered() is not None, "the first start must run the recovery hook"
+
+    _ok, changed, _out = node.play()
+    assert changed == 0
+    assert node.pid() == first_pid
+    assert node.recovered() is None, "nothing was started, so nothing to recover"
+
+    _ok, changed, _out = node.play(check=True)
+    assert changed == 0
+
+
+def test_nvme_options_are_set_before_any_controller(node):
+    node.play(spdk_tgt_nvme_options={})
+    if "bdev_nvme_set_options" not in node.call("rpc_get_methods"):
+        pytest.skip("the emulator does not offer bdev_nvme_set_options yet")
+    wanted = {"ctrlr_loss_timeout_sec": 10, "reconnect_delay_sec": 2, "fast_io_fail_timeout_sec": 5}
+    _ok, changed, _out = node.play(spdk_tgt_nvme_options=wanted)
+    assert changed > 0
+    config = node.call("framework_get_config", {"name": "bdev"})
+    nvme = [e["params"] for e in config if e["method"] == "bdev_nvme_set_options"][0]
+    assert dict((k, nvme[k]) for k in wanted) == wanted
+    _ok, changed, _out = node.play(spdk_tgt_nvme_options=wanted)
+    assert changed == 0
+
+
+def test_a_killed_target_is_started_again_and_recovery_runs(node):
+    node.play()
+    node.recovered()
+    old = node.pid()
+    os.killpg(old, signal.SIGKILL)
+    assert wait_dead(old)
+    assert os.path.exists(node.socket), "a killed target leaves its socket file behind"
+
+    _ok, changed, _out = node.play()
+    assert changed > 0
+    assert node.pid() != old
+    assert transports(node) == ["TCP"]
+    assert node.recovered().endswith(" True\n")
+
+
+def test_restarted_moves_onto_a_new_binary_and_runs_recovery(node):
+    node.play()
+    node.recovered()
+    old = node.pid()
+    new_binary = os.path.join(node.root, "spdk_tgt-new")
+    os.symlink(BINARY, new_binary)
+
+    _ok, changed, out = node.play(spdk_tgt_binary=new_binary)
+    assert changed == 0, "a different binary alone must not restart a running target"
+    assert "started with another command line" in out
+    assert node.pid() == old
+
+    _ok, changed, _out = node.play(spdk_tgt_binary=new_binary, spdk_tgt_state="restarted")
+    assert changed > 0
+    assert wait_dead(old)
+    with open("/proc/%d/cmdline" % node.pid()) as handle:
+        assert new_binary in handle.read().split("\0")
+    assert node.recovered() is not None
+
+
+def test_stopped_removes_the_process_its_socket_and_pid_file(node):
+    node.play()
+    pid = node.pid()
+    _ok, changed, _out = node.play(spdk_tgt_state="stopped")
+    assert changed > 0
+    assert wait_dead(pid)
+    assert not os.path.exists(node.pid_file)
+    assert not os.path.exists(node.socket)
+    _ok, changed, _out = node.play(spdk_tgt_state="stopped")
+    assert changed == 0
+
+
+def test_without_tcp_and_with_auto_examine_off_the_role_finishes_a_wait_for_rpc_start(node):
+    _ok, changed, _out = node.play(spdk_tgt_nvmf_tcp=False, spdk_tgt_auto_examine=False, spdk_tgt_nvme_options={})
+    assert changed > 0
+    with open("/proc/%d/cmdline" % node.pid()) as handle:
+        assert "--wait-for-rpc" in handle.read().split("\0")
+    assert transports(node) == []
+    assert "framework_start_init" not in node.call("rpc_get_methods", {"current": True})
+    config = node.call("framework_get_config", {"name": "bdev"})
+    assert [e["params"]["bdev_auto_examine"] for e in config if e["method"] == "bdev_set_options"] == [False]
+    _ok, changed, _out = node.play(spdk_tgt_nvmf_tcp=False, spdk_tgt_auto_examine=False, spdk_tgt_nvme_options={})
+    assert changed == 0
