@@ -498,12 +498,7 @@ def _attach_opts(state, p):
 
 
 def _held_key(target, name):
-    if name is None:
-        return None
-    key = keyring.find_key(target, name)
-    if key is None:
-        raise errno_error(ENOKEY, "Required key not available")
-    return key.get()
+    return keyring.find_key(target, name).get() if name is not None else None
 
 
 def _check_new_path(state, p, hostnqn):
@@ -533,14 +528,11 @@ async def bdev_nvme_attach_controller(target, params):
         raise errno_error(EINVAL)
     hostnqn = p.hostnqn or state.default_hostnqn
     opts = _attach_opts(state, p)
+    if any(name is not None and keyring.find_key(target, name) is None
+           for name in (p.dhchap_key, p.dhchap_ctrlr_key)):
+        raise errno_error(ENOKEY, "Required key not available")
     ctrlr = _check_new_path(state, p, hostnqn)
-    host_key = _held_key(target, p.dhchap_key)
-    try:
-        ctrlr_key = _held_key(target, p.dhchap_ctrlr_key)
-    except RpcError:
-        if host_key is not None:
-            host_key.put()
-        raise
+    host_key, ctrlr_key = _held_key(target, p.dhchap_key), _held_key(target, p.dhchap_ctrlr_key)
     new = ctrlr is None
     if new:
         ctrlr = Controller(state, target, p.name, opts)
