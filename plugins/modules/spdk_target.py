@@ -12,8 +12,8 @@ short_description: Wait for an SPDK target and apply its target-wide settings
 version_added: 0.1.0
 description:
   - Waits until the target's JSON-RPC socket answers, up to O(wait_timeout) seconds.
-  - Applies the settings that belong to the target as a whole rather than to one object
-    the NVMe-oF TCP transport (O(nvmf_tcp)), the global NVMe bdev options
+  - Applies the settings that belong to the target as a whole rather than to one object,
+    namely the NVMe-oF TCP transport (O(nvmf_tcp)), the global NVMe bdev options
     (O(nvme_options), C(bdev_nvme_set_options)) and bdev auto-examine (O(auto_examine)).
   - A target started with C(--wait-for-rpc) is still in its startup phase when it first answers.
     The module then applies O(nvme_options) and O(auto_examine), calls C(framework_start_init)
@@ -24,7 +24,7 @@ description:
     (role P(spdk.storage.spdk_tgt#role) with C(spdk_tgt_state=restarted)). It changes nothing in that case.
   - Returns the target's version and how many RPC methods it offers.
 author:
-  - spdk.storage contributors
+  - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
@@ -67,8 +67,8 @@ options:
       - SPDK accepts them only while no NVMe controller exists. If they already have these
         values, nothing is sent.
       - The three timeouts must fit together as SPDK requires. V(-1) for O(nvme_options.ctrlr_loss_timeout_sec)
-        means reconnect forever. V(0) means that a lost controller is never deleted (see
-        docs). Any other value needs
+        means reconnect forever. V(0), SPDK's default, never deletes a lost controller (SPDK keeps
+        resetting it). Any other value needs
         O(nvme_options.reconnect_delay_sec) between 1 and O(nvme_options.ctrlr_loss_timeout_sec),
         and O(nvme_options.fast_io_fail_timeout_sec) either V(0) or between
         O(nvme_options.reconnect_delay_sec) and O(nvme_options.ctrlr_loss_timeout_sec).
