@@ -64,6 +64,21 @@ class ConnectError(Exception):
         self.stage = stage
 
 
+# ---- addresses ------------------------------------------------------------------------------------
+
+def wire_address(traddr):
+    """The address really bound or dialled for ``traddr``.
+
+    With ``SPDK_EMU_NET=127.X`` in the environment, 127.0.0.N becomes 127.X.0.N for every emulator
+    process and spdk_io, so several recorded sessions (which all use 127.0.0.1:4420-4422) can be
+    replayed at once on one machine; RPC answers still show the recorded addresses.
+    """
+    net = os.environ.get("SPDK_EMU_NET")
+    if net and traddr.startswith("127.0.0."):
+        return "%s.0.%s" % (net, traddr[len("127.0.0."):])
+    return traddr
+
+
 # ---- framing --------------------------------------------------------------------------------------
 
 def encode_frame(message, payload=b""):
@@ -170,7 +185,7 @@ class HostConnection:
     async def open(self, timeout=5.0):
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.traddr, int(self.trsvcid)), timeout)
+                asyncio.open_connection(wire_address(self.traddr), int(self.trsvcid)), timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             raise ConnectError("cannot reach %s:%s: %s" % (self.traddr, self.trsvcid, exc), "transport") from exc
         try:

@@ -35,6 +35,9 @@ events from the target. Every answer has ``status: [sct, sc]`` (NVMe status code
    removed or resized, or an ANA state changes; the host answers by sending ``identify``.
 6. The target closes the connection when the host is removed from the allow-list, the listener or
    the subsystem is deleted; the host then runs its reconnect policy (nvme.py).
+
+``SPDK_EMU_NET=127.X`` moves every 127.0.0.N address to 127.X.0.N on the wire (fabric.wire_address),
+so concurrent replays of recorded sessions do not fight over 127.0.0.1:4420.
 """
 import asyncio
 import re
@@ -296,7 +299,7 @@ class TcpPort:
         self.server = None
 
     async def start(self):
-        self.server = await asyncio.start_server(self._accept, self.traddr, int(self.trsvcid))
+        self.server = await asyncio.start_server(self._accept, fabric.wire_address(self.traddr), int(self.trsvcid))
 
     def close(self):
         if self.server is not None:
