@@ -91,6 +91,7 @@ class Blob:
         self.num_clusters = num_clusters
         self.thin = thin
         self.read_only = False
+        self.data_ro = False             # in memory: snapshots, and read-only blobs once reloaded
         self.snapshot = False            # sticky: set by snapshot creation or by being cloned
         self.parent_id = None            # a snapshot blob of the same store
         self.esnap_id = None             # an external snapshot: the bdev's UUID
@@ -125,7 +126,7 @@ class Blob:
     @classmethod
     def from_meta(cls, store, meta):
         blob = cls(store, meta["id"], meta["uuid"], meta["name"], meta["num_clusters"], meta["thin"])
-        blob.read_only = meta["read_only"]
+        blob.read_only = blob.data_ro = meta["read_only"]
         blob.snapshot = meta["snapshot"]
         blob.parent_id = meta["parent"]
         blob.esnap_id = meta["esnap"]

@@ -65,8 +65,10 @@ class Lvs:
                 "max_growable_size": s.geometry.max_growable_size()}
 
     def find_name(self, name):
+        """Upstream compares the whole new name with the (63-character) names in memory, so a
+        longer name never collides and two lvols may end up with the same truncated name."""
         for lvol in self.lvols.values():
-            if lvol.lvol_name == name[:NAME_LEN]:
+            if lvol.lvol_name == name:
                 return lvol
         return None
 
@@ -103,8 +105,9 @@ class LvolBdev(Bdev):
     def lvol_name(self):
         return self.blob.name[:NAME_LEN]
 
-    def refresh_alias(self):
-        self.aliases = ["%s/%s" % (self.lvs.name, self.lvol_name)]
+    def refresh_alias(self, name=None):
+        """The bdev alias; a rename puts the full new name there (get_lvols shows it cut to 63)."""
+        self.aliases = ["%s/%s" % (self.lvs.name, self.lvol_name if name is None else name)]
 
     @property
     def degraded(self):
@@ -147,9 +150,18 @@ class LvolBdev(Bdev):
         await self.write_zeroes(offset_blocks, num_blocks)
 
     # ---- description -----------------------------------------------------------------------
+    def memory_domains(self):
+        """SPDK lists the memory domains of the lvstore's device and of an esnap parent."""
+        domains = list(self.lvs.base.memory_domains() or [])
+        if self.blob.esnap_id is not None:
+            esnap = self.lvs.target.bdevs.find(self.blob.esnap_id)
+            if esnap is not None:
+                domains += esnap.memory_domains() or []
+        return domains or None
+
     def supported_io_types(self):
         types = super().supported_io_types()
-        writable = not self.blob.snapshot
+        writable = not self.blob.data_ro
         types.update({"flush": False, "write": writable, "unmap": writable, "write_zeroes": writable,
                       "seek_hole": True, "seek_data": True})
         return types
@@ -171,7 +183,7 @@ class LvolBdev(Bdev):
 
     def lvol_json(self):
         blob = self.blob
-        return {"alias": self.aliases[0], "uuid": blob.uuid, "name": self.lvol_name,
+        return {"alias": "%s/%s" % (self.lvs.name, self.lvol_name), "uuid": blob.uuid, "name": self.lvol_name,
                 "is_thin_provisioned": blob.thin, "is_snapshot": blob.snapshot,
                 "is_clone": blob.parent_id is not None, "is_esnap_clone": blob.esnap_id is not None,
                 "is_degraded": self.degraded, "num_allocated_clusters": blob.allocated(),
@@ -462,7 +474,7 @@ async def bdev_lvol_snapshot(target, params):
     # the snapshot takes the origin's clusters and place in the chain; the origin becomes its thin clone
     snap.clusters, origin.clusters = origin.clusters, {}
     snap.parent_id, snap.esnap_id = origin.parent_id, origin.esnap_id
-    snap.snapshot = snap.read_only = True
+    snap.snapshot = snap.read_only = snap.data_ro = True
     snap.clear_method = origin.clear_method
     origin.parent_id, origin.esnap_id, origin.thin = snap.id, None, True
     origin.changed()
@@ -522,7 +534,7 @@ async def bdev_lvol_rename(target, params):
     lvol.blob.name = p.new_name
     lvol.blob.changed()
     await commit(lvol.lvs)
-    lvol.refresh_alias()
+    lvol.refresh_alias(p.new_name)
     return True
 
 

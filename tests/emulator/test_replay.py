@@ -1,0 +1,63 @@
+"""Replays of what a real SPDK v26.05 answered, against fresh emulated nodes (fixtures/*.jsonl).
+
+Each transcript is replayed with fixtures/replay.py (a copy of shared/tools/replay.py) and every
+mismatch must be a known gap listed below with its reason; a gap that disappears fails the test
+too, so the list stays true. The replays use the recorded NVMe-oF ports (4420-4422), so they must
+not run while another replay or emulator holds those ports; they take 10-30 s each (marked slow).
+"""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "fixtures")
+START = sys.executable + " " + os.path.join(HERE, "spdk_tgt") + " -r {sock} -i {idx}"
+IO = (sys.executable + " " + os.path.join(HERE, "spdk_io") +
+      " write --nqn {nqn} --traddr {traddr} --trsvcid {trsvcid} --offset {offset} --length {length}")
+
+# transcript line ("from" or line number) -> why the emulator cannot match it
+KNOWN_GAPS = {
+    "session.jsonl": {
+        "step4.jsonl:93": "the remote namespace grows only after the host's identify round trip, which "
+                          "the next replayed call outruns (emu-net: AEN should carry the size)",
+        "step4.jsonl:94": "same: the RAID over that namespace grows one round trip later",
+    },
+    "lvol_ops.session.jsonl": {
+        "lvol_ops.jsonl:36": "replay.py makes img-local.img 4 GiB (its recorded size, 32 MiB, is not in the "
+                             "transcript), so the esnap clone is bigger",
+        "lvol_ops.jsonl:58": "same: a 4 GiB img-odd.img is a whole number of clusters, the recorded one was not",
+        "lvol_ops.jsonl:133": "the recording grew the disk file with truncate between calls; replay.py cannot",
+        "lvol_ops.jsonl:136": "same: grow_lvstore finds no new space",
+        "lvol_ops.jsonl:151": "same",
+    },
+    "d1_set_parent_thin_no_parent.session.jsonl": {},
+    "d6_alloc_after_shallow_copy.session.jsonl": {},
+    "introspection.session.jsonl": {},
+}
+
+
+def replay(name, tmp_path, timed):
+    cmd = [sys.executable, os.path.join(FIXTURES, "replay.py"), os.path.join(FIXTURES, name),
+           "--start", START, "--io", IO, "--workdir", str(tmp_path), "--show", "500"]
+    if timed:
+        cmd.append("--timed")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    summary = re.search(r"replay: (\d+)/(\d+)", done.stdout)
+    assert summary, done.stdout[-2000:] + done.stderr[-2000:]
+    mismatched = re.findall(r"^MISMATCH (\S+) ", done.stdout, re.M)
+    return int(summary.group(1)), int(summary.group(2)), mismatched, done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(KNOWN_GAPS))
+def test_replay_matches_real_spdk_except_known_gaps(name, tmp_path):
+    matched, total, mismatched, output = replay(name, tmp_path, timed=name != "session.jsonl")
+    print("%s: %d/%d (%.1f%%)" % (name, matched, total, 100.0 * matched / total))
+    unexpected = [m for m in mismatched if m not in KNOWN_GAPS[name]]
+    assert not unexpected, output
+    fixed = sorted(set(KNOWN_GAPS[name]) - set(mismatched))
+    assert not fixed, "known gaps that now match: %s (remove them from KNOWN_GAPS)" % fixed
+    assert matched == total - len(mismatched)
