@@ -160,7 +160,7 @@ class HostConnection:
     """
 
     def __init__(self, traddr, trsvcid, subnqn, hostnqn, hostid, host_key=None, ctrlr_key=None,
-                 on_event=None, on_lost=None, keep_alive_ms=10000):
+                 on_event=None, on_lost=None, keep_alive_ms=10000, auth_failure_linger=0.0):
         self.traddr = traddr
         self.trsvcid = str(trsvcid)
         self.subnqn = subnqn
@@ -171,6 +171,7 @@ class HostConnection:
         self.on_event = on_event
         self.on_lost = on_lost
         self.keep_alive_ms = keep_alive_ms
+        self.auth_failure_linger = auth_failure_linger   # seconds a failed DH-HMAC-CHAP qpair stays up
         self.cntlid = None
         self.identify = None
         self._reader = None
@@ -193,7 +194,9 @@ class HostConnection:
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError, asyncio.TimeoutError) as exc:
             self._drop_stream()
             raise ConnectError("connection closed during connect: %r" % (exc,)) from exc
-        except ConnectError:
+        except ConnectError as exc:
+            if exc.stage == "auth" and self.auth_failure_linger:
+                await asyncio.sleep(self.auth_failure_linger)
             self._drop_stream()
             raise
         self.cntlid = reply["cntlid"]

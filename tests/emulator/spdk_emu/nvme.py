@@ -27,7 +27,7 @@ from .rpc import rpc
 LOSS_DETECT_DELAY = 0.02      # the host notices a dead qpair on its next admin queue poll
 RESET_RETRY_PERIOD = 0.01     # default policy: a new reset right after a failed one
 REFUSED_RESET_TIME = 0.01     # a reset whose CONNECT was refused stays "resetting" one poll period
-AUTH_RESET_TIME = 0.3         # a DH-HMAC-CHAP (ffdhe8192) exchange costs about this much
+AUTH_RESET_TIME = 0.3         # a failed DH-HMAC-CHAP (ffdhe8192) qpair lingers about this long
 ANA_RETRY_DELAY = 1.0         # bdev_nvme_queue_retry_io(..., 1000ULL) for paths that are not accessible
 CONNECT_TIMEOUT = 5.0
 
@@ -145,7 +145,7 @@ class Path:
             self.traddr, self.trsvcid, self.subnqn, self.hostnqn, self.ctrlr.state.hostid,
             host_key=key_source(self.host_key), ctrlr_key=key_source(self.ctrlr_key),
             on_event=self._on_event, on_lost=self._on_lost,
-            keep_alive_ms=self.ctrlr.state.options["keep_alive_timeout_ms"])
+            keep_alive_ms=self.ctrlr.state.options["keep_alive_timeout_ms"], auth_failure_linger=AUTH_RESET_TIME)
         identify = await conn.open(CONNECT_TIMEOUT)
         self.conn = conn
         self.cntlid = conn.cntlid
@@ -241,9 +241,7 @@ class Path:
             await self.connect()
             return True
         except fabric.ConnectError as exc:
-            if exc.stage == "auth":
-                await asyncio.sleep(AUTH_RESET_TIME)
-            elif exc.stage == "connect":
+            if exc.stage == "connect":
                 await asyncio.sleep(REFUSED_RESET_TIME)
             return False
 
@@ -360,7 +358,6 @@ class NvmeBdev(Bdev):
         self.ctrlr = ctrlr
         self.nsid = nsid
         self.removed = False
-        self.opened = False               # some consumer did I/O: bdev_nvme_get_io_paths lists it
 
     # -- I/O --
     async def read(self, offset_blocks, num_blocks):
@@ -385,7 +382,6 @@ class NvmeBdev(Bdev):
 
     async def _submit(self, command):
         """Run ``command(conn)`` on a usable path, following bdev_nvme's retry rules."""
-        self.opened = True
         loop = asyncio.get_running_loop()
         retry_forever = self.ctrlr.state.options["bdev_retry_count"] != 0
         while True:
@@ -656,12 +652,13 @@ def bdev_nvme_set_hotplug(target, params):
 
 @rpc("bdev_nvme_get_io_paths", mutating=False)
 def bdev_nvme_get_io_paths(target, params):
-    """Empty until a consumer opened the bdev (claimed it or did I/O), as SPDK shows only I/O channels."""
+    """Only bdevs a consumer holds open (claimed: RAID, nvmf export) have I/O channels to show;
+    examine reads do not count (nvmf_listener_ns_ana L15 vs L20)."""
     p = decode(params, {"name": ("str", None)})
     paths = []
     for ctrlr in nvme_state(target).controllers.values():
         for _nsid, bdev in sorted(ctrlr.bdevs.items()):
-            if (p.name is not None and bdev.name != p.name) or not (bdev.opened or bdev.claim is not None):
+            if (p.name is not None and bdev.name != p.name) or bdev.claim is None:
                 continue
             for path in ctrlr.paths:
                 paths.append({"bdev_name": bdev.name, "cntlid": path.cntlid, "current": False,

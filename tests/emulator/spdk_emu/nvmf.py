@@ -415,9 +415,17 @@ class Session:
         await self.state.unstalled()
         ok, reason = self.check_auth_reply(message)
         if not ok:
+            # AUTH_failure1: the qpair stays "authenticating" until the host hangs up (dhchap L51)
             self.reply(0, fabric.AUTH_FAILED, reason=reason)
+            await self._wait_for_hangup()
             return False
         return True
+
+    async def _wait_for_hangup(self, limit=5.0):
+        try:
+            await asyncio.wait_for(self.reader.read(), limit)
+        except asyncio.TimeoutError:
+            pass
 
     def start_challenge(self, host):
         self._challenge = fabric.new_challenge()
