@@ -1,0 +1,431 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, spdk.storage contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: spdk_engine
+short_description: Create, adopt, repair and delete a replicated volume engine (RAID1 over replicas) on an SPDK target
+version_added: 0.1.0
+description:
+  - An engine is a RAID1 bdev named O(name) over the volume's replicas, on the engine node (the node whose
+    C(spdk_tgt) this module talks to), plus its frontend.
+  - A local replica (O(replicas[].disk)) joins the RAID directly. A remote replica (O(replicas[].address)) is
+    attached over NVMe-oF/TCP as a controller named after the replica, with explicit
+    O(ctrlr_loss_timeout_sec), O(reconnect_delay_sec) and O(fast_io_fail_timeout_sec), so that a dead replica
+    leaves the RAID instead of stalling it.
+  - The RAID always carries SPDK's superblock, the authority on which replica is up to date. Replicas are
+    attached first; a RAID that SPDK assembled from the superblocks (after a restart) is adopted as it is and
+    never created again over members its superblocks do not vouch for. A wanted replica missing from the RAID is
+    added with C(bdev_raid_add_base_bdev), which makes SPDK copy the whole volume into it (mode C(WO) with
+    progress until done).
+  - A replica dropped from O(replicas) is taken out of the RAID, then its controller is detached and the module
+    waits until its bdev is gone. It refuses to remove the last up-to-date replica.
+  - All replicas must have the same size, at least O(size) plus 1 MiB for the RAID superblock. A mismatch fails
+    before the RAID is created and detaches the controllers this run attached.
+  - Health comes from the RAID's real membership (C(bdev_raid_get_bdevs)) compared with O(replicas). Each
+    replica is C(RW) (member), C(WO) (being rebuilt) or C(ERR) (missing); the engine is C(healthy) (all RW),
+    C(degraded) (some RW) or C(faulted) (none, or no RAID serving I/O).
+  - O(state=absent) removes the frontend, deletes the RAID and detaches the remote replicas' controllers. It never
+    deletes replica data, and it keeps the members' superblocks (C(clear_sb=false)), so the engine can be
+    assembled again from them without trusting a stale replica.
+  - One run that changes nothing sends three read RPCs, in one batch.
+  - The module keeps the engine's intended replica set and frontend port in the node record
+    C(<record_dir>/<node_name>.json) (a cache of intent, written atomically; see docs/ENGINE.md).
+author:
+  - spdk.storage contributors (@spdk-storage)
+extends_documentation_fragment:
+  - spdk.storage.spdk
+  - spdk.storage.spdk.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  name:
+    description:
+      - Name of the engine, which is also the name of its RAID bdev. The frontend's NQN is
+        C(nqn.2026-01.io.spdk-storage:<name>), stable for the volume so hosts can reconnect.
+      - At most 63 characters from C([A-Za-z0-9_.-]), not starting with C(-) or C(.).
+    type: str
+    required: true
+  size:
+    description:
+      - Size of the volume, in bytes or with a binary unit (V(10GiB)).
+      - Every replica must be at least this size plus 1 MiB (the RAID superblock area).
+      - Growing an existing engine is not done by this module; a smaller RAID than O(size) fails.
+    type: str
+  replicas:
+    description:
+      - The replicas the engine should have, in RAID slot order at creation. Required with O(state=present)
+        (at least two: SPDK's RAID1 minimum).
+      - With O(state=absent), listed remote replicas have their controllers detached (as do those in the node
+        record and the RAID).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Name of the replica (its head lvol).
+        type: str
+        required: true
+      disk:
+        description: For a replica on this node, the disk (lvstore) holding it.
+        type: str
+      address:
+        description:
+          - For a replica on another node, C(host:port) of its NVMe-oF/TCP export (C([v6]:port) for IPv6).
+          - That export must allow O(host_nqn).
+        type: str
+      nqn:
+        description: Subsystem NQN of a remote replica's export, when it is not C(nqn.2026-01.io.spdk-storage:<name>).
+        type: str
+      rpc_socket:
+        description:
+          - How to reach that replica's node from this one (Unix socket, C(host:port) or C(rpc_http_proxy) URL).
+          - Kept in the node record and returned, for engine-level operations that touch every replica.
+        type: str
+  frontend:
+    description:
+      - V(nvmf) exports the RAID as NVMe-oF/TCP subsystem C(nqn.2026-01.io.spdk-storage:<name>) on
+        O(listen_address), with ANA reporting on (the namespace in ANA group 1, group 2 kept inaccessible for
+        snapshot pauses) and only O(allowed_hosts) allowed. The TCP transport is created when missing.
+      - V(blockdev) does the same and connects this node's kernel NVMe/TCP host to it (C(nvme connect)), returning
+        the block device. It needs nvme-cli and the nvme-tcp kernel module on the engine node and fails clearly,
+        before any change, without them.
+      - V(none) removes the frontend (maintenance mode, for example to revert).
+    type: str
+    choices: [nvmf, none, blockdev]
+    default: nvmf
+  listen_address:
+    description: IPv4 or IPv6 address the frontend listens on. Required unless O(frontend=none).
+    type: str
+  port:
+    description:
+      - TCP port of the frontend. When omitted, an existing listener is kept, else the port recorded for this
+        engine, else the lowest port in O(port_range) that no subsystem on this node uses.
+    type: int
+  port_range:
+    description: Ports from which O(port) is chosen, as V(LOW-HIGH).
+    type: str
+    default: "4420-4499"
+  allowed_hosts:
+    description:
+      - Host NQNs allowed to connect to the frontend; the subsystem's list becomes exactly this list (plus this
+        node's kernel host NQN with O(frontend=blockdev)).
+    type: list
+    elements: str
+    default: []
+  host_nqn:
+    description:
+      - The NQN this engine node presents to its remote replicas; their exports must allow it.
+      - Defaults to C(nqn.2026-01.io.spdk-storage:host:<node_name>).
+    type: str
+  node_name:
+    description:
+      - Name of the engine node, used for the default O(host_nqn) and the node record's file name.
+      - Defaults to this machine's short host name.
+    type: str
+  record_dir:
+    description:
+      - Directory of the node record. An empty string disables the record.
+    type: path
+    default: /var/lib/spdk-storage
+  state:
+    description:
+      - V(present) creates or adopts the engine and makes membership and frontend match the options.
+      - V(absent) removes frontend, RAID and controllers; replica data and superblocks stay.
+    type: str
+    choices: [present, absent]
+    default: present
+  wait:
+    description: With O(state=present), wait until every replica is C(RW) (rebuilds finished).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait for health (and for a detached controller's bdev to disappear).
+    type: int
+    default: 300
+  wait_sleep:
+    description: Seconds between two health polls while waiting.
+    type: int
+    default: 1
+  ctrlr_loss_timeout_sec:
+    description:
+      - Seconds after which a controller to a remote replica that cannot reconnect is deleted, and the replica
+        leaves the RAID. V(-1) never deletes it; V(0) is refused (SPDK would keep a dead member forever).
+    type: int
+    default: 10
+  reconnect_delay_sec:
+    description: Seconds between reconnect attempts to a lost remote replica.
+    type: int
+    default: 2
+  fast_io_fail_timeout_sec:
+    description:
+      - Seconds after which I/O to an unreachable remote replica fails (the RAID then drops that member and
+        carries on with the others), instead of waiting for the reconnect. V(0) waits for the loss timeout.
+    type: int
+    default: 5
+notes:
+  - Engine snapshots (M(spdk.storage.spdk_snapshot) with an engine) pause the frontend with ANA; SPDK hosts retry
+    transparently. The Linux kernel initiator's behaviour during such a pause is not verified here.
+  - Run it on the engine node. Replicas are created and exposed on their own nodes with
+    M(spdk.storage.spdk_replica) (allowing O(host_nqn)).
+seealso:
+  - module: spdk.storage.spdk_replica
+  - module: spdk.storage.spdk_info
+"""
+
+EXAMPLES = r"""
+- name: Volume vol1 over a local and two remote replicas, exported to one host
+  spdk.storage.spdk_engine:
+    name: vol1
+    size: 10GiB
+    replicas:
+      - name: vol1-r1
+        disk: disk1
+      - name: vol1-r2
+        address: 192.0.2.12:4421
+      - name: vol1-r3
+        address: 192.0.2.13:4421
+    frontend: nvmf
+    listen_address: 192.0.2.11
+    allowed_hosts:
+      - nqn.2014-08.org.nvmexpress:uuid:6b49dbc7-3912-4826-8d38-71c66c5aa281
+    node_name: node1
+
+- name: After a node came back, re-attach its replica and wait for the rebuild
+  spdk.storage.spdk_engine:
+    name: vol1
+    replicas: "{{ vol1_replicas }}"
+    listen_address: 192.0.2.11
+    node_name: node1
+    wait: true
+    wait_timeout: 1800
+
+- name: Maintenance mode (no frontend)
+  spdk.storage.spdk_engine:
+    name: vol1
+    replicas: "{{ vol1_replicas }}"
+    frontend: none
+    node_name: node1
+
+- name: Delete the engine (replicas keep their data)
+  spdk.storage.spdk_engine:
+    name: vol1
+    state: absent
+    node_name: node1
+"""
+
+RETURN = r"""
+engine:
+  description: The engine after the run (in check mode, the node as it is now). Only RV(engine.state=absent)
+    once it is deleted.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Engine name.
+      type: str
+      sample: vol1
+    state:
+      description: V(healthy), V(degraded), V(faulted) or V(absent).
+      type: str
+      sample: healthy
+    size:
+      description: Size of the RAID bdev in bytes (the volume), or null when no RAID serves I/O.
+      type: int
+      sample: 10737418240
+    raid:
+      description: The RAID as SPDK reports it (state, uuid, superblock, member counts, process), or null.
+      type: dict
+    replicas:
+      description: Each wanted replica with its C(mode) (V(RW), V(WO), V(ERR)), bdev, slot, size and C(rebuild)
+        progress (C(percent), C(blocks)) while it is rebuilt.
+      type: list
+      elements: dict
+      sample: [{"name": "vol1-r1", "disk": "disk1", "mode": "RW", "bdev": "disk1/vol1-r1", "present": true,
+                "size": 10738466816, "slot": 0, "rebuild": null}]
+    extra_members:
+      description: RAID members that are none of the wanted replicas (left only when removing them was refused).
+      type: list
+      elements: str
+    frontend:
+      description: The frontend subsystem (C(nqn), C(listen_address), C(port), C(allowed_hosts), C(ana_group),
+        C(device) for V(blockdev)), or null.
+      type: dict
+    host_nqn:
+      description: The NQN this node presents to remote replicas.
+      type: str
+actions:
+  description: The mutating steps the run sent (or would send in check mode), each with the reason.
+  returned: always
+  type: list
+  elements: dict
+record:
+  description: Path of the node record and whether this run wrote it.
+  returned: always
+  type: dict
+"""
+
+import socket
+
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
+
+REPLICA_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    disk=dict(type="str"),
+    address=dict(type="str"),
+    nqn=dict(type="str"),
+    rpc_socket=dict(type="str"),
+)
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    size=dict(type="str"),
+    replicas=dict(type="list", elements="dict", default=[], options=REPLICA_OPTIONS),
+    frontend=dict(type="str", choices=list(em.FRONTENDS), default="nvmf"),
+    listen_address=dict(type="str"),
+    port=dict(type="int"),
+    port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
+    allowed_hosts=dict(type="list", elements="str", default=[]),
+    host_nqn=dict(type="str"),
+    node_name=dict(type="str"),
+    record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    wait=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=300),
+    wait_sleep=dict(type="int", default=1),
+    ctrlr_loss_timeout_sec=dict(type="int", default=10),
+    reconnect_delay_sec=dict(type="int", default=2),
+    fast_io_fail_timeout_sec=dict(type="int", default=5),
+)
+
+TIMEOUT_OPTIONS = ("ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec")
+
+
+def node_name(params):
+    return params["node_name"] or socket.gethostname().split(".")[0]
+
+
+def build_request(params):
+    return em.EngineRequest(
+        name=params["name"], replicas=params["replicas"], size=params["size"], state=params["state"],
+        frontend=params["frontend"], listen_address=params["listen_address"], port=params["port"],
+        port_range=params["port_range"], allowed_hosts=params["allowed_hosts"], host_nqn=params["host_nqn"],
+        node_name=node_name(params), timeouts={k: params[k] for k in TIMEOUT_OPTIONS})
+
+
+class Record:
+    """The node record as this module uses it: read once, updated after a successful run."""
+
+    def __init__(self, module, request):
+        self.module = module
+        self.request = request
+        directory = module.params["record_dir"]
+        self.path = rec.record_path(directory, node_name(module.params)) if directory else None
+        self.written = False
+        self.engine = {}
+        self.usable = self.path is not None
+        if self.usable:
+            try:
+                record = rec.load(self.path, node_name(module.params))
+            except rec.RecordError as exc:
+                module.warn("%s; the engine is managed without it and the record is not updated" % exc)
+                self.usable = False
+                return
+            self.engine = record.engine(request.name) or {}
+
+    def save(self, status):
+        if not self.usable or self.module.check_mode:
+            return
+        request = self.request
+
+        def change(record):
+            if request.state == "absent":
+                record.remove_engine(request.name)
+                record.remove_exposure(request.nqn)
+                return
+            frontend = status.frontend_view()
+            record.set_engine(request.name, {
+                "replicas": [r.to_dict() for r in request.replicas], "frontend": request.frontend,
+                "nqn": request.nqn, "size": request.size, "host_nqn": request.host_nqn,
+                "frontend_port": frontend["port"] if frontend else self.engine.get("frontend_port")})
+            if frontend is None:
+                record.remove_exposure(request.nqn)
+            else:
+                record.set_exposure(request.nqn, {"kind": "engine", "bdev": request.name,
+                                                  "listen_address": frontend["listen_address"],
+                                                  "port": frontend["port"]})
+        try:
+            _record, self.written = rec.update(self.path, node_name(self.module.params), change)
+        except rec.RecordError as exc:
+            self.module.warn(str(exc))
+
+    def view(self):
+        return {"path": self.path, "written": self.written}
+
+
+def run(module, request):
+    record = Record(module, request)
+    initiator = em.KernelInitiator(module.run_command, module.get_bin_path)
+    engine = em.EngineRun(module.client, request, check_mode=module.check_mode, recorded=record.engine,
+                          initiator=initiator, wait_timeout=module.params["wait_timeout"],
+                          wait_sleep=module.params["wait_sleep"])
+    try:
+        if request.state == "absent":
+            engine.absent()
+            status, view = None, {"name": request.name, "state": em.ABSENT}
+            after = em.intent_view(request, em.ABSENT)
+        else:
+            status = engine.present(wait=module.params["wait"])
+            view = status.to_dict(engine.device)
+            after = em.intent_view(request, "present", view["frontend"] and view["frontend"]["port"])
+            if module.check_mode and engine.changed:
+                after = em.intent_view(request, "present", em.frontend_port(
+                    engine.state, request, recorded_port=record.engine.get("frontend_port"))
+                    if request.frontend != "none" else None)
+    finally:
+        for warning in engine.warnings:
+            module.warn(warning)
+    record.save(status)
+    return dict(changed=engine.changed or record.written, diff={"before": engine.before, "after": after},
+                engine=view, actions=engine.actions, record=record.view())
+
+
+@spdk_main
+def main():
+    module = SpdkModule(
+        argument_spec=ARGUMENT_SPEC,
+        supports_check_mode=True,
+        required_if=[("state", "present", ["replicas"])],
+    )
+    try:
+        request = build_request(module.params)
+    except (SpdkInputError, rec.RecordError) as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        result = run(module, request)
+    except (SpdkInputError, em.EngineRefusal, rec.RecordError) as exc:
+        module.fail_json(msg=str(exc))
+    except em.EngineRpcFailure as exc:
+        module.fail_rpc(exc.err, hint=exc.hint)
+    except SpdkRpcError as err:
+        module.fail_rpc(err)
+    module.exit_with(**result)
+
+
+if __name__ == "__main__":
+    main()
