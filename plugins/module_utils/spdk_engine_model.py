@@ -44,7 +44,8 @@ import re
 import time
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import describe_rpc_error
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NULL_UUID, NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     NQN_PREFIX,
     SpdkInputError,
@@ -54,6 +55,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     replica_nqn,
     validate_lvol_name,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
 MIB = 1 << 20
 SUPERBLOCK_AREA = MIB
@@ -443,6 +445,11 @@ def address_warnings(state, request):
     return warnings
 
 
+def describe_attach_error(err):
+    """SPDK's answer to a failed attach, with the likely causes of a -5."""
+    return describe_rpc_error(err)
+
+
 def _gone(err):
     return err.is_no_device()
 
@@ -502,8 +509,11 @@ def plan_create(state, request, pending=()):
                  "create RAID1 %s over %s with a superblock" % (request.name, ", ".join(r.name for r in request.replicas)))]
 
 
-def plan_membership(state, request, status, pending=()):
-    """Remove unwanted members, then add missing wanted ones into the freed or empty slots."""
+def plan_membership(state, request, status, pending=(), unreachable=()):
+    """Remove unwanted members, then add missing wanted ones into the freed or empty slots.
+
+    ``unreachable``: remote replicas whose attach failed this run; they stay ERR.
+    """
     raid = status.raid
     if raid.level != "raid1":
         raise EngineRefusal("bdev %s is a %s RAID, not an engine (raid1); choose another engine name"
@@ -518,6 +528,8 @@ def plan_membership(state, request, status, pending=()):
         if replica.member is not None:
             continue
         spec = replica.spec
+        if spec.name in unreachable:
+            continue
         if spec.bdev not in pending:
             problem = member_problem(state, spec, request.name)
             if problem:
@@ -692,8 +704,6 @@ def execute(client, steps, actions):
 
 def wait_bdevs_gone(client, names, timeout, sleep=time.sleep, clock=time.monotonic):
     """Poll until every bdev in ``names`` is unregistered (a detach completes asynchronously)."""
-    from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
-
     deadline = clock() + timeout
     pending = list(names)
     while pending:
@@ -847,7 +857,7 @@ def _without_members(state, raid_name, names):
     for raid in raw.get("raids") or []:
         if raid.get("name") == raid_name:
             raid = dict(raid, base_bdevs_list=[
-                dict(m, name=None, is_configured=False) if m.get("name") in names else m
+                dict(m, name=None, uuid=NULL_UUID, is_configured=False) if m.get("name") in names else m
                 for m in raid.get("base_bdevs_list") or []])
         raids.append(raid)
     raw["raids"] = raids
@@ -872,6 +882,7 @@ class EngineRun:
         self.actions = []
         self.warnings = []
         self.attached = []         # controllers this run attached (detached again if the run fails)
+        self.unreachable = []      # remote replicas whose attach failed while the engine kept serving
         self.kernel_changed = False
         self.device = None
         self.before = None
@@ -901,8 +912,6 @@ class EngineRun:
 
     def _attach(self):
         """Attach missing remote replicas, let examine re-assemble / re-add, read again."""
-        from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
-
         state, request = self.state, self.request
         self.warnings += address_warnings(state, request)
         controllers = load_controllers(self.client) if needs_controllers(state, request) else None
@@ -914,6 +923,10 @@ class EngineRun:
             except SpdkRpcError as err:
                 if step.tolerate is not None and step.tolerate(err):
                     continue
+                if self._serving() and step.method == "bdev_nvme_attach_controller":
+                    self.unreachable.append(step.params["name"])
+                    self.warnings.append("replica %s stays ERR: %s" % (step.params["name"], describe_attach_error(err)))
+                    continue
                 self._rollback()
                 raise
             if step.method == "bdev_nvme_attach_controller":
@@ -922,6 +935,11 @@ class EngineRun:
             self.client.call("bdev_wait_for_examine")
             self.state = load_state(self.client)
         return pending
+
+    def _serving(self):
+        """The engine's RAID exists and serves I/O: a replica that cannot be reached only degrades it."""
+        raid = self.state.raid(self.request.name)
+        return raid is not None and raid.state == "online"
 
     def _attached(self, controller, result, pending):
         bdev = controller + "n1"
@@ -939,8 +957,6 @@ class EngineRun:
 
     def _members(self, pending):
         """Create the RAID, or adopt it and fix its membership."""
-        from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
-
         request = self.request
         status = EngineStatus(self.state, request)
         if status.raid is None:
@@ -958,7 +974,7 @@ class EngineRun:
                 "RAID %s is %s: SPDK waits for members its superblock lists (%d of %d present); bring back the "
                 "replicas whose nodes are down, the engine serves no I/O until then"
                 % (request.name, status.raid.state, status.raid.discovered or 0, status.raid.num_base_bdevs or 0))
-        removals, adds = plan_membership(self.state, request, status, pending)
+        removals, adds = plan_membership(self.state, request, status, pending, self.unreachable)
         former = [r for r in self.recorded.get("replicas", []) if r.get("name") not in
                   {s.name for s in request.replicas}]
         controllers = removed_controllers(self.state, request, status, former)
@@ -1025,8 +1041,6 @@ class EngineRun:
         """Detach controllers this run attached that did not become RAID members (best effort)."""
         if not self.attached or self.check_mode:
             return
-        from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
-
         try:
             state = load_state(self.client)
             steps, bdevs = detach_steps(state, self.attached)
