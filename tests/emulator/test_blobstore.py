@@ -114,3 +114,17 @@ def test_grow_adds_data_clusters_only(tmp_path):
 def test_a_device_without_header_is_not_a_blobstore(tmp_path):
     with pytest.raises(bs.NotABlobstore):
         run(bs.Blobstore.load(aio(str(tmp_path / "e.img"), 8 * MIB)))
+
+
+def test_zeroes_and_unmap_never_allocate_what_already_reads_as_zeros(tmp_path):
+    async def scenario():
+        store = await bs.Blobstore.create(aio(str(tmp_path / "z.img"), 64 * MIB), "lvs", MIB)
+        blob = store.new_blob("v", 4, thin=True)
+        await blob.write_zeroes(0, 2 * MIB)
+        await blob.unmap(2 * MIB, MIB)
+        assert blob.allocated() == 0
+        await blob.write(3 * MIB, b"D" * 8192)
+        await blob.unmap(3 * MIB, 4096)
+        assert blob.allocated() == 1
+        assert await blob.read(3 * MIB, 8192) == bytes(4096) + b"D" * 4096
+    run(scenario())

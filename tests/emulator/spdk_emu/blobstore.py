@@ -169,7 +169,19 @@ class Blob:
             pos += size
 
     async def write_zeroes(self, offset, length):
-        await self.write(offset, bytes(length))
+        """Zeros; an unallocated cluster with nothing behind it already reads as zeros: no allocation."""
+        for cluster, start, size in self.store.split(offset, length):
+            if cluster not in self.clusters and self.parent_id is None and self.esnap_id is None:
+                continue
+            physical = await self.ensure_cluster(cluster)
+            await self.store.write_physical(physical, start, bytes(size))
+
+    async def unmap(self, offset, length):
+        """Deallocate: allocated ranges read back as zeros afterwards; nothing gets allocated."""
+        for cluster, start, size in self.store.split(offset, length):
+            physical = self.clusters.get(cluster)
+            if physical is not None:
+                await self.store.write_physical(physical, start, bytes(size))
 
     async def ensure_cluster(self, cluster):
         """The physical cluster behind ``cluster``, allocating (and filling) it on first write."""

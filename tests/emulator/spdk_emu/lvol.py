@@ -146,8 +146,10 @@ class LvolBdev(Bdev):
         await self.blob.write_zeroes(offset, length)
 
     async def unmap(self, offset_blocks, num_blocks):
-        # SPDK's lvol unmap leaves zeros behind; clusters stay allocated
-        await self.write_zeroes(offset_blocks, num_blocks)
+        self.check_fault()
+        offset, length = self._range(offset_blocks, num_blocks)
+        self._check_writable(offset, length)
+        await self.blob.unmap(offset, length)
 
     # ---- description -----------------------------------------------------------------------
     def memory_domains(self):
