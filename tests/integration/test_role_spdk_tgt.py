@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -86,8 +87,8 @@ class Node(object):
         variables.update(overrides)
         return variables
 
-    def play(self, check=False, **overrides):
-        """Run the role; return (ok, changed, output). Fails the test if the play failed."""
+    def play(self, check=False, expect_failure=False, **overrides):
+        """Run the role; return (ok, changed, output). The play must succeed unless ``expect_failure``."""
         extra = os.path.join(self.root, "vars.json")
         with open(extra, "w") as handle:
             json.dump(self.variables(**overrides), handle)
@@ -100,7 +101,11 @@ class Node(object):
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
         output = done.stdout + done.stderr
         recap = RECAP.search(done.stdout)
-        assert done.returncode == 0 and recap, "ansible-playbook failed (rc %d):\n%s" % (done.returncode, output[-6000:])
+        assert recap, "ansible-playbook did not finish (rc %d):\n%s" % (done.returncode, output[-6000:])
+        if expect_failure:
+            assert done.returncode != 0 and int(recap.group(4)) == 1, "the play should have failed:\n" + output[-6000:]
+        else:
+            assert done.returncode == 0, "ansible-playbook failed (rc %d):\n%s" % (done.returncode, output[-6000:])
         return int(recap.group(1)), int(recap.group(2)), output
 
     def pid(self):
@@ -187,6 +192,56 @@ def test_nvme_options_are_set_before_any_controller(node):
     assert dict((k, nvme[k]) for k in wanted) == wanted
     _ok, changed, _out = node.play(spdk_tgt_nvme_options=wanted)
     assert changed == 0
+
+
+def free_port():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def attach_a_controller_to_itself(node):
+    """Export an aio bdev over NVMe-oF/TCP and attach it back: the target now has an NVMe controller."""
+    disk = os.path.join(node.root, "disk.img")
+    with open(disk, "wb") as handle:
+        handle.truncate(16 << 20)
+    nqn = "nqn.2026-01.io.spdk-storage:role-test"
+    port = str(free_port())
+    node.call("bdev_aio_create", {"name": "d0", "filename": disk, "block_size": 4096})
+    node.call("nvmf_create_subsystem", {"nqn": nqn, "allow_any_host": True})
+    node.call("nvmf_subsystem_add_ns", {"nqn": nqn, "namespace": {"bdev_name": "d0"}})
+    node.call("nvmf_subsystem_add_listener", {"nqn": nqn, "listen_address": {
+        "trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": port}})
+    node.call("bdev_nvme_attach_controller", {"name": "c0", "trtype": "tcp", "adrfam": "ipv4",
+                                              "traddr": "127.0.0.1", "trsvcid": port, "subnqn": nqn})
+
+
+def test_other_nvme_options_once_a_controller_exists_need_a_restart(node):
+    wanted = {"ctrlr_loss_timeout_sec": 10, "reconnect_delay_sec": 2, "fast_io_fail_timeout_sec": 5}
+    node.play(spdk_tgt_nvme_options=wanted)
+    if "bdev_nvme_attach_controller" not in node.call("rpc_get_methods"):
+        pytest.skip("the emulator does not offer bdev_nvme_attach_controller yet")
+    attach_a_controller_to_itself(node)
+    pid = node.pid()
+
+    _ok, changed, _out = node.play(spdk_tgt_nvme_options=wanted)
+    assert changed == 0, "the same values are fine with a controller attached"
+
+    other = dict(wanted, ctrlr_loss_timeout_sec=30)
+    _ok, _changed, out = node.play(expect_failure=True, spdk_tgt_nvme_options=other)
+    assert "ctrlr_loss_timeout_sec: 10 -> 30" in out
+    assert "c0" in out and "spdk_tgt_state=restarted" in out
+    assert node.pid() == pid, "a refused change leaves the target running as it was"
+
+    node.recovered()
+    _ok, changed, _out = node.play(spdk_tgt_nvme_options=other, spdk_tgt_state="restarted")
+    assert changed > 0
+    config = node.call("framework_get_config", {"name": "bdev"})
+    nvme = [e["params"] for e in config if e["method"] == "bdev_nvme_set_options"][0]
+    assert nvme["ctrlr_loss_timeout_sec"] == 30
+    assert node.recovered() is not None
 
 
 def test_a_killed_target_is_started_again_and_recovery_runs(node):
