@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import random
 import signal
 import struct
@@ -232,8 +233,9 @@ async def main_async(args):
         print("spdk_io: cannot connect to %s at %s:%s: %s" % (args.nqn, args.traddr, args.trsvcid, exc.reason),
               file=sys.stderr)
         return 2
-    if args.length is None and not (args.command == "write" and args.file):
-        args.length = host.block_size * host.num_blocks - args.offset
+    if args.length is None:
+        args.length = (os.path.getsize(args.file) if args.file
+                       else host.block_size * host.num_blocks - args.offset)
     try:
         if args.command == "write":
             report(args, await do_write(host, args))
