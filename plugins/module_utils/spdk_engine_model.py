@@ -924,6 +924,7 @@ class EngineRun:
                 if step.tolerate is not None and step.tolerate(err):
                     continue
                 if self._serving() and step.method == "bdev_nvme_attach_controller":
+                    self.actions.pop()  # nothing changed
                     self.unreachable.append(step.params["name"])
                     self.warnings.append("replica %s stays ERR: %s" % (step.params["name"], describe_attach_error(err)))
                     continue

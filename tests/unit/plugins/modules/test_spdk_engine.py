@@ -1,0 +1,301 @@
+# -*- coding: utf-8 -*-
+"""spdk_engine end to end through main(), with the RPCs it must send, in order.
+
+Answers are real SPDK v26.05 answers (tests/unit/fixtures/transcripts). The engine is
+``vol1-e0`` of more/introspection.jsonl node1: a local replica ``disk1/vol1-r-a1b2c3d4`` and a
+remote one attached as controller ``vol1-r-b2c3d4e5`` (bdev ``vol1-r-b2c3d4e5n1``), RAID1 with
+a superblock, frontend ``nqn.2026-01.io.spdk-storage:vol1-e0`` on 127.0.0.1:4420 with ANA.
+A missing, extra or different call fails the test.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+import pytest
+from ansible.module_utils import basic
+from expected_calls import answer, expect, reads, result, run_module, transcript
+
+from ansible_collections.spdk.storage.plugins.modules import spdk_engine
+
+INTRO = "more/introspection.jsonl"
+NQN = "nqn.2026-01.io.spdk-storage:vol1-e0"
+HOST1 = "nqn.2026-01.io.spdk-storage:host-node1"
+HOSTS = ["nqn.2026-01.io.spdk-storage:host-frontend-a", "nqn.2026-01.io.spdk-storage:host-node3"]
+LOCAL = {"name": "vol1-r-a1b2c3d4", "disk": "disk1"}
+REMOTE = {"name": "vol1-r-b2c3d4e5", "address": "127.0.0.1:4421"}
+LOCAL_UUID = "42971873-bab4-42f3-a8f1-894aebb3c9db"
+ATTACH = {"name": "vol1-r-b2c3d4e5", "trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1", "trsvcid": "4421",
+          "subnqn": "nqn.2026-01.io.spdk-storage:vol1-r-b2c3d4e5", "hostnqn": HOST1,
+          "ctrlr_loss_timeout_sec": 10, "reconnect_delay_sec": 2, "fast_io_fail_timeout_sec": 5}
+LISTEN = {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}
+
+
+@pytest.fixture
+def args(tmp_path):
+    return dict(name="vol1-e0", size="255MiB", replicas=[LOCAL, REMOTE], listen_address="127.0.0.1",
+                allowed_hosts=HOSTS, host_nqn=HOST1, node_name="node1", record_dir=str(tmp_path))
+
+
+def run(args, calls, **kwargs):
+    return run_module(spdk_engine, args, calls, **kwargs)
+
+
+def bdevs(*drop):
+    return result([b for b in answer(INTRO, 61)["result"] if b["name"] not in drop])
+
+
+def no_subsystem():
+    return answer(INTRO, 8)
+
+
+def no_raid():
+    return answer(INTRO, 6)
+
+
+def engine_reads(raids=None, bdev_answer=None, subsystems=None):
+    """The batch every run starts with: RAIDs, bdevs, subsystems."""
+    return reads(("bdev_raid_get_bdevs", {"category": "all"}, raids or answer(INTRO, 83)),
+                 ("bdev_get_bdevs", None, bdev_answer or answer(INTRO, 61)),
+                 ("nvmf_get_subsystems", None, subsystems or answer(INTRO, 78)))
+
+
+def degraded_raids():
+    """more/nvme_reconnect L84: the remote controller was lost, its slot is empty."""
+    return {"result": transcript("more/nvme_reconnect.jsonl", 84, replace={
+        "d0c0503a-6587-4295-b4f5-691f22aaae5f": LOCAL_UUID})["response"]["result"]}
+
+
+def create_calls():
+    """Everything a first run sends on a node that has the local replica only."""
+    return [
+        engine_reads(no_raid(), bdevs("vol1-r-b2c3d4e5n1", "vol1-e0"), no_subsystem()),
+        expect("bdev_nvme_get_controllers", None, answer(INTRO, 7)),
+        expect("bdev_nvme_attach_controller", ATTACH, answer(INTRO, 34)),
+        expect("bdev_wait_for_examine", None, answer("step5.jsonl", 43)),
+        engine_reads(no_raid(), bdevs("vol1-e0"), no_subsystem()),
+        expect("bdev_raid_create", {"name": "vol1-e0", "raid_level": "raid1", "strip_size_kb": 0, "superblock": True,
+                                    "base_bdevs": ["disk1/vol1-r-a1b2c3d4", "vol1-r-b2c3d4e5n1"]}, answer(INTRO, 37)),
+        engine_reads(subsystems=no_subsystem()),
+        expect("nvmf_get_transports", None, answer(INTRO, 79)),
+        expect("nvmf_create_subsystem", {"nqn": NQN, "allow_any_host": False, "serial_number": "SPDKST825679C9414847",
+                                         "model_number": "spdk.storage engine", "ana_reporting": True},
+               answer(INTRO, 43)),
+        expect("nvmf_subsystem_add_ns", {"nqn": NQN, "namespace": {"bdev_name": "vol1-e0", "anagrpid": 1}},
+               answer(INTRO, 46)),
+        expect("nvmf_subsystem_add_host", {"nqn": NQN, "host": HOSTS[0]}, answer(INTRO, 45)),
+        expect("nvmf_subsystem_add_host", {"nqn": NQN, "host": HOSTS[1]}, answer(INTRO, 44)),
+        expect("nvmf_subsystem_add_listener", {"nqn": NQN, "listen_address": LISTEN}, answer(INTRO, 47)),
+        expect("nvmf_subsystem_listener_set_ana_state", {"nqn": NQN, "listen_address": LISTEN,
+                                                         "ana_state": "inaccessible", "anagrpid": 2},
+               answer("more/ana/run15_nsgroup_pause_nodrain.jsonl", 18)),
+        expect("nvmf_get_subsystems", None, answer(INTRO, 78)),
+    ]
+
+
+def record_of(args):
+    with open(os.path.join(args["record_dir"], "node1.json")) as handle:
+        return json.load(handle)
+
+
+class TestPresent:
+    def test_create_attaches_awaits_examine_creates_the_raid_and_an_ana_frontend(self, args):
+        outcome = run(args, create_calls(), diff=True)
+        assert outcome.changed is True and not outcome.failed
+        engine = outcome.result["engine"]
+        assert engine["state"] == "healthy" and engine["size"] == 255 * (1 << 20)
+        assert [(r["name"], r["mode"]) for r in engine["replicas"]] == [("vol1-r-a1b2c3d4", "RW"),
+                                                                        ("vol1-r-b2c3d4e5", "RW")]
+        assert engine["frontend"]["port"] == 4420 and engine["frontend"]["ana_group"] == 1
+        # 3 reads + controllers + attach + examine + 3 reads + create + 3 reads + transports
+        # + 7 frontend steps (2 hosts) + the subsystem read
+        assert outcome.rpc_count == 21
+        assert outcome.result["diff"] == {
+            "before": {"state": "absent"},
+            "after": {"state": "present", "replicas": ["vol1-r-a1b2c3d4", "vol1-r-b2c3d4e5"],
+                      "frontend": {"type": "nvmf", "nqn": NQN, "listen_address": "127.0.0.1", "port": 4420,
+                                   "allowed_hosts": HOSTS}}}
+        recorded = record_of(args)["engines"]["vol1-e0"]
+        assert recorded["replicas"] == [LOCAL, dict(REMOTE, nqn="nqn.2026-01.io.spdk-storage:vol1-r-b2c3d4e5")]
+        assert recorded["frontend_port"] == 4420
+        assert record_of(args)["exposures"][NQN]["port"] == 4420
+
+    def test_check_mode_plans_the_same_and_sends_only_reads(self, args):
+        outcome = run(args, [
+            engine_reads(no_raid(), bdevs("vol1-r-b2c3d4e5n1", "vol1-e0"), no_subsystem()),
+            expect("bdev_nvme_get_controllers", None, answer(INTRO, 7)),
+            expect("nvmf_get_transports", None, answer(INTRO, 79)),
+        ], check_mode=True, diff=True)
+        assert outcome.changed is True and outcome.mutating == []
+        assert [a["method"] for a in outcome.result["actions"]] == [
+            "bdev_nvme_attach_controller", "bdev_raid_create", "nvmf_create_subsystem", "nvmf_subsystem_add_ns",
+            "nvmf_subsystem_add_host", "nvmf_subsystem_add_host", "nvmf_subsystem_add_listener",
+            "nvmf_subsystem_listener_set_ana_state"]
+        assert outcome.result["diff"]["after"]["frontend"]["port"] == 4420
+        assert not os.path.exists(os.path.join(args["record_dir"], "node1.json"))
+
+    def test_a_healthy_engine_is_three_reads_in_one_batch(self, args):
+        args["record_dir"] = ""
+        outcome = run(args, [engine_reads()])
+        assert outcome.changed is False and outcome.result["actions"] == []
+        assert outcome.rpc_count == 3 and outcome.script.exchanges == [3]
+        assert outcome.result["engine"]["state"] == "healthy"
+
+    def test_a_lost_record_is_written_again_then_nothing_changes(self, args):
+        first = run(args, [engine_reads()])
+        assert first.changed is True and first.result["actions"] == [] and first.result["record"]["written"]
+        second = run(args, [engine_reads()])
+        assert second.changed is False and second.result["record"]["written"] is False
+
+    def test_an_unreachable_replica_of_a_serving_engine_is_err_and_explained(self, args):
+        args["record_dir"] = ""
+        outcome = run(args, [
+            engine_reads(degraded_raids(), bdevs("vol1-r-b2c3d4e5n1")),
+            expect("bdev_nvme_get_controllers", None, answer("more/nvme_reconnect.jsonl", 83)),
+            expect("bdev_nvme_attach_controller", ATTACH, answer("more/nvmf_hosts.jsonl", 9)),
+        ])
+        assert not outcome.failed and outcome.changed is False
+        assert outcome.result["engine"]["state"] == "degraded"
+        assert [r["mode"] for r in outcome.result["engine"]["replicas"]] == ["RW", "ERR"]
+        assert any("vol1-r-b2c3d4e5 stays ERR" in w and "does not allow the host " + HOST1 in w
+                   for w in outcome.warnings)
+
+    def test_a_replica_back_but_not_re_added_by_examine_is_added_with_a_rebuild(self, args):
+        rebuilding = answer(INTRO, 83)
+        rebuilding["result"][0]["process"] = {"type": "rebuild", "target": "vol1-r-b2c3d4e5n1",
+                                              "progress": {"blocks": 0, "percent": 0}}
+        outcome = run(args, [
+            engine_reads(degraded_raids(), bdevs("vol1-r-b2c3d4e5n1")),
+            expect("bdev_nvme_get_controllers", None, answer("more/nvme_reconnect.jsonl", 83)),
+            expect("bdev_nvme_attach_controller", ATTACH, answer(INTRO, 34)),
+            expect("bdev_wait_for_examine", None, answer("step5.jsonl", 43)),
+            engine_reads(degraded_raids()),
+            expect("bdev_raid_add_base_bdev", {"raid_bdev": "vol1-e0", "base_bdev": "vol1-r-b2c3d4e5n1"},
+                   answer("more/d4_raid_add_base_rebuild_alloc.jsonl", 28)),
+            engine_reads(rebuilding),
+        ])
+        assert outcome.changed is True, outcome.msg
+        remote = outcome.result["engine"]["replicas"][1]
+        assert (remote["mode"], remote["rebuild"]) == ("WO", {"percent": 0, "blocks": 0})
+        assert outcome.result["engine"]["state"] == "degraded"
+
+    def test_replicas_of_different_sizes_fail_and_the_attached_controller_is_detached(self, args):
+        args["replicas"] = [{"name": "vol5-r-0b0b0b0b", "disk": "disk1"}, REMOTE]
+        args["size"] = None
+        outcome = run(args, [
+            engine_reads(no_raid(), bdevs("vol1-r-b2c3d4e5n1", "vol1-e0"), no_subsystem()),
+            expect("bdev_nvme_get_controllers", None, answer(INTRO, 7)),
+            expect("bdev_nvme_attach_controller", ATTACH, answer(INTRO, 34)),
+            expect("bdev_wait_for_examine", None, answer("step5.jsonl", 43)),
+            engine_reads(no_raid(), bdevs("vol1-e0"), no_subsystem()),
+            # the failure: detach what this run attached, and wait until its bdev is gone
+            engine_reads(no_raid(), bdevs("vol1-e0"), no_subsystem()),
+            expect("bdev_nvme_detach_controller", {"name": "vol1-r-b2c3d4e5"}, answer("step4.jsonl", 22)),
+            expect("bdev_get_bdevs", {"name": "vol1-r-b2c3d4e5n1"}, answer("more/nvme_reconnect.jsonl", 85)),
+        ])
+        assert outcome.failed
+        assert "differ in size" in outcome.msg and "vol5-r-0b0b0b0b 32MiB" in outcome.msg
+        assert "vol1-r-b2c3d4e5 256MiB" in outcome.msg
+        assert "bdev_raid_create" not in outcome.methods
+
+    def test_an_unreachable_replica_at_creation_fails_naming_the_likely_causes(self, args):
+        outcome = run(args, [
+            engine_reads(no_raid(), bdevs("vol1-r-b2c3d4e5n1", "vol1-e0"), no_subsystem()),
+            expect("bdev_nvme_get_controllers", None, answer(INTRO, 7)),
+            expect("bdev_nvme_attach_controller", ATTACH, answer("more/nvmf_hosts.jsonl", 9)),
+        ])
+        assert outcome.failed and outcome.result["rpc_error_code"] == -5
+        for cause in ("does not allow the host " + HOST1, "DH-CHAP key", "nothing reachable listens on 127.0.0.1:4421"):
+            assert cause in outcome.msg
+        assert outcome.mutating == ["bdev_nvme_attach_controller"]
+
+    def test_a_superblock_of_an_earlier_raid_is_explained_not_cleared(self, args):
+        calls = create_calls()[:6]
+        calls[5] = expect("bdev_raid_create", calls[5].params,
+                          {"error": {"code": -17, "message": "Failed to create RAID bdev vol1-e0: File exists"}})
+        calls += [engine_reads(no_raid(), bdevs("vol1-e0"), no_subsystem()),
+                  expect("bdev_nvme_detach_controller", {"name": "vol1-r-b2c3d4e5"}, answer("step4.jsonl", 22)),
+                  expect("bdev_get_bdevs", {"name": "vol1-r-b2c3d4e5n1"}, answer("more/nvme_reconnect.jsonl", 85))]
+        outcome = run(args, calls)
+        assert outcome.failed and "superblock of an earlier RAID" in outcome.msg
+        assert "never clears superblocks" in outcome.msg
+
+    def test_removing_a_replica_detaches_it_and_waits_until_its_bdev_is_gone(self, args):
+        args["replicas"] = [LOCAL, {"name": "vol1-r-new", "address": "127.0.0.2:4421"}]
+        new_bdev = answer(INTRO, 61)["result"]
+        nvme = [b for b in new_bdev if b["name"] == "vol1-r-b2c3d4e5n1"][0]
+        new_bdev.append(dict(nvme, name="vol1-r-newn1", aliases=["11111111-2222-4333-8444-555555555555"],
+                             uuid="11111111-2222-4333-8444-555555555555", claimed=False))
+        outcome = run(args, [
+            engine_reads(bdev_answer=result(new_bdev)),
+            expect("bdev_raid_remove_base_bdev", {"name": "vol1-r-b2c3d4e5n1"}, answer(INTRO, 41)),
+            expect("bdev_nvme_detach_controller", {"name": "vol1-r-b2c3d4e5"}, answer("step4.jsonl", 22)),
+            expect("bdev_get_bdevs", {"name": "vol1-r-b2c3d4e5n1"}, answer("more/nvme_reconnect.jsonl", 85)),
+            expect("bdev_raid_add_base_bdev", {"raid_bdev": "vol1-e0", "base_bdev": "vol1-r-newn1"},
+                   answer("more/d4_raid_add_base_rebuild_alloc.jsonl", 28)),
+            engine_reads(degraded_raids(), bdev_answer=result(new_bdev)),
+        ])
+        assert outcome.changed is True, outcome.msg
+        assert [r["mode"] for r in outcome.result["engine"]["replicas"]] == ["RW", "ERR"]
+
+    def test_blockdev_without_kernel_support_fails_before_any_rpc(self, args, monkeypatch):
+        monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, *a, **kw: None)
+        args["frontend"] = "blockdev"
+        outcome = run(args, [])
+        assert outcome.failed and "needs nvme-cli" in outcome.msg and outcome.rpc_count == 0
+
+
+class TestAbsent:
+    def test_delete_keeps_superblocks_and_waits_for_the_controller_bdev(self, args):
+        args.update(state="absent", replicas=[])
+        outcome = run(args, [
+            engine_reads(),
+            expect("nvmf_delete_subsystem", {"nqn": NQN}, answer("step4.jsonl", 23)),
+            expect("bdev_raid_delete", {"name": "vol1-e0", "clear_sb": False}, answer("step3.jsonl", 60)),
+            expect("bdev_nvme_detach_controller", {"name": "vol1-r-b2c3d4e5"}, answer("step4.jsonl", 22)),
+            expect("bdev_get_bdevs", {"name": "vol1-r-b2c3d4e5n1"}, answer("more/nvme_reconnect.jsonl", 85)),
+        ], diff=True)
+        assert outcome.changed is True and outcome.result["engine"] == {"name": "vol1-e0", "state": "absent"}
+        assert outcome.result["diff"]["after"] == {"state": "absent"}
+        assert outcome.rpc_count == 7
+
+    def test_absent_twice_is_three_reads(self, args):
+        args.update(state="absent", replicas=[REMOTE], record_dir="")
+        outcome = run(args, [engine_reads(no_raid(), bdevs("vol1-r-b2c3d4e5n1", "vol1-e0"), no_subsystem())])
+        assert outcome.changed is False and outcome.rpc_count == 3
+
+    def test_absent_in_check_mode_sends_nothing_mutating(self, args):
+        args.update(state="absent")
+        outcome = run(args, [engine_reads()], check_mode=True)
+        assert outcome.changed is True and outcome.mutating == []
+        assert [a["method"] for a in outcome.result["actions"]] == [
+            "nvmf_delete_subsystem", "bdev_raid_delete", "bdev_nvme_detach_controller"]
+
+
+class TestBadInput:
+    @pytest.mark.parametrize("change, why", [
+        (dict(replicas=[LOCAL]), "at least 2 replicas"),
+        (dict(ctrlr_loss_timeout_sec=0), "never deletes a lost controller"),
+        (dict(name="bad/name"), "may only contain"),
+        (dict(listen_address="node1.example"), "not an IP address"),
+        (dict(allowed_hosts=["not-an-nqn"]), "is not an NQN"),
+        (dict(size="10GB"), "decimal unit"),
+    ])
+    def test_is_refused_before_any_rpc(self, args, change, why):
+        args.update(change)
+        outcome = run(args, [])
+        assert outcome.failed and why in outcome.msg and outcome.rpc_count == 0
+
+    def test_a_record_from_a_newer_collection_is_left_alone_with_a_warning(self, args):
+        path = os.path.join(args["record_dir"], "node1.json")
+        with open(path, "w") as handle:
+            json.dump({"format": "spdk.storage/node-record", "version": 9}, handle)
+        args["record_dir"] = args["record_dir"]
+        outcome = run(args, [engine_reads()])
+        assert not outcome.failed and outcome.changed is False
+        assert any("newer spdk.storage" in w for w in outcome.warnings)
+        with open(path) as handle:
+            assert json.load(handle)["version"] == 9
