@@ -27,6 +27,7 @@ RACES = {
         "step4.jsonl:93": "the remote namespace grows only after the host's identify round trip, which "
                           "the next replayed call can outrun (emu-net: the AEN could carry the size)",
         "step4.jsonl:94": "same: the RAID over that namespace grows one round trip later",
+        "step4.jsonl:95": "same: the RAID member's data_size",
     },
 }
 

@@ -275,8 +275,6 @@ def unregister_lvol(lvs, lvol):
 
 @examiner
 async def examine_lvstore(target, bdev):
-    if isinstance(bdev, LvolBdev) and bdev.blob.snapshot:
-        return
     await attach_waiting_esnap_clones(target, bdev)
     if bdev.claim is not None:
         return
