@@ -506,7 +506,8 @@ def plan_create(state, request, pending=()):
     check_sizes(request, sizes)
     return [Step("bdev_raid_create", {"name": request.name, "raid_level": "raid1", "strip_size_kb": 0,
                                       "base_bdevs": [r.bdev for r in request.replicas], "superblock": True},
-                 "create RAID1 %s over %s with a superblock" % (request.name, ", ".join(r.name for r in request.replicas)))]
+                 "create RAID1 %s over %s with a superblock"
+                 % (request.name, ", ".join(r.name for r in request.replicas)))]
 
 
 def plan_membership(state, request, status, pending=(), unreachable=()):
@@ -1021,8 +1022,8 @@ class EngineRun:
             return
         self.kernel_changed = True
         port = frontend_port(self.state, request, extra_hosts, recorded_port)
-        self.actions.append({"method": "nvme connect", "params": {"nqn": request.nqn, "traddr": request.listen_address,
-                                                                 "trsvcid": port, "hostnqn": kernel_nqn},
+        params = {"nqn": request.nqn, "traddr": request.listen_address, "trsvcid": port, "hostnqn": kernel_nqn}
+        self.actions.append({"method": "nvme connect", "params": params,
                              "why": "connect the kernel NVMe/TCP host to the frontend (block device)"})
         if not self.check_mode:
             self.device = self.initiator.connect(request.nqn, request.listen_address, port, kernel_nqn)

@@ -64,8 +64,8 @@ options:
     type: str
   replicas:
     description:
-      - The replicas the engine should have, in RAID slot order at creation. Required with O(state=present)
-        (at least two: SPDK's RAID1 minimum).
+      - The replicas the engine should have, in RAID slot order at creation. Required with O(state=present),
+        at least two (the minimum of SPDK's RAID1).
       - With O(state=absent), listed remote replicas have their controllers detached (as do those in the node
         record and the RAID).
     type: list

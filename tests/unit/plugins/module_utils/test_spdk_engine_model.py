@@ -130,8 +130,8 @@ class TestHealth:
         # more/d2 L34: after a restart the local member is listed by UUID and the remote slot is empty
         raids = transcript("more/d2_raid_sb_restart_clean_remove.jsonl", 34,
                            replace={"5622ff4d-8ff2-4f29-a5f3-039500090a34": LOCAL_UUID})["response"]["result"]
-        status = em.EngineStatus(node(raids=raids, bdevs=without_bdev(answer(INTRO, 61)["result"],
-                                                                        "vol1-r-b2c3d4e5n1")), request())
+        bdevs = without_bdev(answer(INTRO, 61)["result"], "vol1-r-b2c3d4e5n1")
+        status = em.EngineStatus(node(raids=raids, bdevs=bdevs), request())
         assert [s.mode for s in status.replicas] == ["RW", "ERR"]
         assert status.state == em.DEGRADED
 
@@ -159,8 +159,8 @@ class TestHealth:
 
     def test_a_configuring_raid_serves_nothing_so_the_engine_is_faulted(self):
         # vol5-e0 in L83 waits for a member that was never attached
-        req = request(name="vol5-e0", replicas=[{"name": "vol5-r-0a0a0a0a", "disk": "disk1"},
-                                                 {"name": "vol5-r-not-attached-yet", "address": "127.0.0.1:4421"}])
+        req = request(name="vol5-e0", replicas=[
+            {"name": "vol5-r-0a0a0a0a", "disk": "disk1"}, {"name": "vol5-r-not-attached-yet", "address": "127.0.0.1:4421"}])
         status = em.EngineStatus(node(), req)
         assert status.raid.state == "configuring" and status.state == em.FAULTED
 
@@ -257,8 +257,8 @@ class TestMembers:
             em.plan_membership(state, req, em.EngineStatus(state, req), pending=["vol1-r-cn1"])
 
     def test_a_raid_of_another_level_under_the_engine_name_is_refused(self):
-        req = request(name="vol6-e0", replicas=[{"name": "vol6-r-0c0c0c0c", "disk": "disk1"},
-                                                 {"name": "vol5-r-0b0b0b0b", "disk": "disk1"}])
+        req = request(name="vol6-e0", replicas=[
+            {"name": "vol6-r-0c0c0c0c", "disk": "disk1"}, {"name": "vol5-r-0b0b0b0b", "disk": "disk1"}])
         state = node()
         with pytest.raises(em.EngineRefusal, match="raid0 RAID, not an engine"):
             em.plan_membership(state, req, em.EngineStatus(state, req))
@@ -284,9 +284,8 @@ class TestFrontend:
             "nvmf_subsystem_add_listener", "nvmf_subsystem_listener_set_ana_state"]
         assert steps[0].params["ana_reporting"] is True
         assert steps[1].params == {"nqn": NQN, "namespace": {"bdev_name": "vol1-e0", "anagrpid": 1}}
-        assert steps[5].params == {"nqn": NQN, "listen_address": {"trtype": "TCP", "adrfam": "IPv4",
-                                                                 "traddr": "127.0.0.1", "trsvcid": "4420"},
-                                   "ana_state": "inaccessible", "anagrpid": 2}
+        listen = {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}
+        assert steps[5].params == {"nqn": NQN, "listen_address": listen, "ana_state": "inaccessible", "anagrpid": 2}
 
     def test_the_transport_is_created_when_missing(self):
         state = node(subsystems=answer(INTRO, 8)["result"])
