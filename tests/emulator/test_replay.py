@@ -45,12 +45,9 @@ KNOWN_GAPS = {
     "d1_set_parent_thin_no_parent.session.jsonl": {},
     "d6_alloc_after_shallow_copy.session.jsonl": {},
     "introspection.session.jsonl": {
-        "introspection.jsonl:72": "emu-net: nvmf_get_subsystems lists subsystems in creation order, "
-                                  "SPDK in another order (by NQN?)",
         "introspection.jsonl:74": "emu-net: the host opens 1 I/O qpair, SPDK's bdev_nvme one per core (3)",
         "introspection.jsonl:75": "emu-net: same, qpairs listed",
         "introspection.jsonl:77": "emu-net: same (2 qpairs on that host)",
-        "introspection.jsonl:78": "emu-net: hosts of a subsystem listed in insertion order, SPDK's differs",
     },
 }
 

@@ -168,7 +168,13 @@ class Path:
         self.host_key = self.ctrlr_key = None
 
     def _on_event(self, message):
-        self.ctrlr.target.spawn(self.ctrlr.refresh(self))
+        if "identify" in message:
+            self.take_identify(message["identify"])
+            self.ctrlr.apply_sizes()
+            self.ctrlr.wake()
+            self.ctrlr.target.spawn(self.ctrlr.sync_bdevs())
+        else:
+            self.ctrlr.target.spawn(self.ctrlr.refresh(self))
 
     def _on_lost(self, conn):
         if conn is self.conn and self._recovery is None:
@@ -295,6 +301,16 @@ class Controller:
             return
         self.wake()
         await self.sync_bdevs()
+
+    def apply_sizes(self):
+        """Resize bdevs at once from what the connected paths report (a remote lvol grew)."""
+        for path in self.paths:
+            if not path.connected:
+                continue
+            for nsid, entry in path.namespaces.items():
+                bdev = self.bdevs.get(nsid)
+                if bdev is not None and bdev.uuid == entry["uuid"] and bdev.num_blocks != entry["num_blocks"]:
+                    bdev.resize(entry["num_blocks"])
 
     async def sync_bdevs(self):
         """Make the bdevs follow the namespaces the connected paths report (add, resize, hot remove)."""

@@ -31,8 +31,9 @@ events from the target. Every answer has ``status: [sct, sc]`` (NVMe status code
    ``reauth`` (starts step 2 again on the live connection, for bdev_nvme_set_keys). I/O to a
    namespace whose ANA group is not accessible on this listener fails with ``ANA_INACCESSIBLE``;
    a bdev I/O error answers ``INTERNAL_DEVICE_ERROR``.
-5. Events: ``{"op": "aen", "event": "ns_changed" | "ana_changed"}`` after a namespace is added,
-   removed or resized, or an ANA state changes; the host answers by sending ``identify``.
+5. Events: ``{"op": "aen", "event": "ns_changed" | "ana_changed", "identify"}`` after a namespace
+   is added, removed or resized, or an ANA state changes; the identify data (as in step 3) comes
+   along, so the host applies the change as soon as the event arrives.
 6. The target closes the connection when the host is removed from the allow-list, the listener or
    the subsystem is deleted; the host then runs its reconnect policy (nvme.py).
 
@@ -375,8 +376,9 @@ class Session:
         self.send(message, payload)
 
     def send_event(self, event):
+        """An asynchronous event; it carries the new identify data so the host needs no round trip."""
         if self.phase == "enabled":
-            self.send({"op": "aen", "event": event})
+            self.send({"op": "aen", "event": event, "identify": self.identify()})
 
     # -- connect and authentication --
     async def _connect(self, message):
@@ -688,7 +690,8 @@ def nvmf_get_subsystems(target, params):
         if subsystem is None:
             raise RpcError(-19, "No such device")
         return [subsystem.to_json()]
-    return [subsystem.to_json() for subsystem in state.subsystems.values()]
+    # SPDK keeps subsystems in a tree keyed by NQN (introspection L72), so the listing is sorted
+    return [state.subsystems[nqn].to_json() for nqn in sorted(state.subsystems, key=str.encode)]
 
 
 # ---- namespaces -----------------------------------------------------------------------------------
@@ -911,7 +914,7 @@ def nvmf_subsystem_add_host(target, params):
         raise internal_error()
     host = Host(p.host, p.psk)
     host.set_keys(host_key, ctrlr_key)
-    subsystem.hosts.append(host)
+    subsystem.hosts.insert(0, host)      # newest first, like listeners (introspection L78)
     return True
 
 
