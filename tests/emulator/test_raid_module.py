@@ -11,7 +11,7 @@ import uuid as uuidlib
 import pytest
 
 from spdk_emu import raid, raid_sb, rpc
-from spdk_emu.bdev import Bdev, BdevIOError
+from spdk_emu.bdev import Bdev
 from spdk_emu.errors import RpcError
 from spdk_emu.target import Target
 
