@@ -111,6 +111,8 @@ def sequence(module_targets, module_ansible_runner):
     runs.mark_second = target.log_mark()
     runs.second = module_ansible_runner.playbook(target, tasks)
 
+    runs.absent = module_ansible_runner.playbook(target, absent_noops())
+
     runs.state_before_check = target.state()
     runs.mark_check = target.log_mark()
     runs.check = module_ansible_runner.playbook(target, changing_sequence(target), check=True)
@@ -131,6 +133,15 @@ def changing_sequence(target):
         snapshot_task(SNAPSHOT, state="absent", label="delete snapshot s1"),
         ("stop r1", "spdk.storage.spdk_replica", dict(name=REPLICA, state="stopped")),
         ("wipe d1", "spdk.storage.spdk_disk", dict(name=DISK, state="absent", wipe=True, force=True)),
+    ]
+
+
+def absent_noops():
+    """Removing what does not exist: each task must change nothing."""
+    return [
+        ("replica gone absent", "spdk.storage.spdk_replica", dict(name="gone", disk=DISK, state="absent")),
+        snapshot_task("gone", state="absent", label="snapshot gone absent"),
+        ("disk gone absent", "spdk.storage.spdk_disk", dict(name="gone", state="absent")),
     ]
 
 
@@ -202,20 +213,27 @@ def test_adhoc_spdk_info_returns_what_the_playbook_saw(sequence):
 
 # ---- scenario 5: RPCs of one no-op run, per module ---------------------------------------------------
 
+# (module, state) -> (which run of the sequence fixture, task name)
 NOOP_TASKS = {
-    "spdk_disk": "disk " + DISK,
-    "spdk_replica": "replica " + REPLICA,
-    "spdk_snapshot": "snapshot " + SNAPSHOT,
-    "spdk_info": "info",
+    ("spdk_disk", "present"): ("second", "disk " + DISK),
+    ("spdk_replica", "present"): ("second", "replica " + REPLICA),
+    ("spdk_snapshot", "present"): ("second", "snapshot " + SNAPSHOT),
+    ("spdk_info", "-"): ("second", "info"),
+    ("spdk_disk", "absent"): ("absent", "disk gone absent"),
+    ("spdk_replica", "absent"): ("absent", "replica gone absent"),
+    ("spdk_snapshot", "absent"): ("absent", "snapshot gone absent"),
 }
 
 
-@pytest.mark.parametrize("module", sorted(NOOP_TASKS))
-def test_a_noop_run_sends_only_the_documented_reads(sequence, module, noop_rpc_report):
-    task = sequence.second[NOOP_TASKS[module]]
+@pytest.mark.parametrize("module, state", sorted(NOOP_TASKS), ids=lambda value: value)
+def test_a_noop_run_sends_only_the_documented_reads(sequence, module, state, noop_rpc_report):
+    run, name = NOOP_TASKS[(module, state)]
+    task = getattr(sequence, run)[name]
+    assert task.changed is False and not task.failed, task
     methods = task_rpcs(sequence.target, task)
     counted = task["rpc_calls"] if methods is None else len(methods)
-    noop_rpc_report[module] = "%d (%s)" % (counted, ", ".join(methods) if methods else "module's own count")
+    noop_rpc_report["%s state=%s" % (module, state)] = "%d (%s)" % (
+        counted, ", ".join(methods) if methods else "module's own count")
     if methods is not None:
         assert counted == task["rpc_calls"], "the module's rpc_calls disagrees with the RPC log: %s" % methods
         assert mutating(sequence.target.calls_between(task.start, task.end)) == []
@@ -251,6 +269,8 @@ def test_after_a_restart_the_disk_is_imported_with_its_replica_snapshot_and_data
     assert first["disk " + DISK]["disk"]["uuid"] == disk_uuid
     assert "bdev_lvol_create" not in action_methods(first["replica " + REPLICA])
     assert first["replica " + REPLICA]["replica"]["size"] == 64 * MiB
+    assert (first["replica " + REPLICA]["replica"]["exposure"] == exposure), \
+        "the same node state must give the same export (address, port, hosts)"
     assert first["snapshot " + SNAPSHOT].changed is False
     replica = replica_in(first["info"], REPLICA)
     assert [snap["name"] for snap in replica["snapshots"]] == [SNAPSHOT]
