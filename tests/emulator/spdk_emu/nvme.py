@@ -24,7 +24,6 @@ from .errors import RpcError, errno_error, decode_failed, EINVAL, ENODEV, EEXIST
 from .params import decode, REQUIRED
 from .rpc import rpc
 
-LOSS_DETECT_DELAY = 0.02      # the host notices a dead qpair on its next admin queue poll
 RESET_RETRY_PERIOD = 0.01     # default policy: a new reset right after a failed one
 REFUSED_RESET_TIME = 0.01     # a reset whose CONNECT was refused stays "resetting" one poll period
 AUTH_RESET_TIME = 0.3         # a failed DH-HMAC-CHAP (ffdhe8192) qpair lingers about this long
@@ -155,10 +154,14 @@ class Path:
         self.ctrlr_data = identify["ctrlr"]
         self.namespaces = {entry["nsid"]: entry for entry in identify["namespaces"]}
 
-    def close(self):
+    def stop_recovery(self):
+        """One reconnect at a time: a reset takes over from the loss policy."""
         if self._recovery is not None:
             self._recovery.cancel()
             self._recovery = None
+
+    def close(self):
+        self.stop_recovery()
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -188,7 +191,7 @@ class Path:
             conn.close()
         if self._recovery is None:
             self.lost_at = asyncio.get_running_loop().time()
-            self._recovery = self.ctrlr.target.spawn(self._recover(detect=False))
+            self._recovery = self.ctrlr.target.spawn(self._recover())
 
     # -- loss policy --
     def set_state(self, state):
@@ -211,12 +214,10 @@ class Path:
         timeout = self.ctrlr.opts["ctrlr_loss_timeout_sec"]
         return timeout > 0 and now - self.lost_at >= timeout
 
-    async def _recover(self, detect=True):
+    async def _recover(self):
         loop = asyncio.get_running_loop()
         opts = self.ctrlr.opts
         try:
-            if detect:
-                await asyncio.sleep(LOSS_DETECT_DELAY)
             self.set_state("failed")
             if opts["fast_io_fail_timeout_sec"] > 0:
                 loop.call_later(opts["fast_io_fail_timeout_sec"], self.ctrlr.wake)
@@ -611,6 +612,7 @@ async def bdev_nvme_reset_controller(target, params):
     for path in list(ctrlr.paths):
         if p.cntlid is not None and path.cntlid != p.cntlid:
             continue
+        path.stop_recovery()
         if path.conn is not None:
             path.conn.close()
         path.set_state("resetting")
