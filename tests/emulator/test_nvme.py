@@ -243,3 +243,32 @@ def test_io_waits_for_reconnect_until_fast_io_fail(emulator_node):
     failed = spdk_io("write", *io_target(engine, front, front_port), "--length", 4096, "--timeout", 0)
     assert failed.returncode == 3 and time.monotonic() - started >= 1.5
     assert bdev_exists(engine, "rn1")
+
+
+def test_multipath_keeps_serving_through_the_remaining_listener(emulator_node):
+    """nvmf_listener_ns_ana L12-L41: two paths under one name; removing a listener fails only its path."""
+    engine, replica = emulator_node(0), emulator_node(1)
+    nqn, port, _uuid = export(replica, "vol1", ana_reporting=True)
+    second = address("127.0.0.3", port)
+    replica.call("nvmf_subsystem_add_listener", nqn=nqn, listen_address=second)
+    assert attach(engine, "r1", replica, nqn, port, multipath="multipath") == ["r1n1"]
+    assert engine.call("bdev_nvme_attach_controller", name="r1", trtype="tcp", adrfam="ipv4", traddr="127.0.0.3",
+                       trsvcid=port, subnqn=nqn, multipath="multipath") == ["r1n1"]
+    assert ctrlr_states(engine, "r1") == ["enabled", "enabled"]
+    replica.call("nvmf_subsystem_listener_set_ana_state", nqn=nqn, listen_address=address(replica.addr, port),
+                 ana_state="inaccessible")
+    ana_states = lambda: [p["ns_data"]["ana_state"]
+                          for p in engine.call("bdev_get_bdevs", name="r1n1")[0]["driver_specific"]["nvme"]]
+    wait_until(lambda: ana_states() == ["inaccessible", "optimized"], timeout=1)
+    replica.call("nvmf_subsystem_remove_listener", nqn=nqn, listen_address=second)
+    wait_until(lambda: ctrlr_states(engine, "r1")[1] == "failed", timeout=1)
+    replica.call("nvmf_subsystem_listener_set_ana_state", nqn=nqn, listen_address=address(replica.addr, port),
+                 ana_state="optimized")
+    front, front_port = NQN + "front", free_port(engine.addr)
+    engine.call("nvmf_create_transport", trtype="TCP")
+    engine.call("nvmf_create_subsystem", nqn=front, allow_any_host=True)
+    engine.call("nvmf_subsystem_add_ns", nqn=front, namespace={"bdev_name": "r1n1"})
+    engine.call("nvmf_subsystem_add_listener", nqn=front, listen_address=address(engine.addr, front_port))
+    assert spdk_io("write", *io_target(engine, front, front_port), "--length", 65536).returncode == 0
+    assert engine.call("bdev_nvme_detach_controller", name="r1", traddr="127.0.0.3") is True
+    assert ctrlr_states(engine, "r1") == ["enabled"]
