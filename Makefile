@@ -34,7 +34,7 @@ help:
 	@echo "make emulator     pytest tests/emulator (the SPDK emulator's own tests)"
 	@echo "make integration  pytest tests/integration (modules against the emulator, or SPDK_TGT)"
 	@echo "make molecule     Molecule scenarios in extensions/molecule"
-	@echo "make sanity       ansible-test sanity on a copy in .cache/sanity"
+	@echo "make sanity       ansible-test sanity on a private copy in .cache/sanity.*"
 	@echo "make lint         ansible-lint, production profile"
 	@echo "make build        build + install the artifact, ansible-doc every module and role"
 	@echo "make demo         run playbooks/demo.yml against emulated nodes"

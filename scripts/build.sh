@@ -4,20 +4,37 @@
 #
 # Proves that galaxy.yml builds, that build_ignore keeps the artifact clean
 # and that `ansible-doc` renders what users will read.
+#
+# Everything happens in a private temporary directory (removed on exit), so
+# several builds at once do not delete each other's files; only the finished
+# artifact and the rendered pages are published to .cache/build, under a lock.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 OUT="$ROOT/.cache/build"
-INSTALL="$OUT/collections"
-DOCS="$OUT/docs"
+mkdir -p "$ROOT/.cache"
+WORK="$(mktemp -d "$ROOT/.cache/build.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+INSTALL="$WORK/collections"
+DOCS="$WORK/docs"
 export PATH="$VENV/bin:$PATH"
 
-rm -rf "$OUT"
-mkdir -p "$OUT" "$DOCS"
+# Replaces the previous artifacts and pages in OUT by this build's; the
+# moves are renames within .cache, so the lock is held for an instant.
+publish() {
+    mkdir -p "$OUT"
+    (
+        flock 9
+        rm -rf "$OUT"/spdk-storage-*.tar.gz "$OUT/docs" "$OUT/collections"
+        mv "$WORK"/spdk-storage-*.tar.gz "$DOCS" "$OUT/"
+    ) 9>"$OUT/.lock"
+}
+
+mkdir -p "$DOCS"
 cd "$ROOT"
-ansible-galaxy collection build --force --output-path "$OUT" .
-artifact=("$OUT"/spdk-storage-*.tar.gz)
+ansible-galaxy collection build --force --output-path "$WORK" .
+artifact=("$WORK"/spdk-storage-*.tar.gz)
 ansible-galaxy collection install --force -p "$INSTALL" "${artifact[0]}" 2>&1 \
     | grep -v "is not part of the configured Ansible collections path" || true
 installed="$INSTALL/ansible_collections/spdk/storage"
@@ -41,4 +58,6 @@ for spec in "$installed"/roles/*/meta/argument_specs.yml; do
     ansible-doc -t role "spdk.storage.$role" >"$DOCS/role-$role.txt"
     rendered=$((rendered + 1))
 done
-echo "build: ${artifact[0]#"$ROOT"/} installed; ansible-doc rendered $rendered module/role page(s) into ${DOCS#"$ROOT"/}"
+publish
+echo "build: ${OUT#"$ROOT"/}/$(basename "${artifact[0]}") built and installed;" \
+    "ansible-doc rendered $rendered module/role page(s) into ${OUT#"$ROOT"/}/docs"

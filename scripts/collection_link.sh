@@ -10,5 +10,8 @@ NAMESPACE_DIR="$ROOT/.cache/collections/ansible_collections/spdk"
 
 mkdir -p "$NAMESPACE_DIR"
 if [ ! -L "$NAMESPACE_DIR/storage" ]; then
-    ln -sfn "$ROOT" "$NAMESPACE_DIR/storage"
+    # A private link renamed into place: two runs at once cannot collide.
+    link="$NAMESPACE_DIR/.storage.$$"
+    ln -sfn "$ROOT" "$link"
+    mv -Tf "$link" "$NAMESPACE_DIR/storage"
 fi

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import types
 import urllib.request
 
@@ -41,18 +42,33 @@ def pip_version(python_version):
     return get_venv_packages(types.SimpleNamespace(version=python_version))["pip"]
 
 
+def private_partial(path):
+    """A new file next to ``path``, only this process writes: concurrent runs never share one."""
+    handle, partial = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".partial",
+                                       dir=os.path.dirname(path))
+    os.close(handle)
+    os.chmod(partial, 0o644)  # mkstemp's 0600 would differ from a plain copy's mode
+    return partial
+
+
 def download(url, path):
     """Fetch ``url`` into ``path``; return the error text or None on success."""
-    partial = path + ".download"
+    partial = private_partial(path)
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
             shutil.copyfileobj(response, out)
     except OSError as error:
-        if os.path.exists(partial):
-            os.unlink(partial)
+        os.unlink(partial)
         return str(error)
     os.replace(partial, path)
     return None
+
+
+def install_standin(path):
+    """Copy the stand-in to ``path`` with a rename, so a reader never sees half a file."""
+    partial = private_partial(path)
+    shutil.copyfile(STANDIN, partial)
+    os.replace(partial, path)
 
 
 def main():
@@ -69,7 +85,7 @@ def main():
     if error is None:
         print("ensure_get_pip: downloaded %s" % url)
         return
-    shutil.copyfile(STANDIN, cache_path)
+    install_standin(cache_path)
     print("ensure_get_pip: %s unreachable (%s); installed the ensurepip stand-in as %s"
           % (url, error, cache_path))
 
