@@ -20,7 +20,15 @@ and only skips execution. Facts from real SPDK v26.05 that shape the plans
   permitted" (step4 L58, lvol_ops L126): refused here with a clear message;
   with one child SPDK merges it into that child, data intact (lvol_ops L123);
 * both an NVMe-oF export and a RAID claim an lvol ``exclusive_write``, so who
-  uses a head is decided from RAIDs and connected hosts, never from the claim.
+  uses a head is decided from RAIDs and connected hosts, never from the claim;
+* a restarted replica target examines its lvols and assembles a ``configuring``
+  RAID around a head from the engine's superblock; that RAID claims the head, and
+  exporting it then fails with -32602 "Invalid parameters" (ANSWERS.md D2,
+  d2_*.jsonl L24/L27). ``bdev_raid_delete`` without ``clear_sb`` (SPDK's default
+  is false) frees the head and keeps its superblock (L28-L30), which the real
+  engine needs to know the replica is stale. Such a stray RAID is released
+  before a step that needs the head; a RAID that serves I/O, or that this node's
+  record names as one of its engines, is never touched.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -64,12 +72,18 @@ Step = nvmf.Step
 class Plan:
     """Steps to send, plus the before/after views used for ``changed`` and ``diff``."""
 
-    def __init__(self, steps, before, after, warnings=(), before_replica=None):
+    def __init__(self, steps, before, after, warnings=(), before_replica=None, released=()):
         self.steps = list(steps)
         self.before = before
         self.after = after
         self.warnings = list(warnings)
         self.before_replica = before_replica  # model Replica read before the run, or None
+        self.released = list(released)  # stray RAIDs deleted to free the head (D2)
+
+    @property
+    def released_stray_raid(self):
+        """Name of the RAID released from the head, or None (a head has at most one claim)."""
+        return self.released[0] if self.released else None
 
     @property
     def changed(self):
@@ -209,21 +223,32 @@ def require_disk(state, disk):
 # ------------------------------------------------------------------ planning
 
 
-def plan_replica(state, request, transport_lookup=None):
-    """Plan for ``request`` against ``state``; ``transport_lookup()`` -> bool, asked only if needed."""
+def plan_replica(state, request, transport_lookup=None, engines_lookup=None):
+    """Plan for ``request`` against ``state``; ``transport_lookup()`` -> bool, asked only if needed.
+
+    ``engines_lookup()`` -> names of the engines this node runs (see ``release_steps``).
+    """
     if request.state == "present":
-        return plan_present(state, request, transport_lookup)
+        return plan_present(state, request, transport_lookup, engines_lookup)
     if request.state == "stopped":
         return plan_stopped(state, request)
     raise ValueError("use plan_absent for state=absent (it needs the usage reads)")
 
 
-def plan_present(state, request, transport_lookup=None):
+def plan_present(state, request, transport_lookup=None, engines_lookup=None):
+    """Create or grow the head, then expose or unexpose it.
+
+    With the ``raids`` part in ``state`` (see ``holder_reads_needed``), a stray RAID holding
+    the head is released first, and a live one refuses the export.
+    """
     disk = require_disk(state, request.disk)
     head = find_head(state, request.name, request.disk)
     replica = state.replica(disk.name, request.name) if head else None
     before = replica_view(replica)
-    steps, warnings = [], []
+    steps, warnings, released = [], [], []
+    if head is not None and state.has("raids"):
+        purpose = "export" if request.expose and state.exposure_of(head) is None else "grow"
+        steps, released = release_steps(state, head, engines_lookup, purpose)
     size = head.size if head else None
     if head is None:
         if request.size is None:
@@ -269,7 +294,9 @@ def plan_present(state, request, transport_lookup=None):
         "name": request.name, "disk": disk.name, "snapshots": []}
     after.update({"state": "present" if after_exposure else "stopped", "size": size,
                   "exposure": after_exposure})
-    return Plan(steps, before, after, warnings, before_replica=replica)
+    if released and len(steps) == len(released):
+        steps, released = [], []  # nothing needs the head after all: leave the RAID alone
+    return Plan(steps, before, after, warnings, before_replica=replica, released=released)
 
 
 def plan_stopped(state, request):
@@ -296,10 +323,10 @@ def usage_reads_needed(state, request):
         return False
 
 
-def plan_absent(state, request, connected_hosts=()):
-    """Unexpose, then delete the head, then its snapshots children first.
+def plan_absent(state, request, connected_hosts=(), engines_lookup=None):
+    """Unexpose, release a stray RAID, then delete the head, then its snapshots children first.
 
-    ``state`` must include the ``raids`` part when the head exists;
+    ``state`` must include the ``raids`` part when the head exists (unless ``force``);
     ``connected_hosts`` are the host NQNs connected to the replica's subsystem.
     """
     head = find_head(state, request.name, request.disk)
@@ -310,14 +337,17 @@ def plan_absent(state, request, connected_hosts=()):
         {"state": "absent"} if not snapshots else
         {"state": "snapshots only", "name": request.name, "disk": disk,
          "snapshots": [s.name for s in snapshots]})
+    release, released = [], []
+    if head is not None and state.has("raids"):
+        release, released = release_steps(state, head, engines_lookup, "delete")
     if head is not None and not request.force:
-        _refuse_if_in_use(state, head, connected_hosts)
-    steps = _unexpose_steps(state, request.nqn)
+        _refuse_if_in_use(state, head, connected_hosts, ignore=released)
+    steps = _unexpose_steps(state, request.nqn) + release
     if head is not None:
         steps.append(Step("bdev_lvol_delete", {"name": head.alias}, "delete head lvol %s" % head.alias))
     for lvol in snapshots:
         steps.append(Step("bdev_lvol_delete", {"name": lvol.alias}, "delete snapshot lvol %s" % lvol.alias))
-    return Plan(steps, before, {"state": "absent"})
+    return Plan(steps, before, {"state": "absent"}, released=released)
 
 
 def _snapshots_children_first(state, disk, name):
@@ -340,13 +370,13 @@ def _snapshots_children_first(state, disk, name):
     return ordered
 
 
-def _refuse_if_in_use(state, head, connected_hosts):
-    raids = state.raids_using(head)
+def _refuse_if_in_use(state, head, connected_hosts, ignore=()):
+    raids = [r for r in state.raids_using(head) if r.name not in ignore]
     reasons = ["it is a member of RAID %s (an engine on this node uses it)" % r.name for r in raids]
     if connected_hosts:
         reasons.append("host(s) %s are connected to its export (a remote engine uses it)"
                        % ", ".join(sorted(connected_hosts)))
-    if head.claimed and not raids and state.exposure_of(head) is None:
+    if head.claimed and not raids and not ignore and state.exposure_of(head) is None:
         reasons.append("SPDK reports it claimed (%s) by something other than an export"
                        % (head.claim_type or "unknown claim"))
     if reasons:
@@ -361,6 +391,101 @@ def connected_hosts(client, state, nqn):
     if state.exposure(nqn) is None:
         return []
     return sorted({c.get("hostnqn") for c in client.call("nvmf_subsystem_get_controllers", {"nqn": nqn}) or []})
+
+
+# ---------------------------------------------- RAIDs assembled on restart (D2)
+
+
+def holder_reads_needed(state, request):
+    """True when a present run must read the RAIDs: it will export or grow a head that
+    something other than an export claims (a RAID, maybe one SPDK assembled on restart).
+
+    A head that is exported, or not claimed, needs no extra read, so a run that changes
+    nothing stays at three reads.
+    """
+    try:
+        head = find_head(state, request.name, request.disk)
+    except SpdkRefusal:
+        return False
+    if head is None or not head.claimed or state.exposure_of(head) is not None:
+        return False
+    return bool(request.expose) or _grows(state, head, request)
+
+
+def _grows(state, head, request):
+    disk = state.disk(head.lvstore)
+    return (request.size is not None and disk is not None
+            and lvol_size(request.size, disk.cluster_size)[0] > head.size)
+
+
+def raids_holding(state, head):
+    """RAIDs on this node in which ``head`` is a configured member (so they claim it)."""
+    refs = head.refs()
+    return [raid for raid in state.raids
+            if any(m["configured"] and (m["name"] in refs or m["uuid"] in refs) for m in raid.members)]
+
+
+def assembled_here(state, raid):
+    """True for a RAID SPDK assembled by examine from a superblock around lvols of this node
+    only: ``configuring`` (it waits for members that live elsewhere) and no remote member."""
+    configured = [m for m in raid.members if m["configured"]]
+    return (raid.state == "configuring" and raid.superblock and bool(configured)
+            and all(_local_head(state, m) for m in configured))
+
+
+def _local_head(state, member):
+    lvol = state.lvol_by_ref(member["name"]) or state.lvol_by_ref(member["uuid"])
+    return lvol is not None and not lvol.is_snapshot
+
+
+def release_steps(state, head, engines_lookup, purpose):
+    """``(steps, names)``: delete each stray RAID holding ``head``, superblock kept.
+
+    A RAID is stray when SPDK assembled it here (``assembled_here``) and it is not an engine
+    this node runs (``engines_lookup()``, from the node record; None means no record). Any
+    other RAID holding the head refuses an export (SPDK would answer -32602) and is left
+    alone for a grow or a delete (the delete's own in-use check decides).
+    """
+    steps, names = [], []
+    for raid in raids_holding(state, head):
+        candidate = assembled_here(state, raid)
+        engines = set(engines_lookup() or ()) if candidate and engines_lookup is not None else set()
+        if candidate and raid.name not in engines:
+            steps.append(_release_step(head, raid))
+            names.append(raid.name)
+        elif purpose == "export":
+            raise SpdkRefusal(_held_message(head, raid, engines))
+    return steps, names
+
+
+def _release_step(head, raid):
+    # No clear_sb (SPDK's default is false): the superblock must survive, it tells the
+    # engine that this replica missed writes (D2 L28-L30).
+    return Step("bdev_raid_delete", {"name": raid.name},
+                "release %s from RAID %s, which SPDK assembled here from the replica's superblock on restart "
+                "(%s, %s of %s members; it is not an engine of this node); the superblock is kept"
+                % (head.alias, raid.name, raid.state, raid.discovered, raid.num_base_bdevs))
+
+
+def _held_message(head, raid, engines):
+    if raid.state == "online":
+        why = ("an engine on this node serves I/O through it; a local replica joins its engine directly and is "
+               "not exported: run spdk.storage.spdk_replica on it without expose, or remove it from engine %s "
+               "first (spdk.storage.spdk_engine)" % raid.name)
+    elif raid.name in engines:
+        why = ("this node's record lists %s as one of its engines, which SPDK is assembling from the replicas' "
+               "superblocks (%s of %s members present): bring its other replicas back with "
+               "spdk.storage.spdk_engine instead of exporting this one" % (raid.name, raid.discovered,
+                                                                           raid.num_base_bdevs))
+    elif not raid.superblock:
+        why = "it has no superblock, so it was created on purpose rather than assembled on restart; delete it first"
+    else:
+        why = ("it is %s with members that are not lvols of this node, so it is an engine being assembled here, "
+               "not a leftover of a restart; bring its other replicas back with spdk.storage.spdk_engine"
+               % raid.state)
+    return ("replica %s cannot be exported: its head %s is a member of RAID %s on this node (%s), and SPDK "
+            "refuses to export a claimed bdev (-32602 Invalid parameters). %s; nothing was changed"
+            % (head.name, head.alias, raid.name, raid.state, why))
 
 
 # ------------------------------------------------------------------ snapshots

@@ -21,6 +21,13 @@ description:
     the shrink with C(Device or resource busy), so a smaller O(size) fails and changes nothing.
   - Sizes are rounded up to the disk's cluster size (and to whole MiB) before they are compared,
     so running the module again with the same O(size) changes nothing.
+  - After a restart, SPDK examines the replica's head and assembles a C(configuring) RAID around it from
+    the engine's superblock; that RAID claims the head and SPDK then refuses to export it. Before a step
+    that needs the head (export, grow, delete), the module deletes such a RAID (C(bdev_raid_delete) without
+    C(clear_sb), so the superblock stays and the engine can tell the replica is stale) and reports it in
+    RV(released_stray_raid). It only does so for a RAID that is C(configuring), carries a superblock, has
+    only lvols of this node as members, and is not an engine of this node according to the node record.
+    A RAID that serves I/O, or an engine of this node, is never touched: exporting its member fails clearly.
   - One run that changes nothing sends three read RPCs, in one batch.
 author:
   - spdk.storage contributors (@spdk-storage)
@@ -123,6 +130,20 @@ options:
     type: str
     choices: [write_zeroes, unmap]
     default: write_zeroes
+  node_name:
+    description:
+      - Name of this storage node: the node record C(<record_dir>/<node_name>.json) says which engines
+        run here, so that their RAIDs are never mistaken for ones SPDK assembled on restart.
+      - Defaults to this machine's short host name (as in M(spdk.storage.spdk_engine)).
+    type: str
+  record_dir:
+    description:
+      - Directory of the node record written by M(spdk.storage.spdk_engine). It is only read, and only when
+        a RAID SPDK assembled on this node holds the replica. A missing record means no engine runs here;
+        an unreadable one makes the module refuse to release the RAID.
+      - An empty string disables the record; then every such RAID counts as a leftover of a restart.
+    type: path
+    default: /var/lib/spdk-storage
 notes:
   - The export uses SPDK's default TCP transport options. Use M(spdk.storage.spdk_target) to create
     the transport with other options before the first export.
@@ -153,6 +174,17 @@ EXAMPLES = r"""
   spdk.storage.spdk_replica:
     name: vol1-r1
     state: stopped
+
+- name: After a restart, export the replica again (a RAID SPDK assembled around it is released first)
+  spdk.storage.spdk_replica:
+    name: vol1-r1
+    disk: disk1
+    expose: true
+    listen_address: 192.0.2.11
+    allowed_hosts:
+      - nqn.2026-01.io.spdk-storage:host:node1
+    node_name: node2
+  register: replica
 
 - name: Delete it with its snapshots
   spdk.storage.spdk_replica:
@@ -225,6 +257,13 @@ replica:
         allow_any_host:
           description: Whether any host may connect.
           type: bool
+released_stray_raid:
+  description:
+    - Name of the RAID that SPDK had assembled around the head on restart and that the run deleted (or would
+      delete in check mode) to free the head; null when there was none. Its superblock is kept.
+  returned: always
+  type: str
+  sample: vol1
 actions:
   description: The RPCs the run sent (or would send in check mode), each with the reason.
   returned: always
@@ -234,7 +273,10 @@ actions:
             "why": "grow disk1/vol1-r1 from 10240 to 20480 MiB"}]
 """
 
+import socket
+
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
@@ -253,6 +295,8 @@ ARGUMENT_SPEC = dict(
     allow_any_host=dict(type="bool", default=False),
     force=dict(type="bool", default=False),
     clear_method=dict(type="str", choices=list(ops.CLEAR_METHODS), default=ops.DEFAULT_CLEAR_METHOD),
+    node_name=dict(type="str"),
+    record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
 )
 
 
@@ -264,16 +308,36 @@ def build_request(params):
         allow_any_host=params["allow_any_host"], force=params["force"], clear_method=params["clear_method"])
 
 
-def make_plan(client, request):
-    """Read the node (3 RPCs; absent adds the usage reads when a head exists) and plan."""
-    if request.state != "absent":
-        state = ops.load_state(client)
-        return ops.plan_replica(state, request, transport_lookup=lambda: nvmf.transport_exists(client))
+def engines_lookup(params):
+    """A callable giving the engines this node runs, from the node record (read only when asked)."""
+    def lookup():
+        if not params["record_dir"]:
+            return ()
+        node = params["node_name"] or socket.gethostname().split(".")[0]
+        try:
+            record = rec.load(rec.record_path(params["record_dir"], node), node)
+        except rec.RecordError as exc:
+            raise ops.SpdkRefusal(
+                "a RAID that SPDK assembled on this node holds replica %s, and the node record that says whether "
+                "it is one of this node's engines cannot be read: %s. Fix the record (or give record_dir/node_name) "
+                "and run again; nothing was changed" % (params["name"], exc))
+        return tuple(record.engines)
+    return lookup
+
+
+def make_plan(client, request, engines):
+    """Read the node (3 RPCs, plus the RAIDs when a claimed head must change) and plan."""
     state = ops.load_state(client)
+    if request.state != "absent":
+        if ops.holder_reads_needed(state, request):
+            state = ops.with_raids(client, state)
+        return ops.plan_replica(state, request, transport_lookup=lambda: nvmf.transport_exists(client),
+                                engines_lookup=engines)
     if request.force or not ops.usage_reads_needed(state, request):
         return ops.plan_absent(state, request)
     state = ops.with_raids(client, state)
-    return ops.plan_absent(state, request, connected_hosts=ops.connected_hosts(client, state, request.nqn))
+    return ops.plan_absent(state, request, connected_hosts=ops.connected_hosts(client, state, request.nqn),
+                           engines_lookup=engines)
 
 
 def result_view(client, request, plan, check_mode):
@@ -308,7 +372,7 @@ def main():
         module.fail_json(msg=str(exc))
     client = module.client
     try:
-        plan = make_plan(client, request)
+        plan = make_plan(client, request, engines_lookup(module.params))
         for warning in plan.warnings:
             module.warn(warning)
         ops.execute(client, plan)
@@ -318,6 +382,7 @@ def main():
     except SpdkRpcError as err:
         module.fail_rpc(err)
     module.exit_with(changed=plan.changed, diff=plan.diff(), replica=replica,
+                     released_stray_raid=plan.released_stray_raid,
                      actions=[step.describe() for step in plan.steps])
 
 

@@ -96,7 +96,15 @@ def without_lvol(scenario, alias):
 
 
 def without_subsystem(scenario, nqn):
+    """The node without that export; the bdevs it exported lose their claim, as SPDK releases
+    a namespace's claim with the subsystem (an unexported lvol: more/introspection.jsonl L61)."""
+    gone = [s for s in scenario.subsystems["result"] if s["nqn"] == nqn]
     scenario.subsystems["result"] = [s for s in scenario.subsystems["result"] if s["nqn"] != nqn]
+    exported = {ns["bdev_name"] for s in gone for ns in s.get("namespaces") or []}
+    for bdev in scenario.bdevs["result"]:
+        if bdev["name"] in exported:
+            bdev.update(claimed=False)
+            bdev.pop("claim_type", None)
     return scenario
 
 
@@ -137,4 +145,30 @@ def chain_without_snapshot_02():
     snap01, head = _bdev(scenario, "disk1/vol1-snap-01"), _bdev(scenario, "disk1/vol1")
     snap01["driver_specific"]["lvol"]["clones"] = ["vol1-clone-01", "vol1"]
     head["driver_specific"]["lvol"].update(base_snapshot="vol1-snap-01", num_allocated_clusters=4)
+    return scenario
+
+
+# --- a replica node after its target restarted (more/ANSWERS.md D2) ----------------------
+
+D2_CLEAN = "more/d2_raid_sb_restart_clean_remove.jsonl"
+D2_KILL9 = "more/d2_raid_sb_restart_kill9.jsonl"
+NQN_B = NQN_PREFIX + "vol1-r-b2c3d4e5"
+NQN_IMG = NQN_PREFIX + "img-base-0001"
+NODE2_HEAD_UUID = "dde7fa1b-cd0c-4996-8e60-c6709f2493fb"
+# The replica head's UUID in each recording, and the line where node2's raid list shows the RAID
+# its examine assembled around that head after the restart.
+D2_RESTARTS = {
+    D2_CLEAN: ("dc91a19e-5e9a-4854-91ae-3d69c093d95f", 24),
+    D2_KILL9: ("e377a2b1-be23-4ff1-88f9-5f67b326f2e9", 75),
+}
+
+
+def node2_restarted(recording=D2_CLEAN):
+    """NODE2 after a restart: no exports and no transport; SPDK assembled RAID ``vol1-e0``
+    (configuring, 1 of 2 members, superblock) around ``vol1-r-b2c3d4e5``, which claims it
+    exclusive_write as any RAID member is (more/introspection.jsonl L61, vol1-r-a1b2c3d4)."""
+    scenario = without_subsystem(without_subsystem(node2(), NQN_B), NQN_IMG)
+    _bdev(scenario, "disk2/vol1-r-b2c3d4e5").update(claimed=True, claim_type="exclusive_write")
+    recorded_uuid, line = D2_RESTARTS[recording]
+    scenario.raids = answer(recording, line, replace={recorded_uuid: NODE2_HEAD_UUID})
     return scenario

@@ -266,3 +266,69 @@ class TestSnapshots:
     def test_too_long_snapshot_lvol_name_is_refused(self):
         with pytest.raises(SpdkInputError, match="at most 63"):
             snap_request("s" * 40, replica="r" * 20)
+
+
+class TestRaidsAssembledOnRestart:
+    """Which RAID holding a head is a leftover of a restart (more/ANSWERS.md D2), and which is not."""
+
+    @staticmethod
+    def restarted(**raid_changes):
+        scenario = scenarios.node2_restarted()
+        raid = scenario.raids["result"][0]
+        raid.update(raid_changes)
+        return NodeState(dict(scenario.raw(), raids=scenario.raids["result"]))
+
+    @staticmethod
+    def head(state):
+        return ops.find_head(state, "vol1-r-b2c3d4e5", "disk2")
+
+    def test_the_recorded_restart_raid_is_assembled_here(self):
+        state = self.restarted()
+        [raid] = ops.raids_holding(state, self.head(state))
+        assert ops.assembled_here(state, raid)
+
+    def test_an_online_raid_is_not(self):
+        state = self.restarted(state="online")
+        assert not ops.assembled_here(state, state.raids[0])
+
+    def test_a_raid_without_superblock_was_created_on_purpose(self):
+        state = self.restarted(superblock=False)
+        assert not ops.assembled_here(state, state.raids[0])
+        with pytest.raises(ops.SpdkRefusal, match="no superblock"):
+            ops.release_steps(state, self.head(state), None, "export")
+
+    def test_a_raid_with_a_member_from_another_node_is_an_engine_being_assembled(self):
+        scenario = scenarios.node2_restarted()
+        remote = scenario.raids["result"][0]["base_bdevs_list"][0]
+        remote.update(name="vol1-r-a1b2c3d4n1", is_configured=True)  # attached from node1 over NVMe-oF
+        state = NodeState(dict(scenario.raw(), raids=scenario.raids["result"]))
+        assert not ops.assembled_here(state, state.raids[0])
+        with pytest.raises(ops.SpdkRefusal, match="members that are not lvols of this node"):
+            ops.release_steps(state, self.head(state), None, "export")
+
+    def test_the_record_is_read_only_for_a_candidate_and_decides(self):
+        state = self.restarted()
+        asked = []
+
+        def engines():
+            asked.append(True)
+            return ["vol1-e0"]
+        with pytest.raises(ops.SpdkRefusal, match="one of its engines"):
+            ops.release_steps(state, self.head(state), engines, "export")
+        assert asked == [True]
+        assert ops.release_steps(state, self.head(state), lambda: ["vol2"], "export")[1] == ["vol1-e0"]
+
+    def test_a_grow_leaves_a_raid_that_is_not_stray(self):
+        state = self.restarted(state="online")
+        assert ops.release_steps(state, self.head(state), None, "grow") == ([], [])
+
+    def test_raid_reads_only_when_a_claimed_unexported_head_must_change(self):
+        state = NodeState(scenarios.node2_restarted().raw())
+        assert ops.holder_reads_needed(state, request(name="vol1-r-b2c3d4e5", disk="disk2", expose=True,
+                                                      listen_address="127.0.0.1"))
+        assert ops.holder_reads_needed(state, request(name="vol1-r-b2c3d4e5", disk="disk2", size="300MiB"))
+        assert not ops.holder_reads_needed(state, request(name="vol1-r-b2c3d4e5", disk="disk2", size="256MiB"))
+        assert not ops.holder_reads_needed(state, request(name="vol1-r-b2c3d4e5", disk="disk2"))
+        exported = NodeState(scenarios.node2().raw())
+        assert not ops.holder_reads_needed(exported, request(name="vol1-r-b2c3d4e5", disk="disk2", expose=True,
+                                                             listen_address="127.0.0.1"))

@@ -13,6 +13,7 @@ import pytest
 import replica_scenarios as sc
 from expected_calls import answer, expect, reads, run_module
 
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.modules import spdk_replica
 
 MIB = 1 << 20
@@ -257,3 +258,127 @@ class TestBadInputs:
         outcome = run(dict(name="vol9", disk="nodisk", size="1GiB"), [batch(sc.node1())])
         assert outcome.failed and outcome.mutating == []
         assert "disk nodisk not found" in outcome.msg
+
+
+class TestRestartedReplicaNode:
+    """more/ANSWERS.md D2: a restarted replica target assembles a configuring RAID around its
+    own replica from the superblock; it claims the head and SPDK refuses the export (-32602).
+    The module deletes that RAID (no clear_sb: the superblock must stay) before exporting."""
+
+    EXPOSE = dict(name="vol1-r-b2c3d4e5", disk="disk2", expose=True, listen_address="127.0.0.1", port=4421,
+                  allowed_hosts=[HOST1], node_name="node2")
+
+    @staticmethod
+    def args(tmp_path, **extra):
+        return dict(TestRestartedReplicaNode.EXPOSE, record_dir=str(tmp_path), **extra)
+
+    @staticmethod
+    def reads_after_restart(recording=sc.D2_CLEAN):
+        restarted = sc.node2_restarted(recording)
+        return [batch(restarted), expect("bdev_raid_get_bdevs", {"category": "all"}, restarted.raids),
+                expect("nvmf_get_transports", None, {"result": []})]
+
+    @pytest.mark.parametrize("recording, delete_line, add_ns_line", [
+        (sc.D2_CLEAN, 28, 30), (sc.D2_KILL9, 79, 81)])
+    def test_export_releases_the_assembled_raid_first_and_keeps_its_superblock(
+            self, tmp_path, recording, delete_line, add_ns_line):
+        exported = sc.without_subsystem(sc.node2(), NQN_IMG)
+        outcome = run(self.args(tmp_path), [
+            self.reads_after_restart(recording),
+            # exactly {"name"}: no clear_sb, so the replica keeps the superblock that marks it stale
+            expect("bdev_raid_delete", {"name": "vol1-e0"}, answer(recording, delete_line)),
+            expect("nvmf_create_transport", {"trtype": "TCP"}, answer(sc.D2_CLEAN, 25)),
+            expect("nvmf_create_subsystem", lambda p: p["nqn"] == NQN_B and p["allow_any_host"] is False,
+                   answer(sc.D2_CLEAN, 26)),
+            expect("nvmf_subsystem_add_ns", {"nqn": NQN_B, "namespace": {"bdev_name": "disk2/vol1-r-b2c3d4e5"}},
+                   answer(recording, add_ns_line)),
+            expect("nvmf_subsystem_add_host", {"nqn": NQN_B, "host": HOST1}, answer(INTRO, 17)),
+            expect("nvmf_subsystem_add_listener", {"nqn": NQN_B, "listen_address": {
+                "trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4421"}},
+                answer(sc.D2_CLEAN, 31)),
+            batch(exported),
+        ])
+        assert not outcome.failed, outcome.msg
+        assert outcome.changed is True
+        assert outcome.result["released_stray_raid"] == "vol1-e0"
+        assert outcome.result["actions"][0]["method"] == "bdev_raid_delete"
+        assert "superblock is kept" in outcome.result["actions"][0]["why"]
+        assert outcome.result["replica"]["state"] == "present"
+        assert outcome.result["replica"]["exposure"]["port"] == 4421
+
+    def test_check_mode_plans_the_release_and_sends_nothing(self, tmp_path):
+        outcome = run(self.args(tmp_path), self.reads_after_restart(), check_mode=True)
+        assert outcome.changed is True and outcome.mutating == []
+        assert outcome.result["released_stray_raid"] == "vol1-e0"
+        assert [a["method"] for a in outcome.result["actions"]] == [
+            "bdev_raid_delete", "nvmf_create_transport", "nvmf_create_subsystem", "nvmf_subsystem_add_ns",
+            "nvmf_subsystem_add_host", "nvmf_subsystem_add_listener"]
+
+    def test_without_a_step_that_needs_the_head_the_raid_is_left_and_three_reads_suffice(self, tmp_path):
+        outcome = run(dict(name="vol1-r-b2c3d4e5", disk="disk2", record_dir=str(tmp_path)),
+                      [batch(sc.node2_restarted())])
+        assert outcome.changed is False and outcome.rpc_count == 3
+        assert outcome.result["released_stray_raid"] is None
+
+    def test_grow_releases_the_assembled_raid_then_resizes(self, tmp_path):
+        restarted = sc.node2_restarted()
+        outcome = run(dict(name="vol1-r-b2c3d4e5", disk="disk2", size="300MiB", record_dir=str(tmp_path)), [
+            batch(restarted),
+            expect("bdev_raid_get_bdevs", {"category": "all"}, restarted.raids),
+            expect("bdev_raid_delete", {"name": "vol1-e0"}, answer(sc.D2_CLEAN, 28)),
+            expect("bdev_lvol_resize", {"name": "disk2/vol1-r-b2c3d4e5", "size_in_mib": 300},
+                   answer("more/lvol_ops.jsonl", 104)),
+            batch(sc.resized(sc.node2_restarted(), "disk2/vol1-r-b2c3d4e5", 300 * MIB)),
+        ])
+        assert outcome.changed is True and outcome.result["released_stray_raid"] == "vol1-e0"
+        assert outcome.result["replica"]["size"] == 300 * MIB
+
+    def test_absent_releases_the_assembled_raid_instead_of_refusing(self, tmp_path):
+        restarted = sc.node2_restarted()
+        outcome = run(dict(name="vol1-r-b2c3d4e5", state="absent", record_dir=str(tmp_path)), [
+            batch(restarted),
+            expect("bdev_raid_get_bdevs", {"category": "all"}, restarted.raids),
+            expect("bdev_raid_delete", {"name": "vol1-e0"}, answer(sc.D2_CLEAN, 28)),
+            expect("bdev_lvol_delete", {"name": "disk2/vol1-r-b2c3d4e5"}, answer("more/lvol_ops.jsonl", 127)),
+        ])
+        assert not outcome.failed, outcome.msg
+        assert outcome.result["released_stray_raid"] == "vol1-e0"
+
+    def test_an_engine_of_this_node_per_its_record_is_never_released(self, tmp_path):
+        # Same RAID shape on the engine node itself (its local member back, the remote not yet):
+        # the record says vol1-e0 is this node's engine, so exporting its member is refused.
+        record = rec.NodeRecord("node2", engines={"vol1-e0": {"replicas": [{"name": "vol1-r-b2c3d4e5",
+                                                                              "disk": "disk2"}]}})
+        rec.save(rec.record_path(str(tmp_path), "node2"), record)
+        restarted = sc.node2_restarted()
+        outcome = run(self.args(tmp_path), [
+            batch(restarted), expect("bdev_raid_get_bdevs", {"category": "all"}, restarted.raids)])
+        assert outcome.failed and outcome.mutating == []
+        assert "lists vol1-e0 as one of its engines" in outcome.msg and "nothing was changed" in outcome.msg
+
+    def test_an_unreadable_record_refuses_the_release(self, tmp_path):
+        (tmp_path / "node2.json").write_text("{not json")
+        restarted = sc.node2_restarted()
+        outcome = run(self.args(tmp_path), [
+            batch(restarted), expect("bdev_raid_get_bdevs", {"category": "all"}, restarted.raids)])
+        assert outcome.failed and outcome.mutating == []
+        assert "cannot be read" in outcome.msg and "not valid JSON" in outcome.msg
+
+    def test_a_serving_engine_member_is_not_exported_and_its_raid_untouched(self, tmp_path):
+        # node1: vol1-r-a1b2c3d4 is a member of the online engine vol1-e0 (introspection L83)
+        args = dict(name="vol1-r-a1b2c3d4", disk="disk1", expose=True, listen_address="127.0.0.1",
+                    record_dir=str(tmp_path))
+        outcome = run(args, [batch(sc.node1()), expect("bdev_raid_get_bdevs", {"category": "all"},
+                                                       answer(INTRO, 83))])
+        assert outcome.failed and outcome.mutating == []
+        assert "member of RAID vol1-e0" in outcome.msg and "serves I/O" in outcome.msg
+
+    def test_growing_a_serving_engine_member_leaves_its_raid_alone(self, tmp_path):
+        outcome = run(dict(name="vol1-r-a1b2c3d4", disk="disk1", size="320MiB", record_dir=str(tmp_path)), [
+            batch(sc.node1()),
+            expect("bdev_raid_get_bdevs", {"category": "all"}, answer(INTRO, 83)),
+            expect("bdev_lvol_resize", {"name": "disk1/vol1-r-a1b2c3d4", "size_in_mib": 320},
+                   answer("more/lvol_ops.jsonl", 104)),
+            batch(sc.resized(sc.node1(), "disk1/vol1-r-a1b2c3d4", 320 * MIB)),
+        ])
+        assert outcome.changed is True and outcome.result["released_stray_raid"] is None
