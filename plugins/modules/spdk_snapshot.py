@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: spdk_snapshot
-short_description: Create and delete snapshots of a replica on an SPDK target
+short_description: Create, delete and revert snapshots of a replica or of a whole engine on SPDK targets
 version_added: 0.1.0
 description:
   - Takes a snapshot of replica O(replica), stored as the read-only lvol C(<replica>-snap-<name>)
@@ -18,9 +18,31 @@ description:
     the child stays intact. A snapshot with more than one child (for example a child snapshot and
     a clone) cannot be deleted, and the module refuses it with an explanation.
   - Returns the replica's snapshot tree.
-  - This is the replica-level snapshot that rebuild steps use. Engine-level snapshots (the same
-    snapshot on every replica of an engine) come with the engine modules.
-  - One run that changes nothing sends three read RPCs, in one batch.
+  - This is the replica-level snapshot that rebuild steps use.
+  - With O(engine) instead of O(replica), the snapshot is taken on every replica of the engine
+    (C(<replica>-snap-<name>) on each), so all replicas keep identical snapshot sets. Run it on the
+    engine node; remote replicas are reached through their O(replicas[].rpc_socket).
+  - With an nvmf frontend (and O(quiesce=ana), the default then) host I/O is paused around the
+    snapshots by moving the namespace into ANA group 2, which is inaccessible on every listener
+    (C(nvmf_subsystem_set_ns_ana_group) returns once the writes in flight finished). The namespace
+    moves back in every case, also when a snapshot fails, and the pause is bounded by
+    O(quiesce_timeout). Hosts must tolerate an ANA-inaccessible pause: SPDK hosts (bdev_nvme with
+    C(bdev_retry_count) other than 0, the default 3 is fine) see a stall of about 1 s and no error;
+    with C(bdev_retry_count=0) writes during the pause fail. The Linux kernel NVMe initiator was not
+    verified.
+  - A snapshot that fails on one replica is rolled back on the others and the replica is reported
+    C(ERR). A set that exists on some replicas only (a run killed mid-way) cannot be completed
+    consistently under I/O; it is deleted where nothing was built on it yet and taken again on all
+    replicas under the pause.
+  - O(state=reverted) reverts the engine to the snapshot. It needs the engine without frontend
+    (M(spdk.storage.spdk_engine) with O(spdk.storage.spdk_engine#module:frontend=none)) and refuses
+    otherwise. It deletes the RAID, replaces every head by a clone of its snapshot, clears LBA 0 of
+    every new head (the old RAID superblock) with C(bdev_nvme_send_cmd) Write Zeroes through an
+    NVMe-oF controller, and creates the RAID again. Each step checks the state first and the progress is
+    kept in the node record, so a re-run after a crash converges.
+  - Without O(name), an engine run only lists the engine's snapshot sets per replica and whether they match.
+  - One replica-level run that changes nothing sends three read RPCs, in one batch; an engine-level
+    one sends three per node (the engine node and each remote replica's node).
 author:
   - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
@@ -39,25 +61,99 @@ options:
       - Name of the snapshot, unique per replica.
       - Same character rules as other names. C(<replica>-snap-<name>) must fit SPDK's 63-character
         lvol name limit.
+      - Required with O(replica). With O(engine) and no name, the run lists the engine's snapshots.
     type: str
-    required: true
   replica:
     description:
-      - Name of the replica to snapshot.
+      - Name of the replica to snapshot. Exactly one of O(replica) and O(engine) is required.
     type: str
-    required: true
   disk:
     description:
       - Disk (lvstore) of the replica. Only needed when replicas with this name exist on several disks.
     type: str
+  engine:
+    description:
+      - Name of the engine whose replicas all get (or lose, or are reverted to) the snapshot.
+    type: str
+  replicas:
+    description:
+      - The engine's replicas, in RAID slot order (the same list as M(spdk.storage.spdk_engine) takes).
+      - When omitted, the replicas spdk_engine recorded for O(engine) in the node record are used.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the replica.
+        type: str
+        required: true
+      disk:
+        description: Disk (lvstore) of the replica on its node. Required for a replica on this node.
+        type: str
+      address:
+        description: For a replica on another node, C(host:port) of its NVMe-oF export (as the engine attaches it).
+        type: str
+      nqn:
+        description: Subsystem NQN of that export, when it is not C(nqn.2026-01.io.spdk-storage:<name>).
+        type: str
+      rpc_socket:
+        description:
+          - How this node reaches the replica node's C(spdk_tgt) (Unix socket, C(host:port) or
+            C(rpc_http_proxy) URL). Required for a replica on another node. O(rpc_timeout) and the
+            O(rpc_username)/O(rpc_password) credentials apply to it too.
+        type: str
   state:
     description:
       - V(present) takes the snapshot unless it exists. V(absent) deletes it if it exists.
+      - V(reverted) (only with O(engine)) reverts the engine to the snapshot.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, reverted]
     default: present
+  quiesce:
+    description:
+      - How an engine snapshot pauses host I/O. V(ana) moves the frontend's namespace into the
+        inaccessible ANA group for the duration of the snapshots. V(none) does not pause (the
+        snapshots are then only consistent per replica, not with each other).
+      - Defaults to V(ana) when the engine has an nvmf frontend, else V(none).
+    type: str
+    choices: [ana, none]
+  quiesce_timeout:
+    description:
+      - Longest pause, in seconds. The namespace move waits for in-flight writes at most this long, and
+        no replica is snapshotted once it has passed (the run then fails, rolls back, and resumes I/O).
+    type: float
+    default: 10
+  host_nqn:
+    description:
+      - The NQN this node presents to remote replicas when revert attaches them again (and to its own
+        temporary export). Defaults to the one spdk_engine recorded, else C(nqn.2026-01.io.spdk-storage:host:<node_name>).
+    type: str
+  node_name:
+    description: Name of this (engine) node, for the node record file and the default O(host_nqn).
+      Defaults to the short host name.
+    type: str
+  record_dir:
+    description:
+      - Directory of the node record, where engine snapshots (per-replica UUIDs, creation time) and revert
+        progress are kept. An empty string disables it (a revert then cannot tell a finished revert from a
+        new one, so each run reverts again).
+    type: path
+    default: /var/lib/spdk-storage
+  listen_address:
+    description: Address of this node for the temporary NVMe-oF export revert uses to clear LBA 0 of a local head.
+    type: str
+    default: 127.0.0.1
+  port_range:
+    description: Ports from which that temporary export takes a free one, as V(LOW-HIGH).
+    type: str
+    default: "4420-4499"
+notes:
+  - Engine-level operations use the engine's replica list; a replica whose node cannot be reached refuses the
+    run before any change (an engine snapshot must exist on all replicas or none).
+  - Revert needs, for a remote replica, its export on its node (re-expose it with M(spdk.storage.spdk_replica)
+    after a node restart) and its O(replicas[].address) (or a controller this node still has).
 seealso:
   - module: spdk.storage.spdk_replica
+  - module: spdk.storage.spdk_engine
   - module: spdk.storage.spdk_info
 """
 
@@ -72,12 +168,31 @@ EXAMPLES = r"""
     replica: vol1-r1
     name: before-upgrade
     state: absent
+
+- name: Snapshot every replica of engine vol1, pausing host I/O for the moment it takes
+  spdk.storage.spdk_snapshot:
+    engine: vol1
+    name: daily-1
+    node_name: node1
+    replicas:
+      - name: vol1-r1
+        disk: disk1
+      - name: vol1-r2
+        address: 192.0.2.12:4421
+        rpc_socket: 192.0.2.12:5260
+
+- name: Revert engine vol1 to daily-1 (its frontend was removed before)
+  spdk.storage.spdk_snapshot:
+    engine: vol1
+    name: daily-1
+    state: reverted
+    node_name: node1
 """
 
 RETURN = r"""
 snapshot:
   description: The snapshot after the run, or null when it does not exist.
-  returned: always
+  returned: when replica is given
   type: dict
   contains:
     name:
@@ -100,7 +215,7 @@ snapshot:
       type: int
 snapshots:
   description: The replica's snapshot tree after the run (or as it would be in check mode), parents first.
-  returned: always
+  returned: when replica is given
   type: list
   elements: dict
   sample:
@@ -110,31 +225,82 @@ snapshots:
        allocated_bytes: 2097152, allocated_clusters: 2}
 replica:
   description: Name of the replica.
-  returned: always
+  returned: when replica is given
   type: str
   sample: vol1-r1
 disk:
   description: Disk of the replica.
-  returned: always
+  returned: when replica is given
   type: str
   sample: disk1
 actions:
-  description: The RPCs the run sent (or would send in check mode), each with the reason.
+  description: The RPCs the run sent (or would send in check mode), each with the reason (and, for an
+    engine, the node it went to).
   returned: always
   type: list
   elements: dict
+engine:
+  description: Engine-level runs only. The engine's snapshot sets after the run.
+  returned: when engine is given
+  type: dict
+  contains:
+    engine:
+      description: Engine name.
+      type: str
+    snapshot_sets:
+      description: Per replica, the names of its snapshots (null for a replica that could not be read).
+      type: dict
+      sample: {"vol1-r1": ["daily-1"], "vol1-r2": ["daily-1"]}
+    consistent:
+      description: True when every replica holds the same snapshot names.
+      type: bool
+    replicas:
+      description: Per replica, its node, C(mode) (V(OK) or V(ERR) with C(error)), snapshots, the head's
+        parent and the snapshot's lvol (C(lvol_name), C(uuid), C(parent), C(children)).
+      type: list
+      elements: dict
+paused_seconds:
+  description: How long host I/O was paused (engine snapshot with quiesce V(ana)), or null.
+  returned: when engine is given
+  type: float
+rpc_calls_per_node:
+  description: RPCs sent to each node during the run (engine-level runs).
+  returned: when engine is given
+  type: dict
 """
 
+import socket
+
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_snapshot as es
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError
+
+REPLICA_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    disk=dict(type="str"),
+    address=dict(type="str"),
+    nqn=dict(type="str"),
+    rpc_socket=dict(type="str"),
+)
 
 ARGUMENT_SPEC = dict(
-    name=dict(type="str", required=True),
-    replica=dict(type="str", required=True),
+    name=dict(type="str"),
+    replica=dict(type="str"),
     disk=dict(type="str"),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
+    engine=dict(type="str"),
+    replicas=dict(type="list", elements="dict", options=REPLICA_OPTIONS),
+    state=dict(type="str", choices=["present", "absent", "reverted"], default="present"),
+    quiesce=dict(type="str", choices=list(es.QUIESCE_MODES)),
+    quiesce_timeout=dict(type="float", default=10.0),
+    host_nqn=dict(type="str"),
+    node_name=dict(type="str"),
+    record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
+    listen_address=dict(type="str", default="127.0.0.1"),
+    port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
 )
 
 
@@ -142,6 +308,10 @@ class ReplicaSnapshot:
     """Snapshot of one replica. An engine-level class with the same methods will sit next to it."""
 
     def __init__(self, params):
+        if params["name"] is None:
+            raise SpdkInputError("name is required with replica")
+        if params["state"] == "reverted":
+            raise SpdkInputError("state=reverted applies to an engine: give engine instead of replica")
         self.request = ops.SnapshotRequest(name=params["name"], replica=params["replica"],
                                            disk=params["disk"], state=params["state"])
 
@@ -159,9 +329,93 @@ class ReplicaSnapshot:
         return dict(view, snapshot=mine[0] if mine else None)
 
 
+class EngineSnapshot:
+    """The same snapshot on every replica of an engine (spdk_engine_snapshot)."""
+
+    def __init__(self, module):
+        self.module = module
+        params = module.params
+        self.node_name = params["node_name"] or socket.gethostname().split(".")[0]
+        self.record = None
+        recorded = {}
+        if params["record_dir"]:
+            path = rec.record_path(params["record_dir"], self.node_name)
+            self.record = es.SnapshotRecord(path, self.node_name, params["engine"], params["name"])
+            try:
+                recorded = self.record.engine_entry() or {}
+                if params["name"] is not None:
+                    self.record.load()
+            except rec.RecordError as exc:
+                module.warn("%s; engine snapshots are managed without the node record" % exc)
+                self.record = None
+        replicas = params["replicas"] or es.replicas_from_record(recorded)
+        self.request = es.EngineSnapshotRequest(
+            engine=params["engine"], name=params["name"], state=params["state"], replicas=replicas,
+            quiesce=params["quiesce"], quiesce_timeout=params["quiesce_timeout"],
+            host_nqn=params["host_nqn"] or recorded.get("host_nqn"), node_name=self.node_name,
+            listen_address=params["listen_address"], port_range=params["port_range"])
+        if params["name"] is None:
+            self.record = None    # listing writes nothing
+
+    def connect(self, rpc_socket):
+        params = self.module.params
+        return SpdkRpcClient(address=rpc_socket, timeout=params["rpc_timeout"], check_mode=self.module.check_mode,
+                             username=params["rpc_username"], password=params["rpc_password"],
+                             validate_certs=params["rpc_validate_certs"])
+
+    def run(self):
+        module, request = self.module, self.request
+        engine = es.EngineSnapshotRun(request, module.client, self.connect, check_mode=module.check_mode,
+                                      record=self.record)
+        before = None
+        try:
+            try:
+                if request.name is None:
+                    engine.listing()
+                else:
+                    getattr(engine, {"present": "present", "absent": "absent", "reverted": "reverted"}[request.state])()
+            except (es.EngineSnapshotRefusal, es.ReplicaFailed, SpdkInputError, ops.SpdkRefusal,
+                    rec.RecordError) as exc:
+                self._fail(engine, str(exc))
+            except SpdkRpcError as err:
+                self._fail(engine, str(err))
+            view = es.set_view(request, engine.views)
+            before = engine.before
+        finally:
+            for warning in engine.warnings:
+                module.warn(warning)
+            self._close(engine)
+        written = bool(self.record and self.record.written)
+        return dict(changed=engine.changed or written, diff={"before": before, "after": view["snapshot_sets"]},
+                    engine=view, actions=engine.actions, paused_seconds=engine.paused_seconds,
+                    rpc_calls=engine.rpc_calls, rpc_calls_per_node=engine.rpc_calls_per_node())
+
+    def _fail(self, engine, msg):
+        views = es.set_view(self.request, engine.views) if all(v.node.state for v in engine.views) else None
+        for warning in engine.warnings:
+            self.module.warn(warning)
+        engine.warnings = []
+        self.module.fail_json(msg=msg, engine=views, actions=engine.actions, rpc_calls=engine.rpc_calls,
+                              rpc_calls_per_node=engine.rpc_calls_per_node(),
+                              failed_replicas=[v.spec.name for v in engine.views if v.mode == es.ERR])
+
+    @staticmethod
+    def _close(engine):
+        for node in engine.nodes.values():
+            if not node.is_engine_node:
+                node.client.close()
+
+
 @spdk_main
 def main():
-    module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                        mutually_exclusive=[("replica", "engine")], required_one_of=[("replica", "engine")])
+    if module.params["engine"] is not None:
+        try:
+            target = EngineSnapshot(module)
+        except (SpdkInputError, rec.RecordError) as exc:
+            module.fail_json(msg=str(exc))
+        module.exit_with(**target.run())
     try:
         target = ReplicaSnapshot(module.params)
     except SpdkInputError as exc:
