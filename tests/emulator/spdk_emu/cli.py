@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from . import methods  # noqa: F401  (registers every RPC)
+from . import methods
 from .errors import RpcError
 from .framework import after_init
 from .server import RpcServer, RpcLog, is_tcp_address
@@ -128,6 +128,7 @@ class App:
 
 def main(argv=None):
     options = parse_args(sys.argv[1:] if argv is None else argv)
+    methods.load()  # registers every RPC before the target serves any
     app = App(options)
     try:
         asyncio.run(app.run())

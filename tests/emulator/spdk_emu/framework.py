@@ -186,4 +186,3 @@ async def bdev_examine(target, params):
     if bdev is not None:
         await registry.examine(bdev)
     return True
-

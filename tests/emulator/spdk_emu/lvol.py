@@ -732,4 +732,3 @@ def bdev_lvol_check_shallow_copy(target, params):
     if job.state != "in progress":
         del mod.copies[p.operation_id]    # the final state is reported once
     return job.to_json()
-

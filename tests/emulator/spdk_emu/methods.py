@@ -1,6 +1,7 @@
 """Every subsystem module whose ``@rpc`` methods the emulator serves.
 
-Importing a module registers its methods (and its examiners and config providers). Each engineer
+Importing a module registers its methods (and its examiners and config providers); ``load()``
+imports them all (cli.main calls it before serving). Each engineer
 adds one import line per module they own; optional modules not written yet are skipped so the
 target still starts.
 """
@@ -19,6 +20,7 @@ MODULES = (
 
 
 def load():
+    """Import every subsystem module that exists; a second call changes nothing."""
     for name in MODULES:
         try:
             importlib.import_module("." + name, __package__)
@@ -26,5 +28,3 @@ def load():
             if exc.name != "%s.%s" % (__package__, name):
                 raise
 
-
-load()
