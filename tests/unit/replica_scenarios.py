@@ -68,7 +68,7 @@ def chain(exposed=True):
     # head and vol1-snap-02 name the head; vol1-snap-01 and vol1-clone-01 do not
     for line, rename in ((17, CHAIN_RENAME), (18, None), (19, CHAIN_RENAME), (20, None)):
         bdevs.extend(transcript(D6, line, replace=rename)["response"]["result"])
-    subsystems = [s for s in answer(INTRO, 8)["result"]]  # the discovery subsystem only
+    subsystems = list(answer(INTRO, 8)["result"])  # the discovery subsystem only
     if exposed:
         exported = answer("more/nvmf_hosts.jsonl", 8, replace={
             "vol1-r-b2c3d4e5": "vol1", "39648cde-8966-4ffc-9806-8d0dfd1c9170": CHAIN_HEAD_UUID,

@@ -166,7 +166,7 @@ class TestPorts:
     def test_port_choice_is_deterministic(self):
         subsystems = nvmf.parse_subsystems(NODE2_SUBSYSTEMS)
         spec = replica_spec(nqn="nqn.2026-01.io.spdk-storage:vol9")
-        assert {nvmf.choose_port(spec, None, subsystems) for _ in range(5)} == {4420}
+        assert {nvmf.choose_port(spec, None, subsystems) for attempt in range(5)} == {4420}
 
     def test_existing_port_in_range_is_kept(self):
         subsystems = nvmf.parse_subsystems(NODE1_ENGINE_SUBSYSTEMS)
