@@ -27,4 +27,3 @@ def load():
         except ModuleNotFoundError as exc:
             if exc.name != "%s.%s" % (__package__, name):
                 raise
-
