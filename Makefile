@@ -85,16 +85,19 @@ changelog: venv
 	$(BIN)/antsibull-changelog lint
 
 # Re-pin the full dependency set after changing requirements/dev.txt: resolve
-# dev.txt alone in a scratch venv, so nothing installed by hand leaks in.
-CONSTRAINTS_VENV := .cache/constraints-venv
+# dev.txt alone in a private scratch venv (removed on exit, so two runs do not
+# share one), so nothing installed by hand leaks in. One shell for the trap.
 constraints:
-	rm -rf $(CONSTRAINTS_VENV)
-	$(PYTHON) -m venv $(CONSTRAINTS_VENV)
-	$(CONSTRAINTS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	@mkdir -p .cache
+	scratch="$$(mktemp -d .cache/constraints-venv.XXXXXX)"; \
+	new="$$(mktemp requirements/constraints.txt.XXXXXX)"; \
+	trap 'rm -rf "$$scratch" "$$new"' EXIT; \
+	$(PYTHON) -m venv "$$scratch"; \
+	"$$scratch/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt; \
 	{ sed -n '1,2p' requirements/constraints.txt; \
-	  $(CONSTRAINTS_VENV)/bin/python -m pip freeze --exclude-editable; } > requirements/constraints.txt.new
-	mv requirements/constraints.txt.new requirements/constraints.txt
-	rm -rf $(CONSTRAINTS_VENV)
+	  "$$scratch/bin/python" -m pip freeze --exclude-editable; } > "$$new"; \
+	chmod 644 "$$new"; \
+	mv "$$new" requirements/constraints.txt
 
 clean:
 	rm -rf .cache tests/output .pytest_cache
