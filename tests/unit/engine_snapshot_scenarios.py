@@ -1,0 +1,175 @@
+"""Nodes of an engine for engine-snapshot tests, and a wire that serves several nodes at once.
+
+Every answer is shaped from a real SPDK v26.05 answer (more/introspection.jsonl): the lvstore of
+L63, the lvol bdev of L61 (``disk1/vol1-r-a1b2c3d4``: thin, 1 allocated cluster, claimed), the
+engine subsystem of L78 (ANA group 1, listener 127.0.0.1:4420) and the listener of
+more/nvmf_listener_ns_ana.jsonl L43; names, UUIDs and the snapshot links (``base_snapshot``,
+``clones``, as in L51/L52) are set per scenario.
+
+The engine ``vol`` lives on node E (socket ``/e.sock``) with local replica ``vol-r0`` on ``disk0``;
+remote replicas ``vol-r1`` and ``vol-r2`` live on nodes reached through ``/n1.sock`` and ``/n2.sock``.
+"""
+import copy
+import json
+from unittest import mock
+
+from ansible.module_utils import basic
+from ansible.module_utils.common import warnings as ansible_warnings
+from expected_calls import ModuleExit, Outcome, RpcScript, patch_module_args, transcript
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
+    READ_ONLY_METHODS,
+    SpdkConnectionError,
+    SpdkRpcClient,
+)
+
+INTRO = "more/introspection.jsonl"
+E, N1, N2 = "/e.sock", "/n1.sock", "/n2.sock"
+ENGINE_NQN = "nqn.2026-01.io.spdk-storage:vol"
+HOST = "nqn.2026-01.io.spdk-storage:host:e"
+REPLICAS = [{"name": "vol-r0", "disk": "disk0"},
+            {"name": "vol-r1", "address": "127.0.0.2:4421", "rpc_socket": N1},
+            {"name": "vol-r2", "address": "127.0.0.3:4421", "rpc_socket": N2}]
+DOWN = object()
+"""A node whose spdk_tgt does not answer (every call: connection refused)."""
+LISTEN = {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}
+
+
+def _uuid(label):
+    """A stable UUID-shaped string per label (tests compare them, SPDK never sees them)."""
+    digits = "".join("%02x" % (ord(c) % 256) for c in label)[:32].ljust(32, "0")
+    return "%s-%s-%s-%s-%s" % (digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:32])
+
+
+def lvstore(disk):
+    entry = copy.deepcopy(transcript(INTRO, 63)["response"]["result"][0])
+    entry.update(name=disk, base_bdev=disk + "-aio", uuid=_uuid("lvs" + disk))
+    return entry
+
+
+def lvol(disk, name, snapshot=False, parent=None, clones=(), allocated=1, uuid=None):
+    bdev = copy.deepcopy(next(b for b in transcript(INTRO, 61)["response"]["result"]
+                              if "lvol" in b.get("driver_specific", {})))
+    uuid = uuid or _uuid(disk + name)
+    bdev.update(name=uuid, uuid=uuid, aliases=["%s/%s" % (disk, name)], claimed=not snapshot,
+                claim_type=None if snapshot else "exclusive_write")
+    info = bdev["driver_specific"]["lvol"]
+    info.update(lvol_store_uuid=_uuid("lvs" + disk), base_bdev=disk + "-aio", snapshot=snapshot,
+                clone=parent is not None, num_allocated_clusters=allocated)
+    if parent is not None:
+        info["base_snapshot"] = parent
+    if snapshot:
+        info["clones"] = list(clones)
+    return bdev
+
+
+def replica(disk, name, snapshots=(), head_uuid=None, extra_children=None):
+    """Head ``name`` over the chain ``snapshots`` (oldest first), all ``<name>-snap-<s>``."""
+    extra_children = extra_children or {}
+    lvols = []
+    chain = ["%s-snap-%s" % (name, s) for s in snapshots]
+    for i, snap in enumerate(chain):
+        child = chain[i + 1] if i + 1 < len(chain) else name
+        lvols.append(lvol(disk, snap, snapshot=True, parent=chain[i - 1] if i else None,
+                          clones=[child] + extra_children.get(snap, []), allocated=4))
+    lvols.append(lvol(disk, name, parent=chain[-1] if chain else None, uuid=head_uuid))
+    return lvols
+
+
+def engine_subsystem(anagrpid=1):
+    entry = copy.deepcopy(transcript(INTRO, 78)["response"]["result"][1])
+    entry.update(nqn=ENGINE_NQN)
+    entry["namespaces"][0].update(bdev_name="vol", name="vol", anagrpid=anagrpid)
+    return entry
+
+
+def listener(spare_state="inaccessible"):
+    return {"address": dict(LISTEN),
+            "ana_states": [{"ana_group": 1, "ana_state": "optimized"}, {"ana_group": 2, "ana_state": spare_state}]}
+
+
+class Node:
+    """The three reads of one node, as expected calls."""
+
+    def __init__(self, disk, lvols, subsystems=()):
+        self.disk = disk
+        self.lvols = lvols
+        self.subsystems = list(subsystems)
+
+    def reads(self):
+        return [("bdev_lvol_get_lvstores", None, {"result": [lvstore(self.disk)]}),
+                ("bdev_get_bdevs", None, {"result": self.lvols}),
+                ("nvmf_get_subsystems", None, {"result": self.subsystems})]
+
+
+def nodes(snapshots=(("s1",), ("s1",), ("s1",)), frontend=True, anagrpid=1):
+    """E, N1, N2 with the given snapshot chains per replica."""
+    subs = [engine_subsystem(anagrpid)] if frontend else []
+    return {E: Node("disk0", replica("disk0", "vol-r0", snapshots[0]), subs),
+            N1: Node("disk1", replica("disk1", "vol-r1", snapshots[1])),
+            N2: Node("disk2", replica("disk2", "vol-r2", snapshots[2]))}
+
+
+class Wire:
+    """``SpdkRpcClient._send`` for several nodes: each socket has its own expected-call script."""
+
+    def __init__(self, scripts):
+        self.down = {address for address, calls in scripts.items() if calls is DOWN}
+        self.scripts = {address: RpcScript(calls) for address, calls in scripts.items() if calls is not DOWN}
+
+    def send(self, client, requests):
+        if client.address in self.down:
+            raise SpdkConnectionError(requests[0]["method"], None, "cannot connect to %s after 1 attempt(s): "
+                                      "Connection refused; is spdk_tgt running?" % client.address)
+        if client.address not in self.scripts:
+            raise AssertionError("a call went to %s, which no script expects" % client.address)
+        return self.scripts[client.address].send(client, requests)
+
+    def check(self):
+        for address, script in self.scripts.items():
+            if script.violation is not None:
+                raise script.violation
+            if script.pending:
+                raise AssertionError("%s: expected calls never made: %s" % (address, script.pending))
+
+    def methods(self, address):
+        return [m for m, _p in self.scripts[address].received]
+
+    def mutating(self, address):
+        return [m for m in self.methods(address) if m not in READ_ONLY_METHODS]
+
+    def patch(self):
+        return mock.patch.object(SpdkRpcClient, "_send", autospec=True, side_effect=self.send)
+
+
+def run_module(module, args, scripts, check_mode=False):
+    """``module.main()`` against one script per node socket; returns (Outcome, Wire)."""
+    wire = Wire(scripts)
+    module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=True)
+    module_args.setdefault("rpc_socket", E)
+
+    def exit_json(self, **kwargs):
+        kwargs.setdefault("changed", False)
+        kwargs["warnings"] = list(ansible_warnings.get_warning_messages())
+        raise ModuleExit(kwargs, failed=False)
+
+    def fail_json(self, msg, **kwargs):
+        kwargs.update(msg=msg, failed=True, warnings=list(ansible_warnings.get_warning_messages()))
+        raise ModuleExit(kwargs, failed=True)
+
+    ansible_warnings._global_warnings.clear()
+    with patch_module_args(module_args), wire.patch(), \
+            mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
+            mock.patch.object(basic.AnsibleModule, "fail_json", fail_json):
+        try:
+            module.main()
+        except ModuleExit as done:
+            outcome = Outcome(done.result, done.failed, wire.scripts[E])
+        else:
+            raise AssertionError("main() returned without exit_json or fail_json")
+    wire.check()
+    return outcome, wire
+
+
+def dumps(value):
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,133 @@
+# -*- coding: utf-8 -*-
+"""spdk_snapshot with ``engine``, through main(), against one expected-call script per node:
+the engine node E (local replica vol-r0) and the remote replica nodes N1, N2 reached through their
+rpc_socket (tests/unit/engine_snapshot_scenarios.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+import engine_snapshot_scenarios as sc
+import pytest
+from expected_calls import answer, expect, reads, result
+
+from ansible_collections.spdk.storage.plugins.modules import spdk_snapshot
+
+LVOL_OPS = "more/lvol_ops.jsonl"
+ANA = "more/ana/run15_nsgroup_pause_nodrain.jsonl"
+
+
+@pytest.fixture
+def args(tmp_path):
+    return dict(engine="vol", name="s2", replicas=sc.REPLICAS, host_nqn=sc.HOST, node_name="e",
+                record_dir=str(tmp_path))
+
+
+def node_reads(nodes, address):
+    return reads(*nodes[address].reads())
+
+
+def snapshot(replica, disk):
+    return expect("bdev_lvol_snapshot", {"lvol_name": "%s/%s" % (disk, replica), "snapshot_name": replica + "-snap-s2"},
+                  answer(LVOL_OPS, 120))
+
+
+def pause(group):
+    return expect("nvmf_subsystem_set_ns_ana_group", {"nqn": sc.ENGINE_NQN, "nsid": 1, "anagrpid": group},
+                  answer(ANA, 120))
+
+
+def create_scripts(before, after):
+    return {
+        sc.E: [node_reads(before, sc.E),
+               expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN}, result([sc.listener()])),
+               pause(2), snapshot("vol-r0", "disk0"), pause(1), node_reads(after, sc.E)],
+        sc.N1: [node_reads(before, sc.N1), snapshot("vol-r1", "disk1"), node_reads(after, sc.N1)],
+        sc.N2: [node_reads(before, sc.N2), snapshot("vol-r2", "disk2"), node_reads(after, sc.N2)],
+    }
+
+
+def reads_only(nodes):
+    return {address: [node_reads(nodes, address)] for address in (sc.E, sc.N1, sc.N2)}
+
+
+def test_create_pauses_io_snapshots_every_replica_and_resumes(args, tmp_path):
+    before, after = sc.nodes(snapshots=(("s1",),) * 3), sc.nodes(snapshots=(("s1", "s2"),) * 3)
+    outcome, wire = sc.run_module(spdk_snapshot, args, create_scripts(before, after))
+    assert not outcome.failed, outcome.msg
+    assert outcome.changed is True
+    assert [(a["node"], a["method"]) for a in outcome.result["actions"]] == [
+        ("engine node", "nvmf_subsystem_set_ns_ana_group"), ("engine node", "bdev_lvol_snapshot"),
+        ("node of vol-r1 (/n1.sock)", "bdev_lvol_snapshot"), ("node of vol-r2 (/n2.sock)", "bdev_lvol_snapshot"),
+        ("engine node", "nvmf_subsystem_set_ns_ana_group")]
+    assert outcome.result["engine"]["consistent"] is True
+    assert outcome.result["engine"]["snapshot_sets"] == {r: ["s1", "s2"] for r in ("vol-r0", "vol-r1", "vol-r2")}
+    assert outcome.result["diff"]["before"] == {r: ["s1"] for r in ("vol-r0", "vol-r1", "vol-r2")}
+    assert outcome.result["rpc_calls_per_node"] == {"engine node": 10, "node of vol-r1 (/n1.sock)": 7,
+                                                    "node of vol-r2 (/n2.sock)": 7}
+    assert outcome.result["rpc_calls"] == 24
+    with open(str(tmp_path / "e.json")) as handle:
+        entry = json.load(handle)["snapshots"]["vol"]["s2"]
+    assert entry["kind"] == "user" and sorted(entry["replicas"]) == ["vol-r0", "vol-r1", "vol-r2"]
+
+
+def test_an_existing_set_is_three_reads_per_node_and_no_change(args):
+    nodes = sc.nodes(snapshots=(("s1", "s2"),) * 3)
+    args["record_dir"] = ""
+    outcome, wire = sc.run_module(spdk_snapshot, args, reads_only(nodes))
+    assert outcome.changed is False and outcome.result["rpc_calls"] == 9
+    assert outcome.result["rpc_calls_per_node"] == {"engine node": 3, "node of vol-r1 (/n1.sock)": 3,
+                                                    "node of vol-r2 (/n2.sock)": 3}
+
+
+def test_check_mode_plans_the_pause_and_sends_no_mutating_rpc_to_any_node(args):
+    nodes = sc.nodes(snapshots=(("s1",),) * 3)
+    scripts = reads_only(nodes)
+    scripts[sc.E].append(expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN}, result([sc.listener()])))
+    outcome, wire = sc.run_module(spdk_snapshot, args, scripts, check_mode=True)
+    assert outcome.changed is True and not outcome.failed
+    assert [a["method"] for a in outcome.result["actions"]].count("bdev_lvol_snapshot") == 3
+    assert all(wire.mutating(address) == [] for address in (sc.E, sc.N1, sc.N2))
+
+
+def test_an_unreachable_replica_node_fails_naming_it_and_changes_nothing(args):
+    nodes = sc.nodes(snapshots=(("s1",),) * 3)
+    outcome, wire = sc.run_module(spdk_snapshot, args, {
+        sc.E: [node_reads(nodes, sc.E)], sc.N1: [node_reads(nodes, sc.N1)], sc.N2: sc.DOWN})
+    assert outcome.failed and "vol-r2" in outcome.msg and "Connection refused" in outcome.msg
+    assert outcome.result["failed_replicas"] == ["vol-r2"]
+    assert outcome.result["actions"] == []
+
+
+def test_without_name_the_engine_snapshot_sets_are_listed(args):
+    nodes = sc.nodes(snapshots=(("s1", "s2"), ("s1", "s2"), ("s1",)))
+    del args["name"]
+    outcome, wire = sc.run_module(spdk_snapshot, args, reads_only(nodes))
+    assert outcome.changed is False
+    assert outcome.result["engine"]["consistent"] is False
+    assert outcome.result["engine"]["snapshot_sets"]["vol-r2"] == ["s1"]
+
+
+def test_replicas_are_read_from_the_engine_record_when_not_given(args, tmp_path):
+    record = {"format": "spdk.storage/node-record", "version": 1, "node": "e",
+              "engines": {"vol": {"replicas": sc.REPLICAS, "host_nqn": sc.HOST}}, "exposures": {}, "snapshots": {}}
+    with open(str(tmp_path / "e.json"), "w") as handle:
+        json.dump(record, handle)
+    del args["replicas"]
+    nodes = sc.nodes(snapshots=(("s2",),) * 3)
+    outcome, wire = sc.run_module(spdk_snapshot, args, reads_only(nodes))
+    assert not outcome.failed, outcome.msg
+    assert [r["name"] for r in outcome.result["engine"]["replicas"]] == ["vol-r0", "vol-r1", "vol-r2"]
+
+
+def test_replica_and_engine_together_are_refused_before_any_rpc(args):
+    args["replica"] = "vol-r0"
+    outcome, wire = sc.run_module(spdk_snapshot, args, {sc.E: []})
+    assert outcome.failed and "mutually exclusive" in outcome.msg
+
+
+def test_reverted_is_refused_for_a_replica(args):
+    outcome, wire = sc.run_module(spdk_snapshot, {"replica": "vol-r0", "name": "s2", "state": "reverted"}, {sc.E: []})
+    assert outcome.failed and "give engine instead of replica" in outcome.msg
