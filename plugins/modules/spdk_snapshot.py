@@ -26,7 +26,7 @@ description:
     snapshots by moving the namespace into ANA group 2, which is inaccessible on every listener
     (C(nvmf_subsystem_set_ns_ana_group) returns once the writes in flight finished). The namespace
     moves back in every case, also when a snapshot fails, and the pause is bounded by
-    O(quiesce_timeout). Hosts must tolerate an ANA-inaccessible pause: SPDK hosts (bdev_nvme with
+    O(quiesce_timeout). Hosts must tolerate an ANA-inaccessible pause. SPDK hosts (bdev_nvme with
     C(bdev_retry_count) other than 0, the default 3 is fine) see a stall of about 1 s and no error;
     with C(bdev_retry_count=0) writes during the pause fail. The Linux kernel NVMe initiator was not
     verified.
