@@ -27,7 +27,7 @@ description:
     C(clear_sb), so the superblock stays and the engine can tell the replica is stale) and reports it in
     RV(released_stray_raid). It only does so for a RAID that is C(configuring), carries a superblock, has
     only lvols of this node as members, and is not an engine of this node according to the node record.
-    A RAID that serves I/O, or an engine of this node, is never touched: exporting its member fails clearly.
+    A RAID that serves I/O, or an engine of this node, is never touched; exporting its member fails clearly.
   - One run that changes nothing sends three read RPCs, in one batch.
 author:
   - spdk.storage contributors (@spdk-storage)
@@ -132,7 +132,7 @@ options:
     default: write_zeroes
   node_name:
     description:
-      - Name of this storage node: the node record C(<record_dir>/<node_name>.json) says which engines
+      - Name of this storage node. The node record C(<record_dir>/<node_name>.json) says which engines
         run here, so that their RAIDs are never mistaken for ones SPDK assembled on restart.
       - Defaults to this machine's short host name (as in M(spdk.storage.spdk_engine)).
     type: str
