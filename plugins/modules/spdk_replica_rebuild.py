@@ -1,0 +1,433 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, spdk.storage contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: spdk_replica_rebuild
+short_description: Rebuild a replica of an engine on another node (snapshot chain copy, then RAID join)
+version_added: 0.1.0
+description:
+  - Makes a new replica O(destination.replica) on disk O(destination.disk) of the destination node hold the
+    same data and the same snapshot chain as the up-to-date replica O(source), and makes it a member of engine
+    O(engine) in place of O(replace). Run it on the engine node; the source and destination nodes are reached
+    through their O(replicas[].rpc_socket) and O(destination.rpc_socket). docs/REBUILD.md has the details.
+  - The source's snapshot chain is copied oldest first with C(bdev_lvol_start_shallow_copy) over NVMe-oF
+    (only the clusters each snapshot owns), each level into a clone of the destination's copy of the level
+    below, then snapshotted under the same snapshot name. The new head is a clone of the copy of the source
+    head's parent, exported to the engine node like M(spdk.storage.spdk_replica) does.
+  - V(offline) (the engine has no frontend, so no I/O): a system snapshot C(rb-<UTC time>) of every up-to-date
+    replica is taken first and copied too; then the RAID is deleted (clearing its superblocks), LBA 0 of the
+    new head (the old superblock read through from the copy) is zeroed with C(bdev_nvme_send_cmd), and the RAID
+    is created again over the kept replicas and the new one. Nothing is copied by the RAID, so a thin replica
+    stays thin (the new replica owns exactly the source's allocated clusters).
+  - V(online) (a frontend serves I/O): the older snapshots are copied first, then the new head joins the RAID
+    with C(bdev_raid_add_base_bdev) and SPDK's RAID1 rebuild copies the whole volume into it (the head ends
+    fully allocated); O(bandwidth_mb_sec) caps that copy. The replaced replica leaves the RAID first.
+  - Every step reads the state first and is resumable; a run interrupted at any point (or a target killed)
+    converges when run again, and the transient lvol C(<destination>-rebuild), its export and controller are
+    removed. A copy whose result the source target forgot (it reports a result once) is copied again.
+  - One run that finds the rebuild finished sends its reads only (four or five per node) and removes leftovers.
+author:
+  - spdk.storage contributors (@spdk-storage)
+extends_documentation_fragment:
+  - spdk.storage.spdk
+  - spdk.storage.spdk.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Plans and lists the copy step's actions with reads only; the join step depends on what the copy
+      creates and is only described.
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  engine:
+    description: Name of the engine (its RAID1 bdev on the engine node, the node of O(rpc_socket)).
+    type: str
+    required: true
+  replicas:
+    description:
+      - The engine's current replicas (as for M(spdk.storage.spdk_engine)), including O(source) and O(replace).
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Replica name.
+        type: str
+        required: true
+      disk:
+        description: Disk of a replica on the engine node.
+        type: str
+      address:
+        description:
+          - C(host:port) of a remote replica's export, used to attach it on the engine node when it is not
+            attached (resuming an offline rebuild).
+        type: str
+      nqn:
+        description: Subsystem NQN of a remote replica's export when not C(nqn.2026-01.io.spdk-storage:<name>).
+        type: str
+      rpc_socket:
+        description: How to reach the node of a remote replica (Unix socket, C(host:port) or HTTP proxy URL).
+        type: str
+  source:
+    description: The up-to-date replica (mode C(RW)) whose data and snapshots are copied; one of O(replicas).
+    type: str
+    required: true
+  replace:
+    description:
+      - The replica the new one replaces (one of O(replicas)), typically the failed one. It leaves the RAID (its
+        data stays on its node). Without it the RAID must have an empty slot (online) and every other replica
+        stays (offline).
+    type: str
+  destination:
+    description: Where the new replica is made.
+    type: dict
+    required: true
+    suboptions:
+      replica:
+        description: Name of the new replica (its head lvol). Must not be one of O(replicas).
+        type: str
+        required: true
+      disk:
+        description: Disk (lvstore) on the destination node.
+        type: str
+        required: true
+      rpc_socket:
+        description: How to reach the destination node; omit it when the destination is the engine node.
+        type: str
+      listen_address:
+        description: The destination node's NVMe-oF/TCP address (the copy and the engine reach the replica there).
+        type: str
+        required: true
+      port:
+        description: Port of the new replica's export; by default the lowest free port of O(destination.port_range).
+        type: int
+      port_range:
+        description: Ports the destination's exports are allocated from.
+        type: str
+        default: "4420-4499"
+  strategy:
+    description:
+      - V(auto) picks V(offline) when the engine has no frontend and V(online) when it has one.
+      - V(offline) is refused while the engine has a frontend.
+    type: str
+    choices: [auto, offline, online]
+    default: auto
+  step:
+    description:
+      - V(plan) only reads and returns the plan. V(copy) takes the system snapshot (offline), copies the chain and
+        makes and exports the new head. V(join) makes it an engine member. V(all) does both.
+    type: str
+    choices: [plan, copy, join, all]
+    default: all
+  system_snapshot:
+    description:
+      - Name of the offline strategy's system snapshot. By default the source head's parent is reused when it
+        is a system snapshot with nothing written after it, else a new C(rb-<UTC time>) is taken.
+    type: str
+  bandwidth_mb_sec:
+    description: Online only, the RAID rebuild's bandwidth limit (C(bdev_raid_set_options)); V(0) is unlimited.
+    type: int
+  wait:
+    description:
+      - Wait until the online RAID rebuild finished (the copy of snapshots is always waited for).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for one snapshot copy, and for the RAID rebuild.
+    type: int
+    default: 3600
+  wait_sleep:
+    description: Seconds between two progress polls.
+    type: float
+    default: 1.0
+  node_name:
+    description: Name of the engine node (default host NQN, node record). Defaults to the short host name.
+    type: str
+  host_nqn:
+    description: NQN the engine node presents to replicas; defaults to C(nqn.2026-01.io.spdk-storage:host:<node_name>).
+    type: str
+  listen_address:
+    description:
+      - The engine node's NVMe-oF/TCP address. Needed when a replica on the engine node must have LBA 0 zeroed (a
+        temporary export of it, attached by the node itself).
+    type: str
+  port_range:
+    description: Ports for that temporary export on the engine node.
+    type: str
+    default: "4420-4499"
+  record_dir:
+    description: Directory of the engine node's record, where the system snapshot is noted; empty disables it.
+    type: path
+    default: /var/lib/spdk-storage
+  ctrlr_loss_timeout_sec:
+    description: Controller loss timeout of every controller the rebuild attaches.
+    type: int
+    default: 10
+  reconnect_delay_sec:
+    description: Reconnect delay of every controller the rebuild attaches.
+    type: int
+    default: 2
+  fast_io_fail_timeout_sec:
+    description: Fast I/O fail timeout of every controller the rebuild attaches.
+    type: int
+    default: 5
+notes:
+  - After the join, run M(spdk.storage.spdk_engine) with the new replica list (RV(rebuild.replica) replaces
+    O(replace)) so the engine's record and frontend follow; playbooks/rebuild_replica.yml does all of it.
+  - Engine snapshots must not be taken while the rebuild runs.
+seealso:
+  - module: spdk.storage.spdk_engine
+  - module: spdk.storage.spdk_snapshot
+"""
+
+EXAMPLES = r"""
+- name: Rebuild vol1's replica of node2 on node3 from node1's
+  spdk.storage.spdk_replica_rebuild:
+    engine: vol1
+    node_name: node1
+    listen_address: 192.0.2.11
+    replicas:
+      - name: vol1-node1
+        disk: disk1
+      - name: vol1-node2
+        address: 192.0.2.12:4421
+        rpc_socket: 192.0.2.12:5260
+    source: vol1-node1
+    replace: vol1-node2
+    destination:
+      replica: vol1-node3
+      disk: disk1
+      rpc_socket: 192.0.2.13:5260
+      listen_address: 192.0.2.13
+  register: rebuild
+
+- name: Only plan (reads only)
+  spdk.storage.spdk_replica_rebuild:
+    engine: vol1
+    replicas: "{{ vol1_replicas }}"
+    source: vol1-node1
+    destination: {replica: vol1-node3, disk: disk1, rpc_socket: 192.0.2.13:5260, listen_address: 192.0.2.13}
+    step: plan
+"""
+
+RETURN = r"""
+rebuild:
+  description: The rebuild after the run.
+  returned: always
+  type: dict
+  contains:
+    strategy:
+      description: V(offline) or V(online).
+      type: str
+    state:
+      description: V(planned), V(copied), V(rebuilding) (online RAID rebuild running) or V(done).
+      type: str
+    mode:
+      description: The new replica's mode in the RAID (V(RW), V(WO)) or null.
+      type: str
+    system_snapshot:
+      description: The offline strategy's system snapshot, or null.
+      type: str
+    source_chain:
+      description: The source head's snapshot chain, oldest first.
+      type: list
+      elements: str
+    destination_chain:
+      description: The new replica's snapshot chain, oldest first.
+      type: list
+      elements: str
+    snapshot_sets_match:
+      description: Whether both chains are equal.
+      type: bool
+    allocated_clusters:
+      description: Clusters owned by each snapshot of both chains, and by the new head.
+      type: dict
+    replica:
+      description: The new replica as an O(spdk.storage.spdk_engine#module:replicas) entry.
+      type: dict
+    copy:
+      description: Clusters copied and seconds spent copying in this run.
+      type: dict
+    rebuild_seconds:
+      description: Seconds the online RAID rebuild was waited for in this run.
+      type: float
+    progress:
+      description: Progress samples (copy per snapshot, RAID rebuild percent) of this run.
+      type: list
+      elements: dict
+actions:
+  description: Mutating calls sent (in check mode, planned), each with its node and reason.
+  returned: always
+  type: list
+  elements: dict
+rpc_calls_by_node:
+  description: RPCs sent to each target in this run.
+  returned: always
+  type: dict
+"""
+
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild as rb
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError
+
+REPLICA_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    disk=dict(type="str"),
+    address=dict(type="str"),
+    nqn=dict(type="str"),
+    rpc_socket=dict(type="str"),
+)
+
+DESTINATION_OPTIONS = dict(
+    replica=dict(type="str", required=True),
+    disk=dict(type="str", required=True),
+    rpc_socket=dict(type="str"),
+    listen_address=dict(type="str", required=True),
+    port=dict(type="int"),
+    port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
+)
+
+ARGUMENT_SPEC = dict(
+    engine=dict(type="str", required=True),
+    replicas=dict(type="list", elements="dict", required=True, options=REPLICA_OPTIONS),
+    source=dict(type="str", required=True),
+    replace=dict(type="str"),
+    destination=dict(type="dict", required=True, options=DESTINATION_OPTIONS),
+    strategy=dict(type="str", choices=list(rb.STRATEGIES), default="auto"),
+    step=dict(type="str", choices=list(rb.STEPS), default="all"),
+    system_snapshot=dict(type="str"),
+    bandwidth_mb_sec=dict(type="int"),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=3600),
+    wait_sleep=dict(type="float", default=1.0),
+    node_name=dict(type="str"),
+    host_nqn=dict(type="str"),
+    listen_address=dict(type="str"),
+    port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
+    record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
+    ctrlr_loss_timeout_sec=dict(type="int", default=10),
+    reconnect_delay_sec=dict(type="int", default=2),
+    fast_io_fail_timeout_sec=dict(type="int", default=5),
+)
+
+TIMEOUT_OPTIONS = ("ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec")
+
+
+def node_name(params):
+    import socket
+    return params["node_name"] or socket.gethostname().split(".")[0]
+
+
+def build_request(params):
+    destination = dict(params["destination"])
+    if destination.get("rpc_socket") == params["rpc_socket"]:
+        destination["rpc_socket"] = None     # the engine node itself
+    if params["system_snapshot"] is not None:
+        rb.validate_lvol_name("snapshot", params["system_snapshot"])
+    replicas = [{k: v for k, v in r.items() if v is not None} for r in params["replicas"]]
+    return rb.RebuildRequest(
+        engine=params["engine"], source=params["source"], destination=destination, replicas=replicas,
+        replace=params["replace"], strategy=params["strategy"], step=params["step"], node_name=node_name(params),
+        host_nqn=params["host_nqn"], listen_address=params["listen_address"], port_range=params["port_range"],
+        bandwidth_mb_sec=params["bandwidth_mb_sec"], timeouts={k: params[k] for k in TIMEOUT_OPTIONS})
+
+
+class Clients:
+    """One client per target address: the module's own for the engine node, others built alike."""
+
+    def __init__(self, module):
+        self.module = module
+        self.by_address = {module.params["rpc_socket"]: module.client}
+
+    def get(self, address):
+        if not address:
+            return self.module.client
+        if address not in self.by_address:
+            params = self.module.params
+            self.by_address[address] = SpdkRpcClient(
+                address=address, timeout=params["rpc_timeout"], check_mode=self.module.check_mode,
+                username=params["rpc_username"], password=params["rpc_password"],
+                validate_certs=params["rpc_validate_certs"])
+        return self.by_address[address]
+
+    def counts(self):
+        return {address: len(client.sent_calls) for address, client in self.by_address.items()}
+
+    def close(self):
+        for address, client in self.by_address.items():
+            if client is not self.module.client:
+                client.close()
+
+
+def record_system_snapshot(module, request, snapshot):
+    """Note the system snapshot in the engine node's record (kind system), as engine snapshots are noted."""
+    directory = module.params["record_dir"]
+    if not directory or not snapshot or module.check_mode:
+        return False
+    try:
+        _record, written = rec.update(rec.record_path(directory, request.node_name), request.node_name,
+                                      lambda record: record.add_snapshot(request.engine, snapshot, "system"))
+    except rec.RecordError as exc:
+        module.warn(str(exc))
+        return False
+    return written
+
+
+def run(module, request, clients):
+    params = module.params
+    member_clients = {m.name: clients.get(m.rpc_socket) for m in request.replicas if not m.is_local}
+    source = request.source
+    run_ = rb.RebuildRun(
+        request, {"engine": module.client,
+                  "source": module.client if source.is_local else clients.get(source.rpc_socket),
+                  "destination": clients.get(request.destination.rpc_socket)},
+        check_mode=module.check_mode, wait=params["wait"], wait_timeout=params["wait_timeout"],
+        wait_sleep=params["wait_sleep"], system_snapshot=params["system_snapshot"])
+    try:
+        view = run_.run(member_clients)
+    finally:
+        for warning in run_.warnings:
+            module.warn(warning)
+    written = record_system_snapshot(module, request, view["system_snapshot"])
+    before = {"destination": request.destination.replica, "state": "absent"}
+    after = {"destination": view["destination"], "state": view["state"], "mode": view["mode"],
+             "chain": view["destination_chain"]}
+    return dict(changed=bool(run_.actions) or written, diff={"before": before, "after": after}, rebuild=view,
+                actions=run_.actions)
+
+
+@spdk_main
+def main():
+    module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        request = build_request(module.params)
+    except SpdkInputError as exc:
+        module.fail_json(msg=str(exc))
+    clients = Clients(module)
+    try:
+        result = run(module, request, clients)
+    except (SpdkInputError, rb.RebuildError, em.EngineRefusal, rec.RecordError) as exc:
+        module.fail_json(msg=str(exc), rpc_calls=sum(clients.counts().values()),
+                         rpc_calls_by_node=clients.counts())
+    except SpdkRpcError as err:
+        module.fail_rpc(err, rpc_calls=sum(clients.counts().values()), rpc_calls_by_node=clients.counts())
+    finally:
+        clients.close()
+    counts = clients.counts()
+    module.exit_with(rpc_calls=sum(counts.values()), rpc_calls_by_node=counts, **result)
+
+
+if __name__ == "__main__":
+    main()

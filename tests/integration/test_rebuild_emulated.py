@@ -1,0 +1,196 @@
+"""spdk_replica_rebuild end to end on three emulated nodes (127.0.0.1-3), through main() on real sockets.
+
+n0 is the engine node and holds replica r0 (local), n1 holds r1 (remote), n2 is the destination of
+the rebuild: r1 is replaced by r2. Data goes in through the engine's frontend with spdk_io; after
+the rebuild the engine is deleted (replica data and superblocks stay) and the source and the new
+replica are read through their own exports, byte for byte, from the RAID data offset (1 MiB).
+"""
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(TESTS, "unit"))
+
+from expected_calls import run_module  # noqa: E402
+
+from ansible_collections.spdk.storage.plugins.modules import (  # noqa: E402
+    spdk_disk,
+    spdk_engine,
+    spdk_replica,
+    spdk_replica_rebuild,
+    spdk_snapshot,
+)
+
+SPDK_IO = os.path.join(TESTS, "emulator", "spdk_io")
+MIB = 1 << 20
+SB = MIB                      # the RAID superblock area at the start of every replica
+VOLUME = 16 * MIB
+PORT_BASE = 23000 + (os.getpid() % 900) * 20
+PORT_RANGE = "%d-%d" % (PORT_BASE, PORT_BASE + 19)
+APP_HOST = "nqn.2026-01.io.spdk-storage:host:app"
+ENGINE_HOST = "nqn.2026-01.io.spdk-storage:host:n0"
+TIMEOUTS = dict(ctrlr_loss_timeout_sec=3, reconnect_delay_sec=1, fast_io_fail_timeout_sec=2)
+pytestmark = [pytest.mark.integration]
+
+
+def _emulator_fixtures():
+    spec = importlib.util.spec_from_file_location("emulator_fixtures", os.path.join(TESTS, "emulator", "conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EMU = _emulator_fixtures()
+
+
+class Cluster:
+    """Three emulated nodes with a two-replica engine vol1 on n0 (r0 local, r1 on n1); n2 is empty."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.nodes = []
+        self.records = os.path.join(workdir, "records")
+
+    def start(self, idx):
+        node = EMU.Node(idx, self.workdir)
+        self.nodes.append(node)
+        return node.start()
+
+    def ok(self, module, node, check_mode=False, **args):
+        args.setdefault("rpc_socket", node.sock)
+        outcome = run_module(module, args, None, check_mode=check_mode, diff=True)
+        assert not outcome.failed, outcome.msg
+        return outcome
+
+    def disk(self, node):
+        return self.ok(spdk_disk, node, name="disk%d" % node.idx, path=node.disk("disk%d.img" % node.idx, 128 * MIB))
+
+    def replica(self, node, name, expose=True, allowed=(ENGINE_HOST,)):
+        args = dict(name=name, disk="disk%d" % node.idx, size="17MiB")
+        if expose:
+            args.update(expose=True, listen_address=node.addr, port_range=PORT_RANGE, allowed_hosts=list(allowed))
+        return self.ok(spdk_replica, node, **args).result["replica"]
+
+    def engine(self, frontend, replicas, **extra):
+        n0 = self.nodes[0]
+        return self.ok(spdk_engine, n0, name="vol1", size="16MiB", replicas=replicas, frontend=frontend,
+                       listen_address=n0.addr, allowed_hosts=[APP_HOST], node_name="n0", record_dir=self.records,
+                       port_range=PORT_RANGE, **dict(TIMEOUTS, **extra))
+
+    def build(self):
+        n0, n1, n2 = self.start(0), self.start(1), self.start(2)
+        for node in (n0, n1, n2):
+            self.disk(node)
+        self.replica(n0, "r0", expose=False)
+        export = self.replica(n1, "r1")["exposure"]
+        self.replicas = [{"name": "r0", "disk": "disk0"},
+                         {"name": "r1", "address": "%s:%d" % (n1.addr, export["port"]), "rpc_socket": n1.sock}]
+        engine = self.engine("nvmf", self.replicas)
+        view = engine.result["engine"]["frontend"]
+        self.frontend = (view["nqn"], view["listen_address"], view["port"])
+        return n0, n1, n2
+
+    def snapshot_both(self, name):
+        """The same replica-level snapshot on r0 and r1 (the engine has no frontend: no I/O between)."""
+        self.ok(spdk_snapshot, self.nodes[0], name=name, replica="r0")
+        self.ok(spdk_snapshot, self.nodes[1], name=name, replica="r1")
+
+    def rebuild(self, check_mode=False, failed_ok=False, **extra):
+        n0, n2 = self.nodes[0], self.nodes[2]
+        args = dict(engine="vol1", replicas=self.replicas, source="r0", replace="r1", node_name="n0",
+                    listen_address=n0.addr, port_range=PORT_RANGE, record_dir=self.records, wait_sleep=0.05,
+                    rpc_socket=n0.sock,
+                    destination={"replica": "r2", "disk": "disk2", "rpc_socket": n2.sock,
+                                 "listen_address": n2.addr, "port_range": PORT_RANGE})
+        args.update(TIMEOUTS)
+        args.update(extra)
+        outcome = run_module(spdk_replica_rebuild, args, None, check_mode=check_mode, diff=True)
+        if not failed_ok:
+            assert not outcome.failed, outcome.msg
+        return outcome
+
+    def lvols(self, node):
+        return {lv["name"]: lv for lv in node.call("bdev_lvol_get_lvols")}
+
+    def replica_image(self, node, name):
+        """sha256 of the replica's data region read through its own export (engine deleted first)."""
+        export = self.replica(node, name, allowed=(ENGINE_HOST,))["exposure"]
+        return sha256(spdk_io("read", export["nqn"], node.addr, export["port"], "--offset", str(SB),
+                              "--length", str(VOLUME), "--sha256", "--hostnqn", ENGINE_HOST).stdout)
+
+    def calls(self, node, since):
+        return node.rpc_log()[since:]
+
+
+def sha256(text):
+    return next(word.split("=", 1)[1] for word in text.split() if word.startswith("sha256="))
+
+
+def spdk_io(command, nqn, addr, port, *extra):
+    if "--hostnqn" not in extra:
+        extra += ("--hostnqn", APP_HOST)
+    proc = subprocess.run([sys.executable, SPDK_IO, command, "--nqn", nqn, "--traddr", addr, "--trsvcid", str(port),
+                           "--timeout", "20"] + list(extra), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, "spdk_io %s: rc %d %s %s" % (command, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+@pytest.fixture
+def cluster():
+    workdir = EMU.tempfile.mkdtemp(prefix="rb-", dir="/tmp")
+    group = Cluster(workdir)
+    yield group
+    for node in group.nodes:
+        node.kill()
+    EMU.shutil.rmtree(workdir, ignore_errors=True)
+
+
+def mutating(entries):
+    return [e["method"] for e in entries if e.get("mutating")]
+
+
+def test_offline_rebuild_copies_the_chain_thin_and_recreates_the_raid_without_a_copy(cluster):
+    n0, n1, n2 = cluster.build()
+    nqn, addr, port = cluster.frontend
+    spdk_io("write", nqn, addr, port, "--offset", "0", "--length", str(3 * MIB), "--seed", "A")
+    cluster.engine("none", cluster.replicas)
+    cluster.snapshot_both("s1")
+    cluster.engine("nvmf", cluster.replicas)
+    spdk_io("write", nqn, addr, port, "--offset", str(5 * MIB), "--length", str(64 * 1024), "--seed", "B")
+    cluster.engine("none", cluster.replicas)
+
+    marks = [len(node.rpc_log()) for node in (n0, n1, n2)]
+    planned = cluster.rebuild(check_mode=True)
+    assert planned.changed and planned.result["rebuild"]["strategy"] == "offline"
+    assert [mutating(node.rpc_log()[mark:]) for node, mark in zip((n0, n1, n2), marks)] == [[], [], []]
+
+    done = cluster.rebuild()
+    view = done.result["rebuild"]
+    assert view["state"] == "done" and view["mode"] == "RW"
+    snapshot = view["system_snapshot"]
+    assert view["source_chain"] == view["destination_chain"] == ["s1", snapshot]
+    # Thin stays thin: every copy owns exactly the clusters of the source's snapshot, the head none.
+    assert view["allocated_clusters"]["destination"] == view["allocated_clusters"]["source"]
+    assert view["allocated_clusters"]["destination_head"] <= 1
+    raid = n0.call("bdev_raid_get_bdevs", category="all")[0]
+    assert raid["state"] == "online" and raid["num_base_bdevs_discovered"] == 2 and "process" not in raid
+    assert sorted(cluster.lvols(n2)) == sorted(["r2", "r2-snap-s1", "r2-snap-" + snapshot])
+    assert n2.call("nvmf_get_subsystems")[-1]["nqn"].endswith(":r2")        # no transient export left
+    assert [c["name"] for c in n0.call("bdev_nvme_get_controllers")] == ["r2"]   # r1's controller detached
+
+    again = cluster.rebuild()
+    assert again.changed is False and again.result["rebuild"]["state"] == "done"
+    print("offline no-op RPCs:", again.result["rpc_calls"], again.result["rpc_calls_by_node"])
+
+    after = cluster.engine("none", [cluster.replicas[0], view["replica"]])
+    assert after.result["engine"]["state"] == "healthy"
+    cluster.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=cluster.records)
+    assert cluster.replica_image(n0, "r0") == cluster.replica_image(n2, "r2")
