@@ -60,7 +60,7 @@ class TestCreate:
             request(name="vol9", disk="disk1", size="1GiB", expose=True, listen_address="127.0.0.1",
                     allowed_hosts=[HOST1]),
             transport_lookup=lambda: True)
-        assert [m for m, _ in calls(plan)] == [
+        assert [method for method, _params in calls(plan)] == [
             "bdev_lvol_create", "nvmf_create_subsystem", "nvmf_subsystem_add_ns", "nvmf_subsystem_add_host",
             "nvmf_subsystem_add_listener"]
         # the namespace names the new head by alias: its UUID is not known before creation
@@ -75,8 +75,8 @@ class TestCreate:
             state_of(scenarios.node1()),
             request(name="vol9", disk="disk1", size="1GiB", expose=True, listen_address="127.0.0.1"),
             transport_lookup=lambda: False)
-        assert [m for m, _ in calls(plan)][:3] == ["bdev_lvol_create", "nvmf_create_transport",
-                                                   "nvmf_create_subsystem"]
+        methods = [method for method, _params in calls(plan)]
+        assert methods[:3] == ["bdev_lvol_create", "nvmf_create_transport", "nvmf_create_subsystem"]
         assert plan.warnings and "empty allowed_hosts" in plan.warnings[0]
 
     def test_size_is_needed_to_create(self):

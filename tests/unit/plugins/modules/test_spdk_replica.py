@@ -347,8 +347,8 @@ class TestRestartedReplicaNode:
     def test_an_engine_of_this_node_per_its_record_is_never_released(self, tmp_path):
         # Same RAID shape on the engine node itself (its local member back, the remote not yet):
         # the record says vol1-e0 is this node's engine, so exporting its member is refused.
-        record = rec.NodeRecord("node2", engines={"vol1-e0": {"replicas": [{"name": "vol1-r-b2c3d4e5",
-                                                                              "disk": "disk2"}]}})
+        engine = {"replicas": [{"name": "vol1-r-b2c3d4e5", "disk": "disk2"}]}
+        record = rec.NodeRecord("node2", engines={"vol1-e0": engine})
         rec.save(rec.record_path(str(tmp_path), "node2"), record)
         restarted = sc.node2_restarted()
         outcome = run(self.args(tmp_path), [
