@@ -306,6 +306,27 @@ class TestRestartedReplicaNode:
         assert outcome.result["replica"]["state"] == "present"
         assert outcome.result["replica"]["exposure"]["port"] == 4421
 
+    def test_a_run_that_failed_on_the_claim_converges_when_run_again(self, tmp_path):
+        # An earlier run created the subsystem, then add_ns failed with -32602 (D2 L26-L27).
+        restarted = sc.node2_restarted()
+        created = [dict(s, namespaces=[], hosts=[], listen_addresses=[], allow_any_host=False)
+                   for s in sc.node2().subsystems["result"] if s["nqn"] == NQN_B]
+        restarted.subsystems["result"] += created
+        outcome = run(self.args(tmp_path), [
+            batch(restarted),
+            expect("bdev_raid_get_bdevs", {"category": "all"}, restarted.raids),
+            expect("nvmf_get_transports", None, answer("step2.jsonl", 2)),
+            expect("bdev_raid_delete", {"name": "vol1-e0"}, answer(sc.D2_CLEAN, 28)),
+            expect("nvmf_subsystem_add_ns", {"nqn": NQN_B, "namespace": {"bdev_name": "disk2/vol1-r-b2c3d4e5"}},
+                   answer(sc.D2_CLEAN, 30)),
+            expect("nvmf_subsystem_add_host", {"nqn": NQN_B, "host": HOST1}, answer(INTRO, 17)),
+            expect("nvmf_subsystem_add_listener", lambda p: p["listen_address"]["trsvcid"] == "4421",
+                   answer(sc.D2_CLEAN, 31)),
+            batch(sc.without_subsystem(sc.node2(), NQN_IMG)),
+        ])
+        assert not outcome.failed, outcome.msg
+        assert outcome.result["released_stray_raid"] == "vol1-e0"
+
     def test_check_mode_plans_the_release_and_sends_nothing(self, tmp_path):
         outcome = run(self.args(tmp_path), self.reads_after_restart(), check_mode=True)
         assert outcome.changed is True and outcome.mutating == []
