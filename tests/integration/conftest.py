@@ -96,7 +96,7 @@ class AddressPool(object):
         self.next = 10 + 40 * (int(digits) % 6)
 
     def take(self):
-        for _ in range(240):
+        for _attempt in range(240):
             address = "127.0.0.%d" % self.next
             self.next = 10 if self.next >= 250 else self.next + 1
             if _port_free(address, FIRST_PORT):
@@ -364,7 +364,7 @@ class AnsibleRunner(object):
         if check:
             cmd.append("--check")
         proc = subprocess.run(cmd, cwd=self.workdir, env=self.env(), capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, check=False)
         if proc.returncode != 0 or not os.path.exists(out):
             raise AnsibleError("ansible-playbook failed (rc %s):\n%s\n%s"
                                % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
@@ -408,7 +408,8 @@ class AnsibleRunner(object):
         if check:
             cmd.append("--check")
         env = dict(self.env(), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-        proc = subprocess.run(cmd, cwd=self.workdir, env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(cmd, cwd=self.workdir, env=env, capture_output=True, text=True, timeout=120,
+                              check=False)
         # minimal callback: "localhost | SUCCESS => {json}" (FAILED! on failure, exit code 2)
         head, sep, body = proc.stdout.partition(" => ")
         if not sep or not head.startswith("localhost |"):
@@ -447,7 +448,7 @@ class HostIO(object):
         cmd = [sys.executable, SPDK_IO, command, "--nqn", exposure["nqn"],
                "--traddr", exposure["listen_address"], "--trsvcid", str(exposure["port"]),
                "--hostnqn", self.hostnqn, "--timeout", "10"] + [str(arg) for arg in extra]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
 
     def write(self, exposure, offset, length, pattern="random", seed="spdk_io"):
         proc = self._run("write", exposure, "--offset", offset, "--length", length,
