@@ -419,6 +419,7 @@ class RebuildRun:
         self.dest_address = None
         self.rebuild_seconds = None
         self._transient_port = None
+        self.before = None
 
     def _node(self, label, client):
         """One Node per target: roles that share a target share its reads."""
@@ -469,6 +470,7 @@ class RebuildRun:
                 self.member_nodes[member.name] = self._node("node of %s" % member.name, member_clients[member.name])
         self._load_all()
         self._check_dest_disk()
+        self.before = self.summary()
         self.strategy = self._strategy()
         if self._done():
             self.state = DONE
@@ -481,6 +483,7 @@ class RebuildRun:
             self._copy_phase()
         if request.step in ("join", "all") and not self.check_mode:
             self._join_phase()
+            self._reload(self.dest)    # the RAID rebuild allocated the head: report what it owns now
         elif request.step in ("join", "all"):
             self.warnings.append("check mode stops before joining: the join depends on what the copy creates")
         return self.view()
@@ -572,7 +575,7 @@ class RebuildRun:
         self._cleanup_transient()
         self._dest_head(source)
         self._expose_head()
-        self.state = COPIED
+        self.state = PLANNED if self.check_mode else COPIED
 
     def _require_methods(self):
         needs = [(self.source, "bdev_lvol_start_shallow_copy", "copying snapshots (upstream shallow copy)"),
@@ -1170,6 +1173,12 @@ class RebuildRun:
             self.engine.state = NodeState(dict(self.engine.state.raw, **fetch(self.engine.client, ("raids",))))
 
     # --- result -------------------------------------------------------------------------
+    def summary(self):
+        """The compact before/after object of ``--diff``."""
+        dest = self.dest_replica()
+        return {"destination": self.request.destination.replica, "present": dest is not None,
+                "mode": self.dest_mode(), "chain": chain_names(dest)}
+
     def view(self):
         request = self.request
         source = self._safe(self.source_replica)

@@ -401,10 +401,13 @@ def run(module, request, clients):
         for warning in run_.warnings:
             module.warn(warning)
     written = record_system_snapshot(module, request, view["system_snapshot"])
-    before = {"destination": request.destination.replica, "state": "absent"}
-    after = {"destination": view["destination"], "state": view["state"], "mode": view["mode"],
-             "chain": view["destination_chain"]}
-    return dict(changed=bool(run_.actions) or written, diff={"before": before, "after": after}, rebuild=view,
+    after = run_.summary()
+    if module.check_mode:     # what the run would reach: a member with the source's chain
+        chain = list(view["source_chain"])
+        if view["system_snapshot"] and view["system_snapshot"] not in chain:
+            chain.append(view["system_snapshot"])
+        after = dict(after, present=True, mode=em.RW, chain=chain)
+    return dict(changed=bool(run_.actions) or written, diff={"before": run_.before, "after": after}, rebuild=view,
                 actions=run_.actions)
 
 

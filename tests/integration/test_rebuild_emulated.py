@@ -115,6 +115,7 @@ class Cluster:
         outcome = run_module(spdk_replica_rebuild, args, None, check_mode=check_mode, diff=True)
         if not failed_ok:
             assert not outcome.failed, outcome.msg
+        report(outcome)
         return outcome
 
     def lvols(self, node):
@@ -128,6 +129,16 @@ class Cluster:
 
     def calls(self, node, since):
         return node.rpc_log()[since:]
+
+
+def report(outcome):
+    """The run's figures (shown with pytest -s): RPCs per node, copy and rebuild times, allocation."""
+    result = outcome.result
+    view = result.get("rebuild") or {}
+    print("\nrebuild %s: %s%s rpc_calls=%s %s copy=%s rebuild_seconds=%s clusters=%s" % (
+        view.get("strategy"), view.get("state"), " FAILED: " + outcome.msg[:160] if outcome.failed else "",
+        result.get("rpc_calls"), sorted((result.get("rpc_calls_by_node") or {}).values()), view.get("copy"),
+        view.get("rebuild_seconds"), view.get("allocated_clusters")))
 
 
 def sha256(text):
@@ -192,5 +203,82 @@ def test_offline_rebuild_copies_the_chain_thin_and_recreates_the_raid_without_a_
 
     after = cluster.engine("none", [cluster.replicas[0], view["replica"]])
     assert after.result["engine"]["state"] == "healthy"
+    cluster.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=cluster.records)
+    assert cluster.replica_image(n0, "r0") == cluster.replica_image(n2, "r2")
+
+
+def test_online_rebuild_keeps_serving_copies_the_snapshots_and_lets_raid1_rebuild_the_head(cluster):
+    n0, n1, n2 = cluster.build()
+    nqn, addr, port = cluster.frontend
+    spdk_io("write", nqn, addr, port, "--offset", "0", "--length", str(2 * MIB), "--seed", "A")
+    cluster.engine("none", cluster.replicas)
+    cluster.snapshot_both("s1")
+    cluster.engine("nvmf", cluster.replicas)
+    spdk_io("write", nqn, addr, port, "--offset", str(4 * MIB), "--length", str(MIB), "--seed", "B")
+
+    log = os.path.join(cluster.workdir, "writer.log")
+    writer = subprocess.Popen([sys.executable, SPDK_IO, "writer", "--nqn", nqn, "--traddr", addr, "--trsvcid",
+                               str(port), "--hostnqn", APP_HOST, "--duration", "30", "--io-size", "4096",
+                               "--queue-depth", "2", "--log", log, "--timeout", "20"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.3)
+        done = cluster.rebuild(bandwidth_mb_sec=8)
+    finally:
+        writer.terminate()
+        writer.wait(20)
+    view = done.result["rebuild"]
+    assert view["strategy"] == "online" and view["state"] == "done" and view["mode"] == "RW"
+    assert view["source_chain"] == view["destination_chain"] == ["s1"] and view["system_snapshot"] is None
+    assert view["allocated_clusters"]["destination"] == view["allocated_clusters"]["source"]
+    percents = [s["percent"] for s in view["progress"] if s["phase"] == "raid rebuild"]
+    assert percents[-1] == 100 and len(percents) >= 3          # the rebuild was watched, not just awaited
+    methods = [a["method"] for a in done.result["actions"]]
+    assert methods.index("bdev_raid_remove_base_bdev") < methods.index("bdev_nvme_send_cmd") \
+        < methods.index("bdev_raid_add_base_bdev")
+    with open(log) as handle:
+        writes = [line for line in handle if line.strip()]
+    assert writes and all('"ok": true' in line for line in writes)   # no write failed during the rebuild
+    assert cluster.rebuild().changed is False
+
+    after = cluster.engine("nvmf", [cluster.replicas[0], view["replica"]])
+    assert after.result["engine"]["state"] == "healthy"
+    cluster.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=cluster.records)
+    assert cluster.replica_image(n0, "r0") == cluster.replica_image(n2, "r2")
+
+
+def test_a_destination_killed_mid_copy_then_a_second_run_converges_and_leaves_nothing_behind(cluster):
+    n0, n1, n2 = cluster.build()
+    nqn, addr, port = cluster.frontend
+    spdk_io("write", nqn, addr, port, "--offset", "0", "--length", str(6 * MIB), "--seed", "A")
+    cluster.engine("none", cluster.replicas)
+    n2.call("emu_bdev_fault", name="disk2", ops=["write"], delay_ms=150)   # a slow destination disk
+    mark = len(n0.rpc_log())
+
+    def kill_when_copying():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if "bdev_lvol_start_shallow_copy" in [e["method"] for e in n0.rpc_log()[mark:]]:
+                time.sleep(0.3)
+                n2.kill()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_copying)
+    killer.start()
+    first = cluster.rebuild(failed_ok=True)
+    killer.join()
+    assert first.failed, "the copy should have failed when the destination died"
+
+    n2.start()
+    cluster.disk(n2)
+    assert "r2-rebuild" in cluster.lvols(n2)                  # the interrupted copy's lvol survived
+    second = cluster.rebuild()
+    view = second.result["rebuild"]
+    assert view["state"] == "done" and view["destination_chain"] == view["source_chain"]
+    assert view["allocated_clusters"]["destination"] == view["allocated_clusters"]["source"]
+    assert "r2-rebuild" not in cluster.lvols(n2)
+    assert not [s for s in n2.call("nvmf_get_subsystems") if s["nqn"].endswith("-rebuild")]
+    assert [c["name"] for c in n0.call("bdev_nvme_get_controllers")] == ["r2"]
     cluster.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=cluster.records)
     assert cluster.replica_image(n0, "r0") == cluster.replica_image(n2, "r2")

@@ -1,0 +1,213 @@
+"""Rebuild planning (spdk_rebuild) on node states a real SPDK v26.05 reported.
+
+The source is the d6 chain (replica_scenarios.chain: head ``vol1`` cloned from ``vol1-snap-02``
+(2 clusters) cloned from ``vol1-snap-01`` (3 clusters)); a destination holding copies is the same
+recording with the replica renamed, as a shallow copy leaves it (same clusters per snapshot,
+more/d6 L50-L66).
+"""
+import json
+
+import pytest
+
+from expected_calls import answer, transcript
+from replica_scenarios import chain
+
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild as rb
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
+
+SENDCMD = "more/sendcmd/sendcmd.jsonl"
+MIB = 1 << 20
+
+
+def source_state():
+    return NodeState(chain().raw())
+
+
+def renamed(raw, old, new):
+    """The node as if replica ``old``'s lvols were named for ``new`` (the destination's copies)."""
+    text = json.dumps(raw).replace('"%s-snap-' % old, '"%s-snap-' % new).replace('/%s-snap-' % old, '/%s-snap-' % new)
+    return json.loads(text)
+
+
+def dest_state(keep=("vol9-snap-01", "vol9-snap-02"), allocated=None):
+    """Destination node with the copies ``keep`` (the source head and foreign clones left out)."""
+    raw = renamed(chain().raw(), "vol1", "vol9")
+    bdevs = []
+    for bdev in raw["bdevs"]:
+        lvol = bdev["driver_specific"]["lvol"]
+        name = bdev["aliases"][0].split("/", 1)[1]
+        if name not in keep:
+            continue
+        lvol["clones"] = [c for c in lvol.get("clones") or [] if c in keep]
+        if allocated and name in allocated:
+            lvol["num_allocated_clusters"] = allocated[name]
+        bdevs.append(bdev)
+    raw["bdevs"] = bdevs
+    return NodeState(raw)
+
+
+class FakeNode:
+    """Just enough of rebuild.Node for the planning functions: lvol lookups on a NodeState."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def lvol(self, disk, name):
+        return self.state.lvol(disk, name)
+
+
+def destination(**overrides):
+    args = dict(replica="vol9", disk="disk1", rpc_socket="/n2.sock", listen_address="127.0.0.3")
+    args.update(overrides)
+    return rb.Destination(**args)
+
+
+def request(**overrides):
+    args = dict(engine="vol1-e0", source="vol1", replace="vol2",
+                replicas=[{"name": "vol1", "disk": "disk1"}, {"name": "vol2", "rpc_socket": "/n1.sock",
+                                                              "address": "127.0.0.2:4421"}],
+                destination={"replica": "vol9", "disk": "disk2", "rpc_socket": "/n2.sock",
+                             "listen_address": "127.0.0.3"})
+    args.update(overrides)
+    return rb.RebuildRequest(**args)
+
+
+class TestSendCmd:
+    def test_write_zeroes_of_lba0_is_the_command_real_spdk_took(self):
+        recorded = transcript(SENDCMD, 45)["request"]["params"]["cmdbuf"]
+        assert rb.WRITE_ZEROES_LBA0 == recorded
+
+    def test_a_recorded_success_completion_decodes_as_status_0_0(self):
+        assert rb.completion_status(answer(SENDCMD, 45)["result"]["cpl"]) == (0, 0)
+
+    def test_a_failed_completion_reports_its_status_code_type_and_code(self):
+        # status field: sct 0, sc 0x0b (Invalid Namespace or Format) -> bits 17-31 of DW3
+        cpl = rb.base64.urlsafe_b64encode(b"\0" * 14 + rb.struct.pack("<H", 0x0b << 1)).decode()
+        assert rb.completion_status(cpl) == (0, 0x0B)
+
+
+class TestNames:
+    def test_transient_objects_use_the_reserved_suffix_and_a_host_of_their_own(self):
+        assert rb.transient_name("vol1-r3") == "vol1-r3-rebuild"
+        assert rb.transient_nqn("vol1-r3") == "nqn.2026-01.io.spdk-storage:vol1-r3-rebuild"
+        assert rb.rebuild_host_nqn("vol1-r3") == "nqn.2026-01.io.spdk-storage:host:vol1-r3-rebuild"
+
+    def test_a_destination_name_whose_transient_lvol_would_not_fit_is_refused_up_front(self):
+        with pytest.raises(SpdkInputError, match="transient lvol"):
+            request(destination={"replica": "r" * 60, "disk": "disk2", "rpc_socket": "/n2.sock",
+                                 "listen_address": "127.0.0.3"})
+
+    def test_system_snapshots_are_named_by_utc_time_and_recognised(self):
+        name = rb.new_system_snapshot(rb.datetime.datetime(2026, 11, 25, 2, 12, 9))
+        assert name == "rb-20261125021209"
+        assert rb.is_system_snapshot(name)
+        assert not rb.is_system_snapshot("snap-01") and not rb.is_system_snapshot(None)
+
+    def test_the_superblock_area_is_one_cluster_of_1mib_or_more_and_two_of_512kib(self):
+        assert rb.superblock_clusters(MIB) == 1
+        assert rb.superblock_clusters(4 * MIB) == 1
+        assert rb.superblock_clusters(MIB // 2) == 2
+
+
+class TestRequest:
+    def test_source_and_replace_must_be_current_replicas(self):
+        with pytest.raises(SpdkInputError, match="source replica nope is not in replicas"):
+            request(source="nope")
+        with pytest.raises(SpdkInputError, match="replace replica nope"):
+            request(replace="nope")
+
+    def test_the_source_cannot_be_the_replaced_replica(self):
+        with pytest.raises(SpdkInputError, match="the source must stay"):
+            request(replace="vol1")
+
+    def test_the_new_replica_needs_a_new_name(self):
+        with pytest.raises(SpdkInputError, match="already one of the engine's replicas"):
+            request(destination={"replica": "vol2", "disk": "disk2", "rpc_socket": "/n2.sock",
+                                 "listen_address": "127.0.0.3"})
+
+    def test_a_remote_replica_without_a_way_to_reach_its_node_is_refused(self):
+        with pytest.raises(SpdkInputError, match="give disk"):
+            request(replicas=[{"name": "vol1", "disk": "disk1"}, {"name": "vol2"}])
+
+    def test_the_destination_needs_its_nvmf_address(self):
+        with pytest.raises(SpdkInputError, match="listen_address is required"):
+            destination(listen_address=None)
+
+    def test_kept_replicas_leave_out_the_replaced_one(self):
+        assert [m.name for m in request().keep] == ["vol1"]
+        assert [m.name for m in request(replace=None).keep] == ["vol1", "vol2"]
+
+    def test_a_remote_destination_joins_by_its_export_and_a_local_one_by_its_disk(self):
+        remote = request().dest_member("127.0.0.3:4425")
+        assert remote.bdev == "vol9n1" and remote.spec.traddr == "127.0.0.3" and remote.spec.port == 4425
+        local = request(destination={"replica": "vol9", "disk": "disk1", "listen_address": "127.0.0.1"})
+        assert local.dest_member().bdev == "disk1/vol9"
+
+
+class TestChainCopy:
+    def test_the_chain_is_the_head_s_ancestry_oldest_first_without_side_clones(self):
+        source = source_state().replica("disk1", "vol1")
+        assert rb.chain_names(source) == ["01", "02"]
+        assert [lv.allocated_clusters for lv in rb.chain_lvols(source)] == [3, 2]
+
+    def test_nothing_copied_yet_starts_at_the_oldest_snapshot(self):
+        source = rb.chain_lvols(source_state().replica("disk1", "vol1"))
+        assert rb.copied_levels(source, FakeNode(dest_state(keep=())), destination()) == 0
+
+    def test_exact_copies_count_as_done_level_by_level(self):
+        source = rb.chain_lvols(source_state().replica("disk1", "vol1"))
+        assert rb.copied_levels(source, FakeNode(dest_state(keep=("vol9-snap-01",))), destination()) == 1
+        assert rb.copied_levels(source, FakeNode(dest_state()), destination()) == 2
+
+    def test_a_copy_owning_other_clusters_than_the_source_is_refused(self):
+        source = rb.chain_lvols(source_state().replica("disk1", "vol1"))
+        with pytest.raises(rb.RebuildError, match="owns 5 clusters but the source's snapshot owns 3"):
+            rb.copied_levels(source, FakeNode(dest_state(allocated={"vol9-snap-01": 5})), destination())
+
+    def test_a_foreign_lvol_under_a_copy_s_name_is_refused(self):
+        source = rb.chain_lvols(source_state().replica("disk1", "vol1"))
+        state = dest_state(keep=("vol9-snap-01",))
+        state.lvol("disk1", "vol9-snap-01").is_snapshot = False
+        with pytest.raises(rb.RebuildError, match="not the copy of snapshot 01"):
+            rb.copied_levels(source, FakeNode(state), destination())
+
+
+class TestOfflineIdentity:
+    def test_a_head_with_no_data_after_the_system_snapshot_is_identical_to_its_copy(self):
+        replica = source_state().replica("disk1", "vol1")      # head owns 2 clusters in the recording
+        replica.head.allocated_clusters = 1
+        assert rb.identity_problem(replica, ["01", "02"], "02", MIB) is None
+
+    def test_a_head_written_after_the_snapshot_is_not_identical(self):
+        replica = source_state().replica("disk1", "vol1")
+        assert "owns 2 clusters written after snapshot 02" in rb.identity_problem(replica, ["01", "02"], "02", MIB)
+
+    def test_another_chain_or_parent_is_not_identical(self):
+        replica = source_state().replica("disk1", "vol1")
+        replica.head.allocated_clusters = 0
+        assert "chain ['01', '02'] differs" in rb.identity_problem(replica, ["01", "rb-1"], "rb-1", MIB)
+        assert "not a clone of snapshot 01" in rb.identity_problem(replica, ["01", "02"], "01", MIB)
+        assert rb.identity_problem(None, ["01"], "01", MIB) == "its head lvol is missing"
+
+    def test_only_a_fresh_system_snapshot_parent_is_reused(self):
+        replica = source_state().replica("disk1", "vol1")
+        assert rb.reusable_system_snapshot(replica, MIB) is None          # parent 02 is a user snapshot
+        replica.snapshots[-1].name = "rb-20261125021209"
+        replica.head.allocated_clusters = 1
+        assert rb.reusable_system_snapshot(replica, MIB) == "rb-20261125021209"
+        replica.head.allocated_clusters = 2
+        assert rb.reusable_system_snapshot(replica, MIB) is None
+
+
+class TestStrategy:
+    def test_auto_is_offline_without_frontend_and_online_with_one(self):
+        assert rb.choose_strategy("auto", False, None) == "offline"
+        assert rb.choose_strategy("auto", True, None) == "online"
+
+    def test_offline_is_refused_while_a_frontend_serves_io(self):
+        with pytest.raises(rb.RebuildError, match="frontend=none"):
+            rb.choose_strategy("offline", True, None)
+
+    def test_online_may_be_asked_for_without_frontend(self):
+        assert rb.choose_strategy("online", False, None) == "online"
