@@ -772,6 +772,7 @@ class RebuildRun:
         """Poll until the copy completes (True), or the target forgot it (False); raise on error or timeout."""
         start = self.clock()
         deadline = start + self.wait_timeout
+        polls = 0
         while True:
             try:
                 status = self.read(self.source, "bdev_lvol_check_shallow_copy", {"operation_id": operation_id})
@@ -798,7 +799,8 @@ class RebuildRun:
                                    "again to resume (finished snapshots are kept, this one is copied again)"
                                    % (name, status.get("copied_clusters"), status.get("total_clusters"),
                                       self.wait_timeout))
-            self.sleep(self.wait_sleep)
+            polls += 1
+            self.sleep(min(self.wait_sleep, 0.02 * 2 ** polls))   # small copies finish in milliseconds
 
     def _cleanup_transient(self):
         """Detach the source's controller, delete the transient export and lvol (leftovers of any run)."""
