@@ -20,18 +20,18 @@ description:
     (only the clusters each snapshot owns), each level into a clone of the destination's copy of the level
     below, then snapshotted under the same snapshot name. The new head is a clone of the copy of the source
     head's parent, exported to the engine node like M(spdk.storage.spdk_replica) does.
-  - V(offline) (the engine has no frontend, so no I/O): a system snapshot C(rb-<UTC time>) of every up-to-date
-    replica is taken first and copied too; then the RAID is deleted (clearing its superblocks), LBA 0 of the
+  - V(offline) (the engine has no frontend, so no I/O) takes a system snapshot C(rb-<UTC time>) of every up-to-date
+    replica first and copies it too; then the RAID is deleted (clearing its superblocks), LBA 0 of the
     new head (the old superblock read through from the copy) is zeroed with C(bdev_nvme_send_cmd), and the RAID
     is created again over the kept replicas and the new one. Nothing is copied by the RAID, so a thin replica
     stays thin (the new replica owns exactly the source's allocated clusters).
-  - V(online) (a frontend serves I/O): the older snapshots are copied first, then the new head joins the RAID
+  - V(online) (a frontend serves I/O) copies the older snapshots first, then the new head joins the RAID
     with C(bdev_raid_add_base_bdev) and SPDK's RAID1 rebuild copies the whole volume into it (the head ends
     fully allocated); O(bandwidth_mb_sec) caps that copy. The replaced replica leaves the RAID first.
   - Every step reads the state first and is resumable; a run interrupted at any point (or a target killed)
     converges when run again, and the transient lvol C(<destination>-rebuild), its export and controller are
     removed. A copy whose result the source target forgot (it reports a result once) is copied again.
-  - One run that finds the rebuild finished sends its reads only (four or five per node) and removes leftovers.
+  - One run that finds the rebuild finished sends its reads only (five on the engine node, four on the destination node) and removes leftovers.
 author:
   - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
@@ -40,7 +40,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Plans and lists the copy step's actions with reads only; the join step depends on what the copy
+    details: Plans and lists the copy step's actions with reads only. The join step depends on what the copy
       creates and is only described.
   diff_mode:
     support: full
