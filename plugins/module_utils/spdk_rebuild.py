@@ -74,6 +74,10 @@ REPLICA_MODEL = "spdk.storage replica"
 COPY_RETRIES = 2                    # copies restarted after the target forgot the operation (-19)
 DONE, COPIED, REBUILDING, PLANNED = "done", "copied", "rebuilding", "planned"
 MAX_SAMPLES = 400                   # progress samples kept in the result
+COPY_ERROR_HINTS = {                # what bdev_lvol_check_shallow_copy's error text means (more/d6 L89)
+    "Operation not permitted": " (the source lvol is writable, not a snapshot)",
+    "Invalid argument": " (the destination is smaller than the snapshot)",
+}
 
 
 class RebuildError(Exception):
@@ -791,9 +795,9 @@ class RebuildRun:
                 self.copied_clusters += status.get("copied_clusters") or 0
                 return True
             if status.get("state") == "error":
-                raise RebuildError("the shallow copy of snapshot %s failed on the source node: %s (a writable "
-                                   "source says 'Operation not permitted', a too small destination 'Invalid "
-                                   "argument')" % (lvol.alias, status.get("error")))
+                raise RebuildError("the shallow copy of snapshot %s failed on the source node: %s%s; run again "
+                                   "to copy it afresh" % (lvol.alias, status.get("error"),
+                                                          COPY_ERROR_HINTS.get(status.get("error"), "")))
             if self.clock() + self.wait_sleep > deadline:
                 raise RebuildError("the copy of snapshot %s is at %s of %s clusters after %ss (wait_timeout); run "
                                    "again to resume (finished snapshots are kept, this one is copied again)"
