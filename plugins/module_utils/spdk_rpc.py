@@ -107,6 +107,10 @@ class SpdkConnectionError(SpdkRpcError):
     """No usable connection: socket absent or refused, timeout, EOF, broken stream."""
 
 
+class SpdkUnreachableError(SpdkConnectionError):
+    """The target could not be reached at all, so nothing of the request was sent."""
+
+
 class SpdkTimeoutError(SpdkConnectionError):
     """No complete answer before the call's deadline."""
 
@@ -394,7 +398,7 @@ class SocketTransport(object):
 
     def _connect_error(self, label, exc, attempts):
         return self._error(
-            SpdkConnectionError, label,
+            SpdkUnreachableError, label,
             "cannot connect to %s after %d attempt(s): %s; is spdk_tgt running? is rpc_socket right?"
             % (self.address, attempts, exc.strerror or exc))
 
@@ -516,8 +520,16 @@ class SpdkRpcClient(object):
             if params is not None:
                 request["params"] = params
             requests.append(request)
-            self.sent_calls.append(RpcCall(method, redact(params, self.secret_params), mutating))
-        answers = self._send(requests)
+        handed = [RpcCall(method, redact(params, self.secret_params), mutating)
+                  for method, params, mutating in calls]
+        try:
+            answers = self._send(requests)
+        except SpdkUnreachableError:
+            raise  # never reached the target: nothing to count
+        except BaseException:
+            self.sent_calls.extend(handed)  # may have been processed before the failure
+            raise
+        self.sent_calls.extend(handed)
         if len(answers) != len(requests):
             raise SpdkProtocolError(requests[0]["method"], None,
                                     "%d answers for %d requests" % (len(answers), len(requests)))

@@ -355,8 +355,6 @@ def test_a_wrong_uuid_on_a_detached_device_is_attached_to_look_then_detached_aga
         assert handle.read(MiB) == bytes(MiB), "the device was written to"
 
 
-@pytest.mark.xfail(strict=True, reason="spdk_rpc records a call in sent_calls before sending it, so "
-                   "rpc_calls counts RPCs that never reached the target (owner: client, spdk_rpc.py)")
 def test_rpc_calls_counts_nothing_when_the_socket_is_absent(spdk_targets, ansible_runner):
     target = spdk_targets()
     result = ansible_runner.adhoc(target, "spdk.storage.spdk_info", dict(rpc_socket=target.sock + ".absent",

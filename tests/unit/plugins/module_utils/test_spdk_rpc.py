@@ -130,6 +130,8 @@ def test_a_late_answer_hits_the_deadline_closes_the_socket_and_the_next_call_rec
         client.call("bdev_wait_for_examine")
     assert 0.3 <= time.monotonic() - started < 1.0
     assert not client._transport.connected
+    # the target got the request and may have acted on it, so it counts as sent
+    assert [call.method for call in client.sent_calls] == ["bdev_wait_for_examine"]
     assert client.call("spdk_get_version") == VERSION
     assert rpc_server.connections == 2
 
@@ -188,6 +190,7 @@ def test_an_absent_socket_fails_after_bounded_retries_with_advice(tmp_path):
     assert "after 4 attempt(s)" in str(info.value)
     assert "is spdk_tgt running? is rpc_socket right?" in str(info.value)
     assert info.value.code is None
+    assert client.sent_calls == []  # nothing reached a target, so nothing counts as sent
 
 
 def test_a_socket_nobody_listens_on_is_refused_and_retried(tmp_path):
