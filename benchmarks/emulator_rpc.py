@@ -72,7 +72,7 @@ def stop(proc):
 
 def round_trips(client, calls):
     times = []
-    for _ in range(calls):
+    for _call in range(calls):
         begin = time.perf_counter()
         client.call("bdev_get_bdevs")
         times.append(time.perf_counter() - begin)

@@ -75,7 +75,7 @@ def spdk_io(*args, background=False, timeout=60):
     cmd = [sys.executable, SPDK_IO] + [str(a) for a in args]
     if background:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)  # callers judge rc
 
 
 def io_target(node, nqn, port):

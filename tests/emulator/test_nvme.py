@@ -257,8 +257,10 @@ def test_multipath_keeps_serving_through_the_remaining_listener(emulator_node):
     assert ctrlr_states(engine, "r1") == ["enabled", "enabled"]
     replica.call("nvmf_subsystem_listener_set_ana_state", nqn=nqn, listen_address=address(replica.addr, port),
                  ana_state="inaccessible")
-    ana_states = lambda: [p["ns_data"]["ana_state"]
-                          for p in engine.call("bdev_get_bdevs", name="r1n1")[0]["driver_specific"]["nvme"]]
+
+    def ana_states():
+        return [p["ns_data"]["ana_state"] for p in engine.call("bdev_get_bdevs", name="r1n1")[0]["driver_specific"]["nvme"]]
+
     wait_until(lambda: ana_states() == ["inaccessible", "optimized"], timeout=1)
     replica.call("nvmf_subsystem_remove_listener", nqn=nqn, listen_address=second)
     wait_until(lambda: ctrlr_states(engine, "r1")[1] == "failed", timeout=1)

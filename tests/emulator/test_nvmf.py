@@ -162,7 +162,7 @@ def test_listener_ana_states_per_group(emulator_node):
     setting_error = {"code": -32603, "message": "error setting ANA state: -22"}
     assert node.error("nvmf_subsystem_listener_set_ana_state", nqn=nqn, listen_address=address("127.0.0.3", port),
                       ana_state="optimized") == setting_error
-    plain, plain_port, _ = export(node, "vol2")
+    plain, plain_port, _listener = export(node, "vol2")
     assert node.error("nvmf_subsystem_listener_set_ana_state", nqn=plain, listen_address=address(node.addr, plain_port),
                       ana_state="inaccessible") == setting_error
 

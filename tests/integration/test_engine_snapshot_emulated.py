@@ -173,8 +173,8 @@ def spdk_io(command, nqn, addr, port, *extra, check=True):
     proc = subprocess.run([sys.executable, SPDK_IO, command, "--nqn", nqn, "--traddr", addr, "--trsvcid", str(port),
                            "--timeout", "20"] + list(extra), capture_output=True, text=True, timeout=180, check=False)
     if check:
-        assert proc.returncode == 0, "spdk_io %s %s: rc %d %s %s" % (command, nqn, proc.returncode, proc.stdout,
-                                                                    proc.stderr)
+        assert proc.returncode == 0, "spdk_io %s %s: rc %d %s %s" % (
+            command, nqn, proc.returncode, proc.stdout, proc.stderr)
     return proc
 
 

@@ -167,8 +167,8 @@ def run_module(module, args, scripts, check_mode=False):
             outcome = Outcome(done.result, done.failed, wire.scripts[E])
         else:
             raise AssertionError("main() returned without exit_json or fail_json")
-    wire.check()
-    return outcome, wire
+        wire.check()
+        return outcome, wire
 
 
 def dumps(value):

@@ -209,7 +209,7 @@ class HostConnection:
     async def _handshake(self):
         self._writer.write(encode_frame({"op": "connect", "tag": 0, "subnqn": self.subnqn,
                                          "hostnqn": self.hostnqn, "hostid": self.hostid}))
-        reply, _ = await read_frame(self._reader)
+        reply, _payload = await read_frame(self._reader)
         if reply.get("auth"):
             reply = await self._authenticate(reply["auth"])
         if tuple(reply.get("status", ())) != SUCCESS:
@@ -224,7 +224,7 @@ class HostConnection:
             "op": "auth_reply", "tag": 0,
             "response": dhchap_response(host_secret, auth["challenge"], self.hostnqn, self.subnqn),
             "ctrlr_challenge": ctrlr_challenge}))
-        reply, _ = await read_frame(self._reader)
+        reply, _payload = await read_frame(self._reader)
         if tuple(reply.get("status", ())) != SUCCESS:
             return reply
         if ctrlr_challenge is not None and not proof_matches(
@@ -321,8 +321,8 @@ class HostConnection:
         return reply, data
 
     async def read(self, nsid, slba, nlb):
-        _, data = await self.command({"op": "read", "nsid": nsid, "slba": slba, "nlb": nlb})
-        return data
+        reply_data = await self.command({"op": "read", "nsid": nsid, "slba": slba, "nlb": nlb})
+        return reply_data[1]
 
     async def write(self, nsid, slba, data):
         await self.command({"op": "write", "nsid": nsid, "slba": slba}, data)
@@ -337,13 +337,13 @@ class HostConnection:
         await self.command({"op": "flush", "nsid": nsid})
 
     async def refresh_identify(self):
-        reply, _ = await self.command({"op": "identify"})
+        reply, _payload = await self.command({"op": "identify"})
         self.identify = reply["identify"]
         return self.identify
 
     async def reauthenticate(self, host_key, ctrlr_key):
         """DH-HMAC-CHAP again on the live connection (bdev_nvme_set_keys); True when it passed."""
-        reply, _ = await self.request({"op": "reauth"})
+        reply, _payload = await self.request({"op": "reauth"})
         auth = reply.get("auth")
         if auth is None:
             return tuple(reply.get("status", ())) == SUCCESS
@@ -352,7 +352,7 @@ class HostConnection:
         except ConnectError:
             return False
         ctrlr_challenge = new_challenge() if ctrlr_secret is not None else None
-        reply, _ = await self.request({
+        reply, _payload = await self.request({
             "op": "auth_reply",
             "response": dhchap_response(host_secret, auth["challenge"], self.hostnqn, self.subnqn),
             "ctrlr_challenge": ctrlr_challenge})

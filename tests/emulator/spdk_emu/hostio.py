@@ -140,7 +140,7 @@ class Host:
         await self.run({"op": "write", "nsid": self.args.nsid, "slba": offset // self.block_size}, data)
 
     async def read(self, offset, length):
-        _, data = await self.run({"op": "read", "nsid": self.args.nsid, "slba": offset // self.block_size,
+        _status, data = await self.run({"op": "read", "nsid": self.args.nsid, "slba": offset // self.block_size,
                                   "nlb": length // self.block_size})
         return data
 
@@ -213,7 +213,7 @@ async def do_writer(host, args, stop):
                 log.write(json.dumps({"seq": seq, "offset": offset, "ok": ok}) + "\n")
                 log.flush()
     try:
-        await asyncio.gather(*(worker() for _ in range(args.queue_depth)))
+        await asyncio.gather(*(worker() for _worker in range(args.queue_depth)))
     finally:
         if log is not None:
             log.close()

@@ -20,7 +20,7 @@ import uuid as uuidlib
 
 from . import fabric, keyring
 from .bdev import Bdev, BdevIOError
-from .errors import RpcError, errno_error, decode_failed, EINVAL, ENODEV, EEXIST, EPERM
+from .errors import RpcError, errno_error, EINVAL, ENODEV, EEXIST, EPERM
 from .params import decode, REQUIRED
 from .rpc import rpc
 
@@ -505,8 +505,9 @@ def _attach_opts(state, p):
     if not check_resiliency(opts["ctrlr_loss_timeout_sec"], opts["reconnect_delay_sec"],
                             opts["fast_io_fail_timeout_sec"]):
         raise errno_error(EINVAL)
-    opts.update({key: p[key] for key in ("prchk_reftag", "prchk_guard", "hdgst", "ddgst", "multipath",
-                                          "fabrics_connect_timeout_us", "num_io_queues")})
+    copied = ("prchk_reftag", "prchk_guard", "hdgst", "ddgst", "multipath", "fabrics_connect_timeout_us",
+              "num_io_queues")
+    opts.update({key: p[key] for key in copied})
     return opts
 
 

@@ -45,7 +45,7 @@ import re
 
 from . import fabric, keyring
 from .bdev import BdevIOError, BdevClaimedError
-from .errors import RpcError, INVALID_PARAMS, INTERNAL_ERROR, decode_failed
+from .errors import RpcError, INVALID_PARAMS, INTERNAL_ERROR
 from .params import decode, REQUIRED
 from .rpc import rpc
 
@@ -349,7 +349,7 @@ class Session:
     # -- connection --
     async def run(self):
         try:
-            message, _ = await fabric.read_frame(self.reader)
+            message, _payload = await fabric.read_frame(self.reader)
             await self.state.unstalled()
             if message.get("op") != "connect" or not await self._connect(message):
                 return
@@ -421,7 +421,7 @@ class Session:
     async def _authenticate_at_connect(self, host):
         self.phase = "authenticating"
         self.send({"tag": 0, "auth": self.start_challenge(host)})
-        message, _ = await fabric.read_frame(self.reader)
+        message, _payload = await fabric.read_frame(self.reader)
         await self.state.unstalled()
         ok, reason = self.check_auth_reply(message)
         if not ok:

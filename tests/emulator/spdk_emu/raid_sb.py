@@ -52,7 +52,7 @@ def _crc32c_table():
     table = []
     for byte in range(256):
         crc = byte
-        for _ in range(8):
+        for _attempt in range(8):
             crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
         table.append(crc)
     return table

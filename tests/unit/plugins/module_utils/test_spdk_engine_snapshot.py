@@ -117,8 +117,8 @@ class TestCreate:
         })
         assert isinstance(failure, es.ReplicaFailed) and failure.replica == "vol-r2"
         assert "No space left" in str(failure)
-        assert [(v.spec.name, v.mode) for v in engine.views] == [("vol-r0", "OK"), ("vol-r1", "OK"),
-                                                                ("vol-r2", "ERR")]
+        modes = [(v.spec.name, v.mode) for v in engine.views]
+        assert modes == [("vol-r0", "OK"), ("vol-r1", "OK"), ("vol-r2", "ERR")]
 
     def test_the_pause_ends_at_quiesce_timeout_and_io_resumes(self):
         nodes = sc.nodes()
