@@ -410,12 +410,16 @@ class AnsibleRunner(object):
         env = dict(self.env(), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
         proc = subprocess.run(cmd, cwd=self.workdir, env=env, capture_output=True, text=True, timeout=120,
                               check=False)
-        # minimal callback: "localhost | SUCCESS => {json}" (FAILED! on failure, exit code 2)
-        head, sep, body = proc.stdout.partition(" => ")
-        if not sep or not head.startswith("localhost |"):
+        # minimal callback: "localhost | SUCCESS => {json}" (FAILED! on failure, exit code 2, after an
+        # "[ERROR]: Task failed" summary that ansible-core 2.19 prints first)
+        start = proc.stdout.find("localhost | ")
+        head, sep, body = proc.stdout[max(start, 0):].partition(" => ")
+        if start < 0 or not sep:
             raise AnsibleError("unexpected ad-hoc output (rc %s):\n%s\n%s"
                                % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
-        return json.loads(body)
+        result = json.loads(body)
+        result.setdefault("failed", "FAILED!" in head)
+        return result
 
 
 def _mark_task():
