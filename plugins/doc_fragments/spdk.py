@@ -78,6 +78,41 @@ attributes:
       - spdk.storage.spdk
 """
 
+    # The ``replicas`` list of the engine-level modules (spdk_common.replicas_option). A module's own
+    # ``replicas`` entry adds its description and whether the list is required; the suboptions are here.
+    REPLICAS = r"""
+options:
+  replicas:
+    description:
+      - The replicas of the engine, in RAID slot order.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the replica (its head lvol, and the controller name of a remote replica on the engine node).
+        type: str
+        required: true
+      disk:
+        description: For a replica on the engine node, the disk (lvstore) holding it.
+        type: str
+      address:
+        description:
+          - For a replica on another node, C(host:port) (C([v6]:port) for IPv6) of its NVMe-oF/TCP export, as the
+            engine node attaches it.
+          - That export must allow the engine node's host NQN.
+        type: str
+      nqn:
+        description: Subsystem NQN of a remote replica's export, when it is not C(nqn.2026-01.io.spdk-storage:<name>).
+        type: str
+      rpc_socket:
+        description:
+          - How the engine node reaches the C(spdk_tgt) of a remote replica's node (Unix socket, C(host:port) or
+            C(rpc_http_proxy) URL); O(rpc_timeout) and the O(rpc_username)/O(rpc_password) credentials apply to it too.
+          - Needed by the operations that touch every replica (engine snapshots, rebuilds);
+            M(spdk.storage.spdk_engine) keeps it in the node record for them.
+        type: str
+"""
+
     # Use together with ATTRIBUTES in modules that only read (spdk_info).
     INFO_MODULE = r"""
 options: {}

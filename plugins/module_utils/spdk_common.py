@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import socket
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -48,6 +49,23 @@ CONNECT_METHODS = frozenset((
     "bdev_nvme_attach_controller", "bdev_nvme_start_discovery", "bdev_nvme_set_keys",
 ))
 
+# One entry of the ``replicas`` list that spdk_engine, spdk_snapshot and spdk_replica_rebuild take
+# (documented once in the doc fragment spdk.storage.spdk.replicas).
+REPLICA_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    disk=dict(type="str"),
+    address=dict(type="str"),
+    nqn=dict(type="str"),
+    rpc_socket=dict(type="str"),
+)
+
+# Loss policy of a controller to a remote replica (spdk_engine, spdk_replica_rebuild).
+CONTROLLER_TIMEOUT_ARGS = dict(
+    ctrlr_loss_timeout_sec=dict(type="int", default=10),
+    reconnect_delay_sec=dict(type="int", default=2),
+    fast_io_fail_timeout_sec=dict(type="int", default=5),
+)
+
 _ACTIVE_MODULE = []  # the SpdkModule of the current run, for @spdk_main
 
 
@@ -56,6 +74,23 @@ def spdk_argument_spec(**module_options):
     spec = copy.deepcopy(SPDK_COMMON_ARGS)
     spec.update(module_options)
     return spec
+
+
+def replicas_option(**overrides):
+    """The ``replicas`` list option (a fresh copy); ``overrides`` adds ``required`` or ``default``."""
+    option = dict(type="list", elements="dict", options=copy.deepcopy(REPLICA_OPTIONS))
+    option.update(overrides)
+    return option
+
+
+def controller_timeouts(params):
+    """The controller loss-policy options of a run, as bdev_nvme_attach_controller takes them."""
+    return {name: params[name] for name in CONTROLLER_TIMEOUT_ARGS}
+
+
+def default_node_name(name=None):
+    """``name``, else this machine's short host name (the node record's file name, default host NQN)."""
+    return name or socket.gethostname().split(".")[0]
 
 
 def explain_connect_failure(params=None):
@@ -123,12 +158,17 @@ class SpdkModule(AnsibleModule):
     @property
     def client(self):
         if self._client is None:
-            params = self.params
-            self._client = SpdkRpcClient(
-                address=params["rpc_socket"], timeout=params["rpc_timeout"], check_mode=self.check_mode,
-                username=params["rpc_username"], password=params["rpc_password"],
-                validate_certs=params["rpc_validate_certs"])
+            self._client = self.connect(self.params["rpc_socket"])
         return self._client
+
+    def connect(self, address):
+        """A new client for ``address`` (another node's target) with this run's timeout, credentials and
+        check mode; the caller closes it."""
+        params = self.params
+        return SpdkRpcClient(
+            address=address, timeout=params["rpc_timeout"], check_mode=self.check_mode,
+            username=params["rpc_username"], password=params["rpc_password"],
+            validate_certs=params["rpc_validate_certs"])
 
     @property
     def rpc_calls(self):

@@ -41,6 +41,7 @@ author:
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
+  - spdk.storage.spdk.replicas
 attributes:
   check_mode:
     support: full
@@ -66,32 +67,12 @@ options:
     description:
       - The replicas the engine should have, in RAID slot order at creation. Required with O(state=present),
         at least two (the minimum of SPDK's RAID1).
+      - A local replica joins the RAID directly; a remote one is attached from O(replicas[].address), whose export
+        must allow O(host_nqn). O(replicas[].rpc_socket) is kept in the node record and returned, for
+        engine-level operations that touch every replica.
       - With O(state=absent), listed remote replicas have their controllers detached (as do those in the node
         record and the RAID).
-    type: list
-    elements: dict
     default: []
-    suboptions:
-      name:
-        description: Name of the replica (its head lvol).
-        type: str
-        required: true
-      disk:
-        description: For a replica on this node, the disk (lvstore) holding it.
-        type: str
-      address:
-        description:
-          - For a replica on another node, C(host:port) of its NVMe-oF/TCP export (C([v6]:port) for IPv6).
-          - That export must allow O(host_nqn).
-        type: str
-      nqn:
-        description: Subsystem NQN of a remote replica's export, when it is not C(nqn.2026-01.io.spdk-storage:<name>).
-        type: str
-      rpc_socket:
-        description:
-          - How to reach that replica's node from this one (Unix socket, C(host:port) or C(rpc_http_proxy) URL).
-          - Kept in the node record and returned, for engine-level operations that touch every replica.
-        type: str
   frontend:
     description:
       - V(nvmf) exports the RAID as NVMe-oF/TCP subsystem C(nqn.2026-01.io.spdk-storage:<name>) on
@@ -275,27 +256,24 @@ record:
   type: dict
 """
 
-import socket
-
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
+    CONTROLLER_TIMEOUT_ARGS,
+    SpdkModule,
+    controller_timeouts,
+    default_node_name,
+    replicas_option,
+    spdk_main,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
-
-REPLICA_OPTIONS = dict(
-    name=dict(type="str", required=True),
-    disk=dict(type="str"),
-    address=dict(type="str"),
-    nqn=dict(type="str"),
-    rpc_socket=dict(type="str"),
-)
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
     size=dict(type="str"),
-    replicas=dict(type="list", elements="dict", default=[], options=REPLICA_OPTIONS),
+    replicas=replicas_option(default=[]),
     frontend=dict(type="str", choices=list(em.FRONTENDS), default="nvmf"),
     listen_address=dict(type="str"),
     port=dict(type="int"),
@@ -308,16 +286,12 @@ ARGUMENT_SPEC = dict(
     wait=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=300),
     wait_sleep=dict(type="int", default=1),
-    ctrlr_loss_timeout_sec=dict(type="int", default=10),
-    reconnect_delay_sec=dict(type="int", default=2),
-    fast_io_fail_timeout_sec=dict(type="int", default=5),
+    **CONTROLLER_TIMEOUT_ARGS
 )
-
-TIMEOUT_OPTIONS = ("ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec")
 
 
 def node_name(params):
-    return params["node_name"] or socket.gethostname().split(".")[0]
+    return default_node_name(params["node_name"])
 
 
 def build_request(params):
@@ -325,7 +299,7 @@ def build_request(params):
         name=params["name"], replicas=params["replicas"], size=params["size"], state=params["state"],
         frontend=params["frontend"], listen_address=params["listen_address"], port=params["port"],
         port_range=params["port_range"], allowed_hosts=params["allowed_hosts"], host_nqn=params["host_nqn"],
-        node_name=node_name(params), timeouts={k: params[k] for k in TIMEOUT_OPTIONS})
+        node_name=node_name(params), timeouts=controller_timeouts(params))
 
 
 class Record:

@@ -37,6 +37,7 @@ author:
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
+  - spdk.storage.spdk.replicas
 attributes:
   check_mode:
     support: full
@@ -54,28 +55,9 @@ options:
   replicas:
     description:
       - The engine's current replicas (as for M(spdk.storage.spdk_engine)), including O(source) and O(replace).
-    type: list
-    elements: dict
+      - O(replicas[].address) of a remote replica is used to attach it on the engine node when it is not
+        attached (resuming an offline rebuild).
     required: true
-    suboptions:
-      name:
-        description: Replica name.
-        type: str
-        required: true
-      disk:
-        description: Disk of a replica on the engine node.
-        type: str
-      address:
-        description:
-          - C(host:port) of a remote replica's export, used to attach it on the engine node when it is not
-            attached (resuming an offline rebuild).
-        type: str
-      nqn:
-        description: Subsystem NQN of a remote replica's export when not C(nqn.2026-01.io.spdk-storage:<name>).
-        type: str
-      rpc_socket:
-        description: How to reach the node of a remote replica (Unix socket, C(host:port) or HTTP proxy URL).
-        type: str
   source:
     description: The up-to-date replica (mode C(RW)) whose data and snapshots are copied; one of O(replicas).
     type: str
@@ -278,17 +260,16 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_mo
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild as rb
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError
-
-REPLICA_OPTIONS = dict(
-    name=dict(type="str", required=True),
-    disk=dict(type="str"),
-    address=dict(type="str"),
-    nqn=dict(type="str"),
-    rpc_socket=dict(type="str"),
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
+    CONTROLLER_TIMEOUT_ARGS,
+    SpdkModule,
+    controller_timeouts,
+    default_node_name,
+    replicas_option,
+    spdk_main,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
 DESTINATION_OPTIONS = dict(
     replica=dict(type="str", required=True),
@@ -301,7 +282,7 @@ DESTINATION_OPTIONS = dict(
 
 ARGUMENT_SPEC = dict(
     engine=dict(type="str", required=True),
-    replicas=dict(type="list", elements="dict", required=True, options=REPLICA_OPTIONS),
+    replicas=replicas_option(required=True),
     source=dict(type="str", required=True),
     replace=dict(type="str"),
     destination=dict(type="dict", required=True, options=DESTINATION_OPTIONS),
@@ -317,17 +298,8 @@ ARGUMENT_SPEC = dict(
     listen_address=dict(type="str"),
     port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
     record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
-    ctrlr_loss_timeout_sec=dict(type="int", default=10),
-    reconnect_delay_sec=dict(type="int", default=2),
-    fast_io_fail_timeout_sec=dict(type="int", default=5),
+    **CONTROLLER_TIMEOUT_ARGS
 )
-
-TIMEOUT_OPTIONS = ("ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec")
-
-
-def node_name(params):
-    import socket
-    return params["node_name"] or socket.gethostname().split(".")[0]
 
 
 def build_request(params):
@@ -339,9 +311,10 @@ def build_request(params):
     replicas = [{k: v for k, v in r.items() if v is not None} for r in params["replicas"]]
     return rb.RebuildRequest(
         engine=params["engine"], source=params["source"], destination=destination, replicas=replicas,
-        replace=params["replace"], strategy=params["strategy"], step=params["step"], node_name=node_name(params),
+        replace=params["replace"], strategy=params["strategy"], step=params["step"],
+        node_name=default_node_name(params["node_name"]),
         host_nqn=params["host_nqn"], listen_address=params["listen_address"], port_range=params["port_range"],
-        bandwidth_mb_sec=params["bandwidth_mb_sec"], timeouts={k: params[k] for k in TIMEOUT_OPTIONS})
+        bandwidth_mb_sec=params["bandwidth_mb_sec"], timeouts=controller_timeouts(params))
 
 
 class Clients:
@@ -355,11 +328,7 @@ class Clients:
         if not address:
             return self.module.client
         if address not in self.by_address:
-            params = self.module.params
-            self.by_address[address] = SpdkRpcClient(
-                address=address, timeout=params["rpc_timeout"], check_mode=self.module.check_mode,
-                username=params["rpc_username"], password=params["rpc_password"],
-                validate_certs=params["rpc_validate_certs"])
+            self.by_address[address] = self.module.connect(address)
         return self.by_address[address]
 
     def counts(self):

@@ -48,6 +48,7 @@ author:
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
+  - spdk.storage.spdk.replicas
 attributes:
   check_mode:
     support: full
@@ -78,29 +79,9 @@ options:
   replicas:
     description:
       - The engine's replicas, in RAID slot order (the same list as M(spdk.storage.spdk_engine) takes).
+        O(replicas[].disk) is required for a replica on this node, O(replicas[].rpc_socket) for a replica on
+        another node.
       - When omitted, the replicas spdk_engine recorded for O(engine) in the node record are used.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: Name of the replica.
-        type: str
-        required: true
-      disk:
-        description: Disk (lvstore) of the replica on its node. Required for a replica on this node.
-        type: str
-      address:
-        description: For a replica on another node, C(host:port) of its NVMe-oF export (as the engine attaches it).
-        type: str
-      nqn:
-        description: Subsystem NQN of that export, when it is not C(nqn.2026-01.io.spdk-storage:<name>).
-        type: str
-      rpc_socket:
-        description:
-          - How this node reaches the replica node's C(spdk_tgt) (Unix socket, C(host:port) or
-            C(rpc_http_proxy) URL). Required for a replica on another node. O(rpc_timeout) and the
-            O(rpc_username)/O(rpc_password) credentials apply to it too.
-        type: str
   state:
     description:
       - V(present) takes the snapshot unless it exists. V(absent) deletes it if it exists.
@@ -269,30 +250,25 @@ rpc_calls_per_node:
   type: dict
 """
 
-import socket
-
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_snapshot as es
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError
-
-REPLICA_OPTIONS = dict(
-    name=dict(type="str", required=True),
-    disk=dict(type="str"),
-    address=dict(type="str"),
-    nqn=dict(type="str"),
-    rpc_socket=dict(type="str"),
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
+    SpdkModule,
+    default_node_name,
+    replicas_option,
+    spdk_main,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str"),
     replica=dict(type="str"),
     disk=dict(type="str"),
     engine=dict(type="str"),
-    replicas=dict(type="list", elements="dict", options=REPLICA_OPTIONS),
+    replicas=replicas_option(),
     state=dict(type="str", choices=["present", "absent", "reverted"], default="present"),
     quiesce=dict(type="str", choices=list(es.QUIESCE_MODES)),
     quiesce_timeout=dict(type="float", default=10.0),
@@ -335,7 +311,7 @@ class EngineSnapshot:
     def __init__(self, module):
         self.module = module
         params = module.params
-        self.node_name = params["node_name"] or socket.gethostname().split(".")[0]
+        self.node_name = default_node_name(params["node_name"])
         self.record = None
         recorded = {}
         if params["record_dir"]:
@@ -357,15 +333,9 @@ class EngineSnapshot:
         if params["name"] is None:
             self.record = None    # listing writes nothing
 
-    def connect(self, rpc_socket):
-        params = self.module.params
-        return SpdkRpcClient(address=rpc_socket, timeout=params["rpc_timeout"], check_mode=self.module.check_mode,
-                             username=params["rpc_username"], password=params["rpc_password"],
-                             validate_certs=params["rpc_validate_certs"])
-
     def run(self):
         module, request = self.module, self.request
-        engine = es.EngineSnapshotRun(request, module.client, self.connect, check_mode=module.check_mode,
+        engine = es.EngineSnapshotRun(request, module.client, module.connect, check_mode=module.check_mode,
                                       record=self.record)
         before = None
         try:

@@ -10,10 +10,14 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.spdk.storage.plugins.doc_fragments.spdk import ModuleDocFragment
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
+    REPLICA_OPTIONS,
     SPDK_COMMON_ARGS,
     SpdkModule,
+    default_node_name,
     explain_connect_failure,
+    replicas_option,
     spdk_main,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
@@ -108,6 +112,33 @@ def test_the_client_is_built_once_from_the_options_with_check_mode():
     client = module.client
     assert (client.address, client.timeout, client.check_mode) == ("10.0.0.2:5260", 7.0, True)
     assert module.client is client
+
+
+def test_connect_builds_a_client_for_another_node_with_the_same_timeout_and_check_mode():
+    module = make_module({"rpc_socket": "/node1.sock", "rpc_timeout": 7}, check_mode=True)
+    other = module.connect("192.0.2.12:5260")
+    assert (other.address, other.timeout, other.check_mode) == ("192.0.2.12:5260", 7.0, True)
+    assert other is not module.client
+
+
+def test_the_replicas_option_is_a_fresh_list_of_replica_entries_with_the_module_s_own_requirement():
+    option = replicas_option(required=True)
+    assert option == {"type": "list", "elements": "dict", "required": True, "options": REPLICA_OPTIONS}
+    option["options"]["name"]["required"] = False
+    assert REPLICA_OPTIONS["name"]["required"] is True and "required" not in replicas_option()
+
+
+def test_the_replicas_doc_fragment_documents_exactly_the_replica_entry_options():
+    import yaml
+    documented = yaml.safe_load(ModuleDocFragment.REPLICAS)["options"]["replicas"]["suboptions"]
+    assert {name: (doc["type"], doc.get("required", False)) for name, doc in documented.items()} == {
+        name: (spec["type"], spec.get("required", False)) for name, spec in REPLICA_OPTIONS.items()}
+
+
+def test_the_node_name_defaults_to_the_short_host_name(monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "node7.example.net")
+    assert default_node_name() == "node7"
+    assert default_node_name("node1") == "node1"
 
 
 # -- ending a run -------------------------------------------------------------------------------
