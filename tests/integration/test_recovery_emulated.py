@@ -39,7 +39,9 @@ SB_AREA = MiB                        # where a replica's copy of the volume star
 NQN_PREFIX = "nqn.2026-01.io.spdk-storage:"
 APP_HOST = NQN_PREFIX + "host:app"   # the host that uses the volume (spdk_io)
 READER = NQN_PREFIX + "host:test-reader"  # reads a replica's export directly, beside the engine
-PORT = 4420                          # each node has its own 127.0.0.N, so one port for all exports
+# Each node has its own 127.0.0.N, so one port serves every export. Other test sessions on this
+# machine take the same addresses, so the port comes from the pid rather than 4420.
+PORT = 10000 + (os.getpid() % 5000) * 2
 TIMEOUTS = dict(ctrlr_loss_timeout_sec=3, reconnect_delay_sec=1, fast_io_fail_timeout_sec=2)
 P_OFFSET, P_LEN = 0, 4 * MiB
 Q_OFFSET, Q_LEN = 8 * MiB, MiB
