@@ -41,14 +41,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
-import struct
+import functools
 import time
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_superblock as sb
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     SpdkInputError,
@@ -64,8 +64,8 @@ STATES = ("present", "absent", "reverted")
 OK, ERR = "OK", "ERR"
 NODE_READS = ops.REPLICA_READS                    # lvstores, bdevs, subsystems: 3 RPCs in one batch
 REVERT_READS = ops.REPLICA_READS + ("raids", "controllers")
-SEND_CMD_TIMEOUT_MS = 5000
 TEMP_EXPORT_INFIX = "-revert-"
+ZEROING_WHY = "Write Zeroes to %s (clears the old RAID superblock the snapshot carried)"
 
 
 class EngineSnapshotRefusal(Exception):
@@ -80,27 +80,6 @@ class ReplicaFailed(Exception):
         self.replica = replica
         self.err = err
         self.what = what
-
-
-# ---------------------------------------------------------------- NVMe commands (send_cmd)
-
-
-def nvme_io_command(opcode, nsid=1, slba=0, nlb_zero_based=0):
-    """A 64-byte submission queue entry, base64url as bdev_nvme_send_cmd takes it."""
-    sqe = struct.pack("<BBHI8x8x16xIIIIII", opcode, 0, 0, nsid, slba & 0xFFFFFFFF, slba >> 32,
-                      nlb_zero_based, 0, 0, 0)
-    return base64.urlsafe_b64encode(sqe).decode()
-
-
-WRITE_ZEROES_LBA0 = nvme_io_command(0x08)
-"""Write Zeroes, nsid 1, LBA 0, one block (more/sendcmd L45)."""
-
-
-def completion_status(cpl):
-    """(sct, sc) of a base64 completion queue entry (16 bytes, status in bits 17-31 of DW3)."""
-    raw = base64.urlsafe_b64decode(cpl + "=" * (-len(cpl) % 4))
-    status = struct.unpack("<H", raw[14:16])[0] >> 1
-    return (status >> 8) & 0x7, status & 0xFF
 
 
 # ---------------------------------------------------------------- input
@@ -795,63 +774,29 @@ class EngineSnapshotRun:
             self.sleep(0.1)
 
     def _write_zeroes(self, node, controller, what):
-        answer = self.send(node, "bdev_nvme_send_cmd",
-                           {"name": controller, "cmd_type": "io", "data_direction": "h2c",
-                            "cmdbuf": WRITE_ZEROES_LBA0, "timeout_ms": SEND_CMD_TIMEOUT_MS},
-                           "Write Zeroes to %s (clears the old RAID superblock the snapshot carried)" % what)
-        if answer is None:
-            return    # check mode
-        sct, sc = completion_status(answer.get("cpl", ""))
-        if (sct, sc) != (0, 0):
-            raise EngineSnapshotRefusal("Write Zeroes to %s completed with NVMe status sct %d sc %d" % (what, sct, sc))
+        sb.write_zeroes_lba0(functools.partial(self.send, node), controller, what, ZEROING_WHY % what,
+                             error=EngineSnapshotRefusal)
 
-    def _temp_nqn(self, view):
-        return "%s%s%s" % (self.request.nqn, TEMP_EXPORT_INFIX, view.spec.name)
+    def _loopback(self, view):
+        """The temporary export of a local head (NQN ``<engine nqn>-revert-<replica>``) and its controller."""
+        return sb.Loopback(nqn="%s%s%s" % (self.request.nqn, TEMP_EXPORT_INFIX, view.spec.name),
+                           controller=view.spec.name + TEMP_EXPORT_INFIX.rstrip("-"),
+                           listen_address=self.request.listen_address,
+                           port_range="%d-%d" % self.request.port_range, host_nqn=self.request.host_nqn)
 
     def _drop_temp_export(self, view):
         """Remove what an interrupted zeroing of a local head left: its controller and temporary export."""
-        state = self.engine_node.state
-        controller = view.spec.name + TEMP_EXPORT_INFIX.rstrip("-")
-        if any(c.name == controller for c in state.controllers):
-            self.send(self.engine_node, "bdev_nvme_detach_controller", {"name": controller},
-                      "detach the temporary controller %s" % controller, tolerate=lambda err: err.is_no_device())
-        nqn = self._temp_nqn(view)
-        if nvmf.parse_subsystems(state.raw.get("subsystems")).get(nqn) is not None:
-            self.send(self.engine_node, "nvmf_delete_subsystem", {"nqn": nqn},
-                      "delete the temporary export %s" % nqn)
+        self._loopback(view).drop(functools.partial(self.send, self.engine_node), self.engine_node.state)
 
     def _zero_local(self, view):
         """Temporary loopback export of the local head + self-attached controller, removed afterwards."""
         node = self.engine_node
-        head = view.replica.head
-        nqn = self._temp_nqn(view)
-        controller = view.spec.name + TEMP_EXPORT_INFIX.rstrip("-")
-        self._drop_temp_export(view)
-        subsystems = nvmf.parse_subsystems(node.state.raw.get("subsystems"))
-        spec = nvmf.ExposureSpec(nqn=nqn, bdev=head.alias, bdev_uuid=head.uuid,
-                                 listen_address=self.request.listen_address,
-                                 port_range="%d-%d" % self.request.port_range, allowed_hosts=[self.request.host_nqn])
-        port = nvmf.choose_port(spec, None, subsystems)
-        steps = nvmf.plan_exposure(spec, None, subsystems, transport_exists=nvmf.transport_exists(node.client))
-        made = []
+        what = "LBA 0 of %s's new head" % view.spec.name
         try:
-            for step in steps:
-                self.send(node, step.method, step.params, step.why + " (temporary, to clear LBA 0 of %s)" % head.alias,
-                          tolerate=step.tolerate)
-                if step.method == "nvmf_create_subsystem":
-                    made.append(("nvmf_delete_subsystem", {"nqn": nqn}, "delete the temporary export %s" % nqn))
-            self.send(node, "bdev_nvme_attach_controller",
-                      {"name": controller, "trtype": "tcp", "adrfam": spec.adrfam.lower(),
-                       "traddr": self.request.listen_address, "trsvcid": str(port), "subnqn": nqn,
-                       "hostnqn": self.request.host_nqn},
-                      "attach this node to its own temporary export (SPDK registers no bdev for it: the head's "
-                      "UUID is taken; send_cmd works on the controller)")
-            made.append(("bdev_nvme_detach_controller", {"name": controller},
-                         "detach the temporary controller %s" % controller))
-            self._write_zeroes(node, controller, "LBA 0 of %s's new head" % view.spec.name)
+            self._loopback(view).zero_lba0(
+                functools.partial(self.send, node), node.client, node.state, view.replica.head, what,
+                ZEROING_WHY % what, error=EngineSnapshotRefusal)
         finally:
-            for method, params, why in reversed(made):
-                self.send(node, method, params, why, tolerate=lambda err: err.is_no_device())
             node.reread(self.check_mode)
 
     def _finish_revert(self, heads):

@@ -39,14 +39,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
 import datetime
+import functools
 import re
-import struct
 import time
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_superblock as sb
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     MAX_LVOL_NAME,
@@ -65,11 +65,11 @@ STRATEGIES = ("auto", "offline", "online")
 STEPS = ("plan", "copy", "join", "all")
 TRANSIENT_SUFFIX = "-rebuild"       # the lvol being copied into, its export and controller
 TEMP_SUFFIX = "-tmp"                # temporary loopback export to zero LBA 0 of a local head
+ZEROING_WHY = "Write Zeroes to %s (the old RAID superblock read through from the copy)"
 SYSTEM_PREFIX = "rb-"
 SYSTEM_RE = re.compile(r"^rb-\d{14}$")
 NODE_READS = ("lvstores", "bdevs", "subsystems", "controllers")
 ENGINE_READS = NODE_READS + ("raids",)
-SEND_CMD_TIMEOUT_MS = 5000
 REPLICA_MODEL = "spdk.storage replica"
 COPY_RETRIES = 2                    # copies restarted after the target forgot the operation (-19)
 DONE, COPIED, REBUILDING, PLANNED = "done", "copied", "rebuilding", "planned"
@@ -82,27 +82,6 @@ COPY_ERROR_HINTS = {                # what bdev_lvol_check_shallow_copy's error 
 
 class RebuildError(Exception):
     """Refused or failed; the message says why and what to do. Nothing beyond ``actions`` changed."""
-
-
-# ---------------------------------------------------------------- NVMe Write Zeroes (send_cmd)
-
-
-def nvme_io_command(opcode, nsid=1, slba=0, nlb_zero_based=0):
-    """A 64-byte submission queue entry, base64url-encoded as bdev_nvme_send_cmd takes it."""
-    sqe = struct.pack("<BBHI8x8x16xIIIIII", opcode, 0, 0, nsid, slba & 0xFFFFFFFF, slba >> 32,
-                      nlb_zero_based, 0, 0, 0)
-    return base64.urlsafe_b64encode(sqe).decode()
-
-
-WRITE_ZEROES_LBA0 = nvme_io_command(0x08)
-"""Write Zeroes, namespace 1, LBA 0, one block: exactly the cmdbuf of more/sendcmd L45."""
-
-
-def completion_status(cpl):
-    """(status code type, status code) of a base64 completion queue entry (16 bytes)."""
-    raw = base64.urlsafe_b64decode(cpl + "=" * (-len(cpl) % 4))
-    status = struct.unpack("<H", raw[14:16])[0] >> 1
-    return (status >> 8) & 0x7, status & 0xFF
 
 
 # ---------------------------------------------------------------- names
@@ -952,56 +931,28 @@ class RebuildRun:
         self._write_zeroes(member.name, member.name)
 
     def _write_zeroes(self, controller, replica):
-        answer = self.send(self.engine, "bdev_nvme_send_cmd",
-                           {"name": controller, "cmd_type": "io", "data_direction": "h2c",
-                            "cmdbuf": WRITE_ZEROES_LBA0, "timeout_ms": SEND_CMD_TIMEOUT_MS},
-                           "Write Zeroes to LBA 0 of %s (the old RAID superblock read through from the copy)"
-                           % replica)
-        if answer is None:
-            return
-        status = completion_status(answer.get("cpl", ""))
-        if status != (0, 0):
-            raise RebuildError("Write Zeroes to LBA 0 of %s completed with NVMe status sct %d sc %d" % (
-                (replica,) + status))
+        what = "LBA 0 of %s" % replica
+        sb.write_zeroes_lba0(functools.partial(self.send, self.engine), controller, what, ZEROING_WHY % what,
+                             error=RebuildError)
+
+    def _loopback(self, member):
+        """The temporary export ``<prefix><replica>-tmp`` of a local head and its controller ``<replica>-tmp``."""
+        return sb.Loopback(nqn=NQN_PREFIX + temp_name(member.name), controller=temp_name(member.name),
+                           listen_address=self.request.listen_address, port_range=self.request.port_range,
+                           host_nqn=self.request.host_nqn, model_number=REPLICA_MODEL)
 
     def _zero_local(self, member):
         """A local head has no controller: export it on this node, attach that export, zero, remove both."""
         if not self.request.listen_address:
             raise RebuildError("replica %s is local to the engine node: listen_address (this node's NVMe-oF "
                                "address) is needed for the temporary export that clears its LBA 0" % member.name)
-        head = self.engine.lvol(member.disk, member.name)
-        nqn = NQN_PREFIX + temp_name(member.name)
-        controller = temp_name(member.name)
-        self._drop_temp_export(member)
-        spec = nvmf.ExposureSpec(nqn=nqn, bdev=head.alias, bdev_uuid=head.uuid,
-                                 listen_address=self.request.listen_address, port_range=self.request.port_range,
-                                 allowed_hosts=[self.request.host_nqn], model_number=REPLICA_MODEL)
-        subsystems = self.engine.subsystems()
-        port = nvmf.choose_port(spec, None, subsystems)
+        what = "LBA 0 of %s" % member.name
         try:
-            for step in nvmf.plan_exposure_with_client(self.engine.client, spec, subsystems):
-                self.send(self.engine, step.method, step.params, step.why + " (temporary, to clear LBA 0)",
-                          tolerate=step.tolerate)
-            self.send(self.engine, "bdev_nvme_attach_controller",
-                      {"name": controller, "trtype": "tcp", "adrfam": spec.adrfam.lower(),
-                       "traddr": self.request.listen_address, "trsvcid": str(port), "subnqn": nqn,
-                       "hostnqn": self.request.host_nqn},
-                      "attach this node to its own temporary export (no bdev registers: the UUID is taken; "
-                      "send_cmd works on the controller)")
-            self._write_zeroes(controller, member.name)
+            self._loopback(member).zero_lba0(
+                functools.partial(self.send, self.engine), self.engine.client, self.engine.state,
+                self.engine.lvol(member.disk, member.name), what, ZEROING_WHY % what, error=RebuildError)
         finally:
             self.engine.load()
-            self._drop_temp_export(member)
-
-    def _drop_temp_export(self, member):
-        controller = temp_name(member.name)
-        if self.engine.controller(controller) is not None:
-            self.send(self.engine, "bdev_nvme_detach_controller", {"name": controller},
-                      "detach the temporary controller %s" % controller, tolerate=lambda err: err.is_no_device())
-        nqn = NQN_PREFIX + temp_name(member.name)
-        if self.engine.subsystems().get(nqn) is not None:
-            self.send(self.engine, "nvmf_delete_subsystem", {"nqn": nqn}, "delete the temporary export %s" % nqn)
-        self.engine.load()
 
     # --- offline join -------------------------------------------------------------------
     def _join_offline(self):

@@ -9,14 +9,12 @@ import json
 
 import pytest
 
-from expected_calls import answer, transcript
 from replica_scenarios import chain
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild as rb
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
 
-SENDCMD = "more/sendcmd/sendcmd.jsonl"
 MIB = 1 << 20
 
 
@@ -71,20 +69,6 @@ def request(**overrides):
                              "listen_address": "127.0.0.3"})
     args.update(overrides)
     return rb.RebuildRequest(**args)
-
-
-class TestSendCmd:
-    def test_write_zeroes_of_lba0_is_the_command_real_spdk_took(self):
-        recorded = transcript(SENDCMD, 45)["request"]["params"]["cmdbuf"]
-        assert rb.WRITE_ZEROES_LBA0 == recorded
-
-    def test_a_recorded_success_completion_decodes_as_status_0_0(self):
-        assert rb.completion_status(answer(SENDCMD, 45)["result"]["cpl"]) == (0, 0)
-
-    def test_a_failed_completion_reports_its_status_code_type_and_code(self):
-        # status field: sct 0, sc 0x0b (Invalid Namespace or Format) -> bits 17-31 of DW3
-        cpl = rb.base64.urlsafe_b64encode(b"\0" * 14 + rb.struct.pack("<H", 0x0b << 1)).decode()
-        assert rb.completion_status(cpl) == (0, 0x0B)
 
 
 class TestNames:

@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, spdk.storage contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Clearing the old RAID superblock in LBA 0 of a head, with Write Zeroes through bdev_nvme_send_cmd.
+
+A clone or a copy of a RAID member carries that RAID's superblock in LBA 0, and ``bdev_raid_create``
+or ``bdev_raid_add_base_bdev`` refuse such a base with -17 (more/sendcmd L39) until LBA 0 is zeroed.
+The one RPC way is an NVMe Write Zeroes sent with ``bdev_nvme_send_cmd`` through an NVMe-oF
+controller attached to the head (L45). A head on this node has no controller: a temporary export
+of it, attached by this same node, works although SPDK registers no bdev for that controller (its
+UUID is taken; L49-L53). send_cmd bypasses claims, so callers aim it only at heads no RAID holds.
+
+Both the engine revert (spdk_engine_snapshot) and the rebuild join (spdk_rebuild) use this. They
+pass ``send(method, params, why, tolerate=None)``, which records the action and sends it (in check
+mode the client skips the mutating call and returns None).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import struct
+
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+
+SEND_CMD_TIMEOUT_MS = 5000
+WRITE_ZEROES = 0x08
+
+
+class WriteZeroesFailed(Exception):
+    """The command completed with an NVMe error status."""
+
+
+def nvme_io_command(opcode, nsid=1, slba=0, nlb_zero_based=0):
+    """A 64-byte submission queue entry, base64url-encoded as bdev_nvme_send_cmd takes it."""
+    sqe = struct.pack("<BBHI8x8x16xIIIIII", opcode, 0, 0, nsid, slba & 0xFFFFFFFF, slba >> 32,
+                      nlb_zero_based, 0, 0, 0)
+    return base64.urlsafe_b64encode(sqe).decode()
+
+
+WRITE_ZEROES_LBA0 = nvme_io_command(WRITE_ZEROES)
+"""Write Zeroes, namespace 1, LBA 0, one block: exactly the cmdbuf of more/sendcmd L45."""
+
+
+def completion_status(cpl):
+    """(status code type, status code) of a base64 completion queue entry (16 bytes, status in bits 17-31
+    of DW3)."""
+    raw = base64.urlsafe_b64decode(cpl + "=" * (-len(cpl) % 4))
+    status = struct.unpack("<H", raw[14:16])[0] >> 1
+    return (status >> 8) & 0x7, status & 0xFF
+
+
+def write_zeroes_params(controller):
+    return {"name": controller, "cmd_type": "io", "data_direction": "h2c", "cmdbuf": WRITE_ZEROES_LBA0,
+            "timeout_ms": SEND_CMD_TIMEOUT_MS}
+
+
+def write_zeroes_lba0(send, controller, what, why, error=WriteZeroesFailed):
+    """Write Zeroes to LBA 0 of the namespace behind ``controller``; raises ``error`` on an NVMe error status.
+
+    ``what`` names the target in the error message, ``why`` is the action's reason.
+    """
+    answer = send("bdev_nvme_send_cmd", write_zeroes_params(controller), why)
+    if answer is None:
+        return    # check mode
+    status = completion_status(answer.get("cpl", ""))
+    if status != (0, 0):
+        raise error("Write Zeroes to %s completed with NVMe status sct %d sc %d" % ((what,) + status))
+
+
+def _no_device(err):
+    return err.is_no_device()
+
+
+class Loopback:
+    """A temporary export ``nqn`` of a head on this node, attached by this node as ``controller``."""
+
+    def __init__(self, nqn, controller, listen_address, port_range, host_nqn, model_number=None):
+        self.nqn = nqn
+        self.controller = controller
+        self.listen_address = listen_address
+        self.port_range = port_range
+        self.host_nqn = host_nqn
+        self.model_number = model_number
+
+    def drop(self, send, state):
+        """Remove what an interrupted zeroing left, as the reads in ``state`` (a NodeState) show it."""
+        if any(c.name == self.controller for c in state.controllers):
+            send("bdev_nvme_detach_controller", {"name": self.controller},
+                 "detach the temporary controller %s" % self.controller, tolerate=_no_device)
+        if nvmf.parse_subsystems(state.raw.get("subsystems")).get(self.nqn) is not None:
+            send("nvmf_delete_subsystem", {"nqn": self.nqn}, "delete the temporary export %s" % self.nqn)
+
+    def spec(self, head):
+        return nvmf.ExposureSpec(nqn=self.nqn, bdev=head.alias, bdev_uuid=head.uuid,
+                                 listen_address=self.listen_address, port_range=self.port_range,
+                                 allowed_hosts=[self.host_nqn], model_number=self.model_number)
+
+    def zero_lba0(self, send, client, state, head, what, why, error=WriteZeroesFailed):
+        """Export ``head`` (an Lvol) on this node, attach that export, Write Zeroes to LBA 0, then detach and
+        delete what this call made, also when a step failed. ``state`` is the node as last read."""
+        self.drop(send, state)
+        subsystems = dict(nvmf.parse_subsystems(state.raw.get("subsystems")))
+        subsystems.pop(self.nqn, None)     # dropped above
+        spec = self.spec(head)
+        port = nvmf.choose_port(spec, None, subsystems)
+        made = []
+        try:
+            for step in nvmf.plan_exposure_with_client(client, spec, subsystems):
+                send(step.method, step.params, step.why + " (temporary, to clear LBA 0 of %s)" % head.alias,
+                     tolerate=step.tolerate)
+                if step.method == "nvmf_create_subsystem":
+                    made.append(("nvmf_delete_subsystem", {"nqn": self.nqn},
+                                 "delete the temporary export %s" % self.nqn))
+            send("bdev_nvme_attach_controller",
+                 {"name": self.controller, "trtype": "tcp", "adrfam": spec.adrfam.lower(),
+                  "traddr": self.listen_address, "trsvcid": str(port), "subnqn": self.nqn,
+                  "hostnqn": self.host_nqn},
+                 "attach this node to its own temporary export (SPDK registers no bdev for it: the head's "
+                 "UUID is taken; send_cmd works on the controller)")
+            made.append(("bdev_nvme_detach_controller", {"name": self.controller},
+                         "detach the temporary controller %s" % self.controller))
+            write_zeroes_lba0(send, self.controller, what, why, error=error)
+        finally:
+            for method, params, reason in reversed(made):
+                send(method, params, reason, tolerate=_no_device)
