@@ -6,79 +6,42 @@ socket. Data goes in and comes out the way a host sees it: tests/emulator/spdk_i
 engine's frontend, and through each replica's own export (a replica's data starts 1 MiB in, after
 the RAID superblock area).
 """
-import importlib.util
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
+from volume_helpers import (
+    APP_HOST,
+    MIB,
+    SB,
+    TIMEOUTS,
+    Nodes,
+    emulated,
+    frontend,
+    host_nqn,
+    pattern_file,
+    port_block,
+    spdk_io,
+    wait_for,
+)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(TESTS, "unit"))
+from ansible_collections.spdk.storage.plugins.modules import spdk_engine, spdk_replica
 
-from expected_calls import run_module  # noqa: E402
-
-from ansible_collections.spdk.storage.plugins.modules import spdk_disk, spdk_engine, spdk_replica  # noqa: E402
-
-SPDK_IO = os.path.join(TESTS, "emulator", "spdk_io")
-MIB = 1 << 20
-SB = MIB  # the RAID superblock area at the start of every replica
-
-
-def _emulator_fixtures():
-    spec = importlib.util.spec_from_file_location("emulator_fixtures", os.path.join(TESTS, "emulator", "conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-EMU = _emulator_fixtures()
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-# Ports away from 4420 (other test runs on this machine use it); each node has its own address.
-PORT_BASE = 21000 + (os.getpid() % 900) * 20
-PORT_RANGE = "%d-%d" % (PORT_BASE, PORT_BASE + 19)
-APP_HOST = "nqn.2026-01.io.spdk-storage:host:app"  # the host that uses the volume (spdk_io)
-TIMEOUTS = dict(ctrlr_loss_timeout_sec=3, reconnect_delay_sec=1, fast_io_fail_timeout_sec=2)
+PORT_BASE, PORT_RANGE = port_block(21000, 900)
 
 
-def host_nqn(node):
-    return "nqn.2026-01.io.spdk-storage:host:n%d" % node.idx
-
-
-class Cluster:
+class Cluster(Nodes):
     """Emulated nodes plus the module calls a playbook would make on them."""
 
-    def __init__(self, workdir):
-        self.workdir = workdir
-        self.nodes = []
-        self.record_dir = os.path.join(workdir, "records")
-
     def start(self, idx):
-        node = EMU.Node(idx, self.workdir)
-        self.nodes.append(node)
-        node.start()
+        node = self.start_node(idx)
         methods = node.call("rpc_get_methods")
         missing = [m for m in ("bdev_raid_create", "bdev_nvme_attach_controller", "nvmf_create_subsystem")
                    if m not in methods]
         if missing:
             pytest.skip("the emulator does not serve %s yet (raid/nvme/nvmf modules not landed)" % ", ".join(missing))
         return node
-
-    def module(self, module, node, check_mode=False, **args):
-        args.setdefault("rpc_socket", node.sock)
-        return run_module(module, args, None, check_mode=check_mode, diff=True)
-
-    def ok(self, module, node, **args):
-        outcome = self.module(module, node, **args)
-        assert not outcome.failed, outcome.msg
-        return outcome
-
-    def disk(self, node, size=256 * MIB):
-        return self.ok(spdk_disk, node, name="disk%d" % node.idx, path=node.disk("disk%d.img" % node.idx, size))
 
     def replica(self, node, name, size="65MiB", expose=True, allowed=None):
         args = dict(name=name, disk="disk%d" % node.idx, size=size)
@@ -89,7 +52,7 @@ class Cluster:
 
     def engine(self, node, check_mode=False, **args):
         args.setdefault("node_name", "n%d" % node.idx)
-        args.setdefault("record_dir", self.record_dir)
+        args.setdefault("record_dir", self.records)
         args.setdefault("port_range", PORT_RANGE)
         for key, value in TIMEOUTS.items():
             args.setdefault(key, value)
@@ -98,53 +61,11 @@ class Cluster:
 
 @pytest.fixture
 def cluster():
-    workdir = EMU.tempfile.mkdtemp(prefix="eng-", dir="/tmp")
-    group = Cluster(workdir)
-    yield group
-    for node in group.nodes:
-        node.kill()
-    EMU.shutil.rmtree(workdir, ignore_errors=True)
-
-
-def spdk_io(command, nqn, addr, port, *extra, check=True):
-    if "--hostnqn" not in extra:
-        extra += ("--hostnqn", APP_HOST)
-    proc = subprocess.run([sys.executable, SPDK_IO, command, "--nqn", nqn, "--traddr", addr, "--trsvcid", str(port),
-                           "--timeout", "20"] + list(extra), capture_output=True, text=True, timeout=120,
-                          check=False)
-    if check:
-        assert proc.returncode == 0, "spdk_io %s %s: rc %d %s %s" % (
-            command, nqn, proc.returncode, proc.stdout, proc.stderr)
-    return proc
-
-
-def write_file(path, size, seed):
-    data = bytearray()
-    block = 0
-    while len(data) < size:
-        data += (("%s:%d:" % (seed, block)).encode() * 512)[:4096]
-        block += 1
-    with open(path, "wb") as handle:
-        handle.write(bytes(data[:size]))
-    return path
-
-
-def frontend(outcome):
-    view = outcome.result["engine"]["frontend"]
-    return view["nqn"], view["listen_address"], view["port"]
+    yield from emulated(Cluster, "eng-")
 
 
 def modes(outcome):
     return {r["name"]: r["mode"] for r in outcome.result["engine"]["replicas"]}
-
-
-def wait_for(predicate, timeout=20.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_three_replica_engine_survives_a_dead_replica_node_and_keeps_every_replica_identical(cluster):
@@ -173,13 +94,13 @@ def test_three_replica_engine_survives_a_dead_replica_node_and_keeps_every_repli
     assert again.changed is False and again.result["rpc_calls"] == 3
 
     nqn, addr, port = frontend(created)
-    data_a = write_file(os.path.join(cluster.workdir, "a.bin"), 4 * MIB, "A")
+    data_a = pattern_file(os.path.join(cluster.workdir, "a.bin"), "A", 4 * MIB)
     spdk_io("write", nqn, addr, port, "--offset", "0", "--file", data_a)
 
     # Node 2 dies: after ctrlr_loss_timeout_sec its controller is deleted and the RAID drops it.
     n2.kill()
     assert wait_for(lambda: n0.call("bdev_raid_get_bdevs", category="all")[0]["num_base_bdevs_discovered"] == 2)
-    data_b = write_file(os.path.join(cluster.workdir, "b.bin"), MIB, "B")
+    data_b = pattern_file(os.path.join(cluster.workdir, "b.bin"), "B", MIB)
     spdk_io("write", nqn, addr, port, "--offset", str(8 * MIB), "--file", data_b)
     degraded = cluster.engine(n0, **args)
     assert not degraded.failed, degraded.msg

@@ -7,8 +7,6 @@ it: tests/emulator/spdk_io through the engine's frontend (the continuous writer 
 while snapshots are taken), and each snapshot is read back through a temporary export of it on its
 own node.
 """
-import hashlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -16,62 +14,43 @@ import sys
 import time
 
 import pytest
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(TESTS, "unit"))
-
-from expected_calls import run_module  # noqa: E402
-
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient  # noqa: E402
-from ansible_collections.spdk.storage.plugins.modules import (  # noqa: E402
-    spdk_disk,
-    spdk_engine,
-    spdk_replica,
-    spdk_snapshot,
+from volume_helpers import (
+    APP_HOST,
+    MIB,
+    SB,
+    SPDK_IO,
+    TIMEOUTS,
+    Nodes,
+    emulated,
+    frontend,
+    host_nqn,
+    pattern_file,
+    port_block,
+    sha256_in,
+    spdk_io,
+    wait_for,
 )
 
-SPDK_IO = os.path.join(TESTS, "emulator", "spdk_io")
-MIB = 1 << 20
-SB = MIB                         # the RAID superblock area at the start of every replica
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
+from ansible_collections.spdk.storage.plugins.modules import spdk_engine, spdk_replica, spdk_snapshot
+
 DATA = 8 * MIB                   # the part of the volume the tests write
-PORT_BASE = 23000 + (os.getpid() % 800) * 20
-PORT_RANGE = "%d-%d" % (PORT_BASE, PORT_BASE + 19)
-APP_HOST = "nqn.2026-01.io.spdk-storage:host:app"
-TIMEOUTS = dict(ctrlr_loss_timeout_sec=3, reconnect_delay_sec=1, fast_io_fail_timeout_sec=2)
+PORT_BASE, PORT_RANGE = port_block(23000, 800)
 MUTATING_SNAPSHOT_RPCS = {"bdev_lvol_snapshot", "nvmf_subsystem_set_ns_ana_group"}
-
-
-def _emulator_fixtures():
-    spec = importlib.util.spec_from_file_location("emulator_fixtures", os.path.join(TESTS, "emulator", "conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-EMU = _emulator_fixtures()
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def host_nqn(node):
-    return "nqn.2026-01.io.spdk-storage:host:n%d" % node.idx
-
-
-class Volume:
+class Volume(Nodes):
     """Three emulated nodes and one engine ``vol`` on node 0 over replicas on nodes 0, 1 and 2."""
 
     def __init__(self, workdir):
-        self.workdir = workdir
-        self.nodes = []
-        self.records = os.path.join(workdir, "records")
+        super().__init__(workdir)
         self.replicas = []
         self.exports = {}
 
     def start(self, count=3):
         for idx in range(count):
-            node = EMU.Node(idx, self.workdir)
-            self.nodes.append(node)
-            node.start()
+            self.start_node(idx)
         if "bdev_nvme_send_cmd" not in self.nodes[0].call("rpc_get_methods"):
             pytest.skip("the emulator does not serve bdev_nvme_send_cmd")
         for node in self.nodes:
@@ -86,9 +65,6 @@ class Volume:
                                   "rpc_socket": node.sock})
         return self
 
-    def disk(self, node):
-        return self.ok(spdk_disk, node, name="disk%d" % node.idx, path=node.disk("disk%d.img" % node.idx, 256 * MIB))
-
     def expose(self, node):
         name = "vol-r%d" % node.idx
         replica = self.ok(spdk_replica, node, name=name, disk="disk%d" % node.idx, size="65MiB", expose=True,
@@ -96,15 +72,6 @@ class Volume:
                           allowed_hosts=[host_nqn(self.nodes[0])]).result["replica"]
         self.exports[node.idx] = replica["exposure"]
         return replica["exposure"]
-
-    def module(self, module, node, check_mode=False, **args):
-        args.setdefault("rpc_socket", node.sock)
-        return run_module(module, args, None, check_mode=check_mode, diff=True)
-
-    def ok(self, module, node, **args):
-        outcome = self.module(module, node, **args)
-        assert not outcome.failed, outcome.msg
-        return outcome
 
     def engine(self, frontend="nvmf"):
         n0 = self.nodes[0]
@@ -124,10 +91,6 @@ class Volume:
         args.setdefault("port_range", PORT_RANGE)
         return self.module(spdk_snapshot, self.nodes[0], check_mode=check_mode, **args)
 
-    def frontend(self, outcome):
-        view = outcome.result["engine"]["frontend"]
-        return view["nqn"], view["listen_address"], view["port"]
-
     def snapshot_bytes(self, snapshot, offset=SB, length=DATA):
         """sha256 of [offset, offset+length) of every replica's copy of ``snapshot``, read through an
         export of the snapshot lvol on its own node (made and removed by the test)."""
@@ -144,7 +107,7 @@ class Volume:
                     "trtype": "TCP", "adrfam": "IPv4", "traddr": node.addr, "trsvcid": str(port)})
                 out = spdk_io("read", nqn, node.addr, port, "--offset", str(offset), "--length", str(length),
                               "--sha256").stdout
-                digests[replica] = out.split("sha256=")[1].split()[0]
+                digests[replica] = sha256_in(out)
             finally:
                 node.call("nvmf_delete_subsystem", nqn=nqn)
         return digests
@@ -159,39 +122,7 @@ class Volume:
 
 @pytest.fixture
 def volume():
-    workdir = EMU.tempfile.mkdtemp(prefix="esnap-", dir="/tmp")
-    vol = Volume(workdir)
-    yield vol
-    for node in vol.nodes:
-        node.kill()
-    EMU.shutil.rmtree(workdir, ignore_errors=True)
-
-
-def spdk_io(command, nqn, addr, port, *extra, check=True):
-    if "--hostnqn" not in extra:
-        extra += ("--hostnqn", APP_HOST)
-    proc = subprocess.run([sys.executable, SPDK_IO, command, "--nqn", nqn, "--traddr", addr, "--trsvcid", str(port),
-                           "--timeout", "20"] + list(extra), capture_output=True, text=True, timeout=180, check=False)
-    if check:
-        assert proc.returncode == 0, "spdk_io %s %s: rc %d %s %s" % (
-            command, nqn, proc.returncode, proc.stdout, proc.stderr)
-    return proc
-
-
-def pattern_file(path, seed, size=DATA):
-    data = bytearray()
-    block = 0
-    while len(data) < size:
-        data += (("%s:%d:" % (seed, block)).encode() * 512)[:4096]
-        block += 1
-    with open(path, "wb") as handle:
-        handle.write(bytes(data[:size]))
-    return path
-
-
-def sha256_file(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+    yield from emulated(Volume, "esnap-")
 
 
 def completed_writes(log_path):
@@ -201,19 +132,10 @@ def completed_writes(log_path):
         return sum(1 for _line in handle)
 
 
-def wait_for(predicate, timeout=20.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
-
 def test_snapshots_taken_while_a_writer_keeps_writing_are_byte_identical_on_every_replica(volume):
     volume.start()
     engine = volume.engine()
-    nqn, addr, port = volume.frontend(engine)
+    nqn, addr, port = frontend(engine)
     log = os.path.join(volume.workdir, "writer.jsonl")
     writer = subprocess.Popen([sys.executable, SPDK_IO, "writer", "--nqn", nqn, "--traddr", addr, "--trsvcid",
                                str(port), "--hostnqn", APP_HOST, "--offset", "0", "--length", str(DATA),
@@ -270,9 +192,9 @@ def test_snapshots_taken_while_a_writer_keeps_writing_are_byte_identical_on_ever
 def test_revert_restores_the_snapshot_bytes_through_a_recreated_frontend(volume):
     volume.start()
     engine = volume.engine()
-    nqn, addr, port = volume.frontend(engine)
-    data_a = pattern_file(os.path.join(volume.workdir, "a.bin"), "A")
-    data_b = pattern_file(os.path.join(volume.workdir, "b.bin"), "B")
+    nqn, addr, port = frontend(engine)
+    data_a = pattern_file(os.path.join(volume.workdir, "a.bin"), "A", DATA)
+    data_b = pattern_file(os.path.join(volume.workdir, "b.bin"), "B", DATA)
     spdk_io("write", nqn, addr, port, "--offset", "0", "--file", data_a)
     assert not volume.snapshot(name="before").failed
     spdk_io("write", nqn, addr, port, "--offset", "0", "--file", data_b)
@@ -298,7 +220,7 @@ def test_revert_restores_the_snapshot_bytes_through_a_recreated_frontend(volume)
 
     engine = volume.engine()
     assert engine.result["engine"]["state"] == "healthy"
-    nqn, addr, port = volume.frontend(engine)
+    nqn, addr, port = frontend(engine)
     spdk_io("verify", nqn, addr, port, "--offset", "0", "--file", data_a)
     for node in volume.nodes:                     # no temporary export or controller is left behind
         assert [s["nqn"] for s in node.call("nvmf_get_subsystems") if "revert" in s["nqn"]] == []
@@ -308,12 +230,12 @@ def test_revert_restores_the_snapshot_bytes_through_a_recreated_frontend(volume)
 def test_a_replica_target_killed_mid_revert_then_a_rerun_converges(volume, monkeypatch):
     volume.start()
     engine = volume.engine()
-    nqn, addr, port = volume.frontend(engine)
-    data_a = pattern_file(os.path.join(volume.workdir, "a.bin"), "A")
+    nqn, addr, port = frontend(engine)
+    data_a = pattern_file(os.path.join(volume.workdir, "a.bin"), "A", DATA)
     spdk_io("write", nqn, addr, port, "--offset", "0", "--file", data_a)
     assert not volume.snapshot(name="before").failed
     spdk_io("write", nqn, addr, port, "--offset", "0", "--file",
-            pattern_file(os.path.join(volume.workdir, "b.bin"), "B"))
+            pattern_file(os.path.join(volume.workdir, "b.bin"), "B", DATA))
     volume.engine(frontend="none")
 
     # Node 2's target dies right when the revert is about to clone its new head (its old head is gone).
@@ -341,7 +263,7 @@ def test_a_replica_target_killed_mid_revert_then_a_rerun_converges(volume, monke
 
     engine = volume.engine()
     assert engine.result["engine"]["state"] == "healthy"
-    nqn, addr, port = volume.frontend(engine)
+    nqn, addr, port = frontend(engine)
     spdk_io("verify", nqn, addr, port, "--offset", "0", "--file", data_a)
     export = volume.exports[2]
     spdk_io("verify", export["nqn"], victim.addr, export["port"], "--offset", str(SB), "--file", data_a,
@@ -352,7 +274,7 @@ def test_without_the_pause_the_replicas_snapshots_differ_under_the_same_writer(v
     """The control experiment: quiesce=none snapshots the replicas one after the other while writes
     go on, as real SPDK showed (more/ana run1/run13: 2 of 10 pairs identical)."""
     volume.start()
-    nqn, addr, port = volume.frontend(volume.engine())
+    nqn, addr, port = frontend(volume.engine())
     log = os.path.join(volume.workdir, "writer.jsonl")
     writer = subprocess.Popen([sys.executable, SPDK_IO, "writer", "--nqn", nqn, "--traddr", addr, "--trsvcid",
                                str(port), "--hostnqn", APP_HOST, "--offset", "0", "--length", str(DATA),

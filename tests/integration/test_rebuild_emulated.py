@@ -5,8 +5,6 @@ the rebuild: r1 is replaced by r2. Data goes in through the engine's frontend wi
 the rebuild the engine is deleted (replica data and superblocks stay) and the source and the new
 replica are read through their own exports, byte for byte, from the RAID data offset (1 MiB).
 """
-import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,64 +12,38 @@ import threading
 import time
 
 import pytest
+from volume_helpers import (
+    APP_HOST,
+    MIB,
+    NQN_PREFIX,
+    SB,
+    SPDK_IO,
+    TIMEOUTS,
+    Nodes,
+    emulated,
+    frontend,
+    port_block,
+    sha256_in,
+    spdk_io,
+)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(TESTS, "unit"))
-
-from expected_calls import run_module  # noqa: E402
-
-from ansible_collections.spdk.storage.plugins.modules import (  # noqa: E402
-    spdk_disk,
+from ansible_collections.spdk.storage.plugins.modules import (
     spdk_engine,
     spdk_replica,
     spdk_replica_rebuild,
     spdk_snapshot,
 )
 
-SPDK_IO = os.path.join(TESTS, "emulator", "spdk_io")
-MIB = 1 << 20
-SB = MIB                      # the RAID superblock area at the start of every replica
 VOLUME = 16 * MIB
-PORT_BASE = 23000 + (os.getpid() % 900) * 20
-PORT_RANGE = "%d-%d" % (PORT_BASE, PORT_BASE + 19)
-APP_HOST = "nqn.2026-01.io.spdk-storage:host:app"
-ENGINE_HOST = "nqn.2026-01.io.spdk-storage:host:n0"
-TIMEOUTS = dict(ctrlr_loss_timeout_sec=3, reconnect_delay_sec=1, fast_io_fail_timeout_sec=2)
+PORT_RANGE = port_block(23000, 900)[1]
+ENGINE_HOST = NQN_PREFIX + "host:n0"
 pytestmark = [pytest.mark.integration]
 
 
-def _emulator_fixtures():
-    spec = importlib.util.spec_from_file_location("emulator_fixtures", os.path.join(TESTS, "emulator", "conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-EMU = _emulator_fixtures()
-
-
-class Cluster:
+class Cluster(Nodes):
     """Three emulated nodes with a two-replica engine vol1 on n0 (r0 local, r1 on n1); n2 is empty."""
 
-    def __init__(self, workdir):
-        self.workdir = workdir
-        self.nodes = []
-        self.records = os.path.join(workdir, "records")
-
-    def start(self, idx):
-        node = EMU.Node(idx, self.workdir)
-        self.nodes.append(node)
-        return node.start()
-
-    def ok(self, module, node, check_mode=False, **args):
-        args.setdefault("rpc_socket", node.sock)
-        outcome = run_module(module, args, None, check_mode=check_mode, diff=True)
-        assert not outcome.failed, outcome.msg
-        return outcome
-
-    def disk(self, node):
-        return self.ok(spdk_disk, node, name="disk%d" % node.idx, path=node.disk("disk%d.img" % node.idx, 128 * MIB))
+    disk_size = 128 * MIB
 
     def replica(self, node, name, expose=True, allowed=(ENGINE_HOST,)):
         args = dict(name=name, disk="disk%d" % node.idx, size="17MiB")
@@ -86,16 +58,14 @@ class Cluster:
                        port_range=PORT_RANGE, **dict(TIMEOUTS, **extra))
 
     def build(self):
-        n0, n1, n2 = self.start(0), self.start(1), self.start(2)
+        n0, n1, n2 = self.start_node(0), self.start_node(1), self.start_node(2)
         for node in (n0, n1, n2):
             self.disk(node)
         self.replica(n0, "r0", expose=False)
         export = self.replica(n1, "r1")["exposure"]
         self.replicas = [{"name": "r0", "disk": "disk0"},
                          {"name": "r1", "address": "%s:%d" % (n1.addr, export["port"]), "rpc_socket": n1.sock}]
-        engine = self.engine("nvmf", self.replicas)
-        view = engine.result["engine"]["frontend"]
-        self.frontend = (view["nqn"], view["listen_address"], view["port"])
+        self.frontend = frontend(self.engine("nvmf", self.replicas))
         return n0, n1, n2
 
     def snapshot_both(self, name):
@@ -112,7 +82,7 @@ class Cluster:
                                  "listen_address": n2.addr, "port_range": PORT_RANGE})
         args.update(TIMEOUTS)
         args.update(extra)
-        outcome = run_module(spdk_replica_rebuild, args, None, check_mode=check_mode, diff=True)
+        outcome = self.module(spdk_replica_rebuild, n0, check_mode=check_mode, **args)
         if not failed_ok:
             assert not outcome.failed, outcome.msg
         report(outcome)
@@ -124,8 +94,8 @@ class Cluster:
     def replica_image(self, node, name):
         """sha256 of the replica's data region read through its own export (engine deleted first)."""
         export = self.replica(node, name, allowed=(ENGINE_HOST,))["exposure"]
-        return sha256(spdk_io("read", export["nqn"], node.addr, export["port"], "--offset", str(SB),
-                              "--length", str(VOLUME), "--sha256", "--hostnqn", ENGINE_HOST).stdout)
+        return sha256_in(spdk_io("read", export["nqn"], node.addr, export["port"], "--offset", str(SB),
+                                 "--length", str(VOLUME), "--sha256", "--hostnqn", ENGINE_HOST).stdout)
 
     def calls(self, node, since):
         return node.rpc_log()[since:]
@@ -141,27 +111,9 @@ def report(outcome):
         view.get("rebuild_seconds"), view.get("allocated_clusters")))
 
 
-def sha256(text):
-    return next(word.split("=", 1)[1] for word in text.split() if word.startswith("sha256="))
-
-
-def spdk_io(command, nqn, addr, port, *extra):
-    if "--hostnqn" not in extra:
-        extra += ("--hostnqn", APP_HOST)
-    proc = subprocess.run([sys.executable, SPDK_IO, command, "--nqn", nqn, "--traddr", addr, "--trsvcid", str(port),
-                           "--timeout", "20"] + list(extra), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, "spdk_io %s: rc %d %s %s" % (command, proc.returncode, proc.stdout, proc.stderr)
-    return proc
-
-
 @pytest.fixture
 def cluster():
-    workdir = EMU.tempfile.mkdtemp(prefix="rb-", dir="/tmp")
-    group = Cluster(workdir)
-    yield group
-    for node in group.nodes:
-        node.kill()
-    EMU.shutil.rmtree(workdir, ignore_errors=True)
+    yield from emulated(Cluster, "rb-")
 
 
 def mutating(entries):

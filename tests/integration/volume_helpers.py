@@ -1,0 +1,140 @@
+"""What the multi-node emulated tests share: emulated nodes driven through the modules' main(), and host I/O.
+
+test_engine_emulated, test_engine_snapshot_emulated and test_rebuild_emulated each start their own
+emulated spdk_tgt processes (tests/emulator/conftest.py ``Node``: one address 127.0.0.N per node),
+make disks, replicas and engines with the collection's modules on the real sockets, and read and
+write data the way a host does, with tests/emulator/spdk_io.
+"""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(TESTS, "unit"))
+
+from expected_calls import run_module  # noqa: E402  pylint: disable=wrong-import-position
+
+from ansible_collections.spdk.storage.plugins.modules import spdk_disk  # noqa: E402  pylint: disable=wrong-import-position
+
+SPDK_IO = os.path.join(TESTS, "emulator", "spdk_io")
+MIB = 1 << 20
+SB = MIB                                 # the RAID superblock area at the start of every replica
+NQN_PREFIX = "nqn.2026-01.io.spdk-storage:"
+APP_HOST = NQN_PREFIX + "host:app"       # the host that uses the volume (spdk_io)
+# Short loss policy so a dead replica leaves the RAID within seconds.
+TIMEOUTS = dict(ctrlr_loss_timeout_sec=3, reconnect_delay_sec=1, fast_io_fail_timeout_sec=2)
+
+
+def _emulator_fixtures():
+    spec = importlib.util.spec_from_file_location("emulator_fixtures", os.path.join(TESTS, "emulator", "conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EMU = _emulator_fixtures()
+
+
+def port_block(first, spread):
+    """(base, "base-base+19"): 20 ports of their own for this test process, away from 4420 (other runs use it)."""
+    base = first + (os.getpid() % spread) * 20
+    return base, "%d-%d" % (base, base + 19)
+
+
+def host_nqn(node):
+    """The host NQN node ``n<idx>`` presents as an engine node."""
+    return NQN_PREFIX + "host:n%d" % node.idx
+
+
+class Nodes:
+    """Emulated nodes in one work directory, and module runs on them as a playbook would make them."""
+
+    disk_size = 256 * MIB
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.nodes = []
+        self.records = os.path.join(workdir, "records")
+
+    def start_node(self, idx):
+        node = EMU.Node(idx, self.workdir)
+        self.nodes.append(node)
+        node.start()
+        return node
+
+    def module(self, module, node, check_mode=False, **args):
+        args.setdefault("rpc_socket", node.sock)
+        return run_module(module, args, None, check_mode=check_mode, diff=True)
+
+    def ok(self, module, node, check_mode=False, **args):
+        outcome = self.module(module, node, check_mode=check_mode, **args)
+        assert not outcome.failed, outcome.msg
+        return outcome
+
+    def disk(self, node, size=None):
+        """Disk ``disk<idx>`` on a sparse file of the node's."""
+        return self.ok(spdk_disk, node, name="disk%d" % node.idx,
+                       path=node.disk("disk%d.img" % node.idx, size or self.disk_size))
+
+
+def emulated(group_class, prefix):
+    """Fixture body: a ``group_class`` (a Nodes) in a fresh work directory; its nodes killed and the directory
+    removed afterwards."""
+    workdir = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    group = group_class(workdir)
+    try:
+        yield group
+    finally:
+        for node in group.nodes:
+            node.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def spdk_io(command, nqn, addr, port, *extra, check=True, timeout=180):
+    """tests/emulator/spdk_io as the host APP_HOST (unless ``--hostnqn`` is given); asserts success if ``check``."""
+    if "--hostnqn" not in extra:
+        extra += ("--hostnqn", APP_HOST)
+    proc = subprocess.run([sys.executable, SPDK_IO, command, "--nqn", nqn, "--traddr", addr, "--trsvcid", str(port),
+                           "--timeout", "20"] + list(extra), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    if check:
+        assert proc.returncode == 0, "spdk_io %s %s: rc %d %s %s" % (
+            command, nqn, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def pattern_file(path, seed, size):
+    """A file of ``size`` bytes whose every 4 KiB block names its seed and number, so blocks never repeat."""
+    data = bytearray()
+    block = 0
+    while len(data) < size:
+        data += (("%s:%d:" % (seed, block)).encode() * 512)[:4096]
+        block += 1
+    with open(path, "wb") as handle:
+        handle.write(bytes(data[:size]))
+    return path
+
+
+def sha256_in(output):
+    """The digest of spdk_io's ``--sha256`` output."""
+    return next(word.split("=", 1)[1] for word in output.split() if word.startswith("sha256="))
+
+
+def wait_for(predicate, timeout=20.0, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def frontend(outcome):
+    """(nqn, address, port) of an spdk_engine result's frontend."""
+    view = outcome.result["engine"]["frontend"]
+    return view["nqn"], view["listen_address"], view["port"]
