@@ -227,9 +227,7 @@ class ReplicaView:
         out["parent"] = replica.parent if replica else None
         if snapshot_name is not None:
             snap = replica.snapshot(snapshot_name) if replica else None
-            out["snapshot"] = None if snap is None else {
-                "lvol_name": snap.lvol.name, "uuid": snap.lvol.uuid, "parent": snap.parent,
-                "children": ops.snapshot_children(replica, snap)}
+            out["snapshot"] = None if snap is None else snap.to_dict()
         return out
 
 

@@ -376,6 +376,55 @@ class Replica:
         }
 
 
+# --- snapshot entries as spdk_info and spdk_snapshot return them --------------------------
+# ``children`` holds child snapshots only (user-facing names); the head is ``head_child``, lvols
+# outside the replica cloned from the snapshot are ``other_children``: a name never means two things.
+
+
+def snapshot_entries(replica, cluster_size):
+    """``Snapshot.to_dict()`` of every snapshot of ``replica``, parents first, with ``allocated_bytes``."""
+    return [dict(s.to_dict(), allocated_bytes=s.lvol.allocated_clusters * cluster_size) for s in replica.snapshots]
+
+
+def _entry_copy(entry):
+    return dict(entry, children=list(entry["children"]), other_children=list(entry["other_children"]))
+
+
+def entries_after_snapshot(entries, replica, name, lvol_name, cluster_size):
+    """``entries`` once the head of ``replica`` is snapshotted as ``name``: the new snapshot takes the head's
+    place under the head's parent and owns what the head owned; the head is its only child."""
+    after = []
+    for entry in entries:
+        entry = _entry_copy(entry)
+        if entry["head_child"]:
+            entry["head_child"] = False
+            entry["children"] = sorted(entry["children"] + [name])
+        after.append(entry)
+    clusters = replica.head.allocated_clusters
+    after.append({"name": name, "lvol_name": lvol_name, "uuid": None, "size": replica.size,
+                  "allocated_clusters": clusters, "parent": replica.parent, "children": [], "head_child": True,
+                  "other_children": [], "allocated_bytes": clusters * cluster_size})
+    return after
+
+
+def entries_after_delete(entries, name):
+    """``entries`` once snapshot ``name`` is deleted: SPDK merges it into its one child, which takes its parent."""
+    gone = next(e for e in entries if e["name"] == name)
+    after = []
+    for entry in entries:
+        if entry["name"] == name:
+            continue
+        entry = _entry_copy(entry)
+        if entry["name"] == gone["parent"]:
+            entry["children"] = sorted([c for c in entry["children"] if c != name] + gone["children"])
+            entry["head_child"] = entry["head_child"] or gone["head_child"]
+            entry["other_children"] = sorted(entry["other_children"] + gone["other_children"])
+        if entry["parent"] == name:
+            entry["parent"] = gone["parent"]
+        after.append(entry)
+    return after
+
+
 def _snapshot_tree(head, snapshot_lvols):
     """Snapshots linked by parent/children, ordered parents before children."""
     snaps = {}

@@ -83,6 +83,9 @@ replicas:
     - Replica head lvols (lvols that are neither snapshots nor C(<replica>-snap-<name>) names), each with
       its snapshots ordered parents first, the chain from the oldest snapshot to the head, its export
       and the engines using it.
+    - In a snapshot, C(children) names the replica's snapshots made from it (never the head), C(head_child)
+      tells whether the head is a clone of it, and C(other_children) lists clones outside the replica; the
+      same entries M(spdk.storage.spdk_snapshot) returns.
   returned: always
   type: list
   elements: dict

@@ -184,25 +184,47 @@ snapshot:
       description: Name of the snapshot lvol.
       type: str
       sample: vol1-r1-snap-before-upgrade
+    uuid:
+      description: UUID of the snapshot lvol (null for a snapshot only planned in check mode).
+      type: str
+    size:
+      description: Size of the snapshot in bytes.
+      type: int
     parent:
       description: Name of the parent snapshot, or null.
       type: str
     children:
-      description: Lvol or snapshot names cloned from this snapshot. The head appears by replica name.
+      description:
+        - Names of the snapshots of this replica made from this one (as M(spdk.storage.spdk_info) shows them).
+          The head is never listed here; see RV(snapshot.head_child).
       type: list
       elements: str
+    head_child:
+      description: Whether the replica's head is a clone of this snapshot (the newest snapshot of the head's chain).
+      type: bool
+    other_children:
+      description: Lvol names of clones of this snapshot outside the replica (they keep it from being deleted).
+      type: list
+      elements: str
+    allocated_clusters:
+      description: Clusters the snapshot itself owns.
+      type: int
     allocated_bytes:
       description: Bytes the snapshot itself owns.
       type: int
 snapshots:
-  description: The replica's snapshot tree after the run (or as it would be in check mode), parents first.
+  description:
+    - The replica's snapshot tree after the run (or as it would be in check mode), parents first. Each entry has
+      the fields of RV(snapshot), the same model M(spdk.storage.spdk_info) returns.
   returned: when replica is given
   type: list
   elements: dict
   sample:
-    - {name: daily-1, lvol_name: vol1-r1-snap-daily-1, parent: null, children: [daily-2],
+    - {name: daily-1, lvol_name: vol1-r1-snap-daily-1, uuid: 8a10d34b-56d5-4481-878b-4daa88761508,
+       size: 268435456, parent: null, children: [daily-2], head_child: false, other_children: [],
        allocated_bytes: 4194304, allocated_clusters: 4}
-    - {name: daily-2, lvol_name: vol1-r1-snap-daily-2, parent: daily-1, children: [vol1-r1],
+    - {name: daily-2, lvol_name: vol1-r1-snap-daily-2, uuid: 0f6f2d0a-5c3e-4a52-9d4e-3b8d0c1c6a11,
+       size: 268435456, parent: daily-1, children: [], head_child: true, other_children: [],
        allocated_bytes: 2097152, allocated_clusters: 2}
 replica:
   description: Name of the replica.
@@ -237,7 +259,7 @@ engine:
       type: bool
     replicas:
       description: Per replica, its node, C(mode) (V(OK) or V(ERR) with C(error)), snapshots, the head's
-        parent and the snapshot's lvol (C(lvol_name), C(uuid), C(parent), C(children)).
+        parent and the snapshot (C(snapshot), with the fields of RV(snapshot) but C(allocated_bytes)).
       type: list
       elements: dict
 paused_seconds:
@@ -251,6 +273,7 @@ rpc_calls_per_node:
 """
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_snapshot as es
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_model as sm
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
@@ -292,7 +315,23 @@ class ReplicaSnapshot:
                                            disk=params["disk"], state=params["state"])
 
     def plan(self, client):
-        return ops.plan_snapshot(ops.load_state(client), self.request)
+        """ops' plan (steps and refusals), with before/after as the model's snapshot entries."""
+        state = ops.load_state(client)
+        plan = ops.plan_snapshot(state, self.request)
+        replica, cluster_size = ops.find_replica(state, self.request.replica, self.request.disk)
+        plan.before = self._view(replica, sm.snapshot_entries(replica, cluster_size))
+        entries = plan.before["snapshots"]
+        if plan.changed and self.request.state == "present":
+            entries = sm.entries_after_snapshot(entries, replica, self.request.name, self.request.lvol_name,
+                                                cluster_size)
+        elif plan.changed:
+            entries = sm.entries_after_delete(entries, self.request.name)
+        plan.after = self._view(replica, entries)
+        return plan
+
+    @staticmethod
+    def _view(replica, entries):
+        return {"replica": replica.name, "disk": replica.disk, "snapshots": entries}
 
     def result(self, client, plan, check_mode):
         """The tree after the run: predicted in check mode, read again after a change."""
@@ -300,7 +339,7 @@ class ReplicaSnapshot:
         if plan.changed and not check_mode:
             replica, cluster_size = ops.find_replica(ops.load_state(client), self.request.replica,
                                                      self.request.disk)
-            view = ops.snapshot_view(replica, cluster_size)
+            view = self._view(replica, sm.snapshot_entries(replica, cluster_size))
         mine = [s for s in view["snapshots"] if s["name"] == self.request.name]
         return dict(view, snapshot=mine[0] if mine else None)
 

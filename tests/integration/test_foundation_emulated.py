@@ -163,7 +163,7 @@ def test_first_run_creates_the_disk_an_exposed_thin_replica_and_its_snapshot(seq
 
     snapshot = first["snapshot " + SNAPSHOT]
     assert snapshot["snapshot"]["lvol_name"] == "%s-snap-%s" % (REPLICA, SNAPSHOT)
-    assert snapshot["snapshot"]["children"] == [REPLICA]
+    assert snapshot["snapshot"]["children"] == [] and snapshot["snapshot"]["head_child"] is True
 
 
 def test_info_shows_the_disk_the_replica_with_its_snapshot_tree_and_the_subsystem(sequence):
