@@ -28,11 +28,15 @@ description:
     destroying it; its data stays on the device and O(state=present) imports it again. This is
     refused while a replica of the disk is exposed over NVMe-oF or is a member of a RAID, unless
     O(force=true).
+  - With O(force=true), the NVMe-oF subsystems that export lvols of this disk are deleted first (a subsystem that
+    also exports bdevs of other disks only loses this disk's namespaces), so no subsystem is left behind with a
+    listener and no namespace. Subsystems exporting anything else, such as an engine's frontend, stay. The
+    result lists them in RV(removed_exports).
   - O(state=absent) with O(wipe=true) destroys the lvstore and all its volumes first. This is
     refused while any lvol lives on the disk, unless O(force=true). Real SPDK destroys an lvstore
     under a live RAID without complaint, so the module checks RAID membership itself.
   - A run that changes nothing sends two read RPCs in one batch (present), or two, plus two when
-    the disk is attached (absent).
+    the disk is attached (absent). O(force=true) reads the subsystems (one RPC) instead of checking usage.
 author:
   - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
@@ -110,8 +114,8 @@ options:
     default: false
   force:
     description:
-      - With O(state=absent), detach even though replicas are exposed or used by a RAID. Their
-        exports disappear and the RAIDs degrade.
+      - With O(state=absent), detach even though replicas are exposed or used by a RAID. The subsystems
+        exporting lvols of this disk are deleted first (RV(removed_exports)) and the RAIDs degrade.
       - With O(wipe=true), also destroy lvols that still exist, and lvols that a RAID uses.
     type: bool
     default: false
@@ -152,6 +156,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+removed_exports:
+  description:
+    - NQNs of the NVMe-oF subsystems whose exports of this disk's lvols O(force=true) removed (or, in check mode,
+      would remove) before detaching the disk. Deleted, or, when a subsystem exports other bdevs too, stripped of
+      this disk's namespaces only. Empty otherwise.
+  returned: always
+  type: list
+  elements: str
+  sample: ["nqn.2026-01.io.spdk-storage:vol1-r1"]
 disk:
   description: The disk after the run. Empty when the disk is absent. In check mode, what the run would give.
   returned: always
@@ -361,6 +374,7 @@ class DiskRun:
         self.check_mode = module.check_mode
         self.actions = []
         self.warnings = []
+        self.removed_exports = []  # NQNs whose exports of this disk's lvols force removed
         self.before = {}
         self.predicted = None  # disk view for check mode when nothing can be read back
 
@@ -520,12 +534,34 @@ class DiskRun:
         if disk.lvols and not req.force:
             with_usage = model.NodeState(dict(state.raw, **model.fetch(self.client, model.USAGE_PARTS)))
             self.refuse_if_busy(disk, with_usage.usage(disk.lvols))
+        elif disk.lvols:
+            self.remove_exports(disk, model.NodeState(dict(state.raw, **model.fetch(self.client, ("subsystems",)))))
         if req.wipe:
             self.mutate("bdev_lvol_delete_lvstore", {"uuid": disk.uuid},
                         "wipe: destroy lvstore %s and its %d lvol(s)" % (disk.name, len(disk.lvols)))
         self.mutate("bdev_aio_delete", {"name": disk.base_bdev},
                     "detach %s (the lvstore is unloaded, its data kept)" % disk.path
                     if not req.wipe else "detach %s" % disk.path)
+
+    def remove_exports(self, disk, state):
+        """force: take this disk's lvols out of NVMe-oF first. Detaching the disk only hot-removes their
+        namespaces, and the subsystems would stay behind with their listeners."""
+        refs = set()
+        for lvol in disk.lvols:
+            refs |= lvol.refs()
+        for exposure in state.exposures:
+            mine = [ns for ns in exposure.namespaces if ns["bdev_name"] in refs]
+            if not mine:
+                continue
+            self.removed_exports.append(exposure.nqn)
+            if len(mine) == len(exposure.namespaces):
+                self.mutate("nvmf_delete_subsystem", {"nqn": exposure.nqn},
+                            "force: delete subsystem %s, which exports lvols of disk %s" % (exposure.nqn, disk.name))
+                continue
+            for ns in mine:     # the subsystem exports other bdevs too: keep it for them
+                self.mutate("nvmf_subsystem_remove_ns", {"nqn": exposure.nqn, "nsid": ns["nsid"]},
+                            "force: remove namespace %s (%s, an lvol of disk %s) from subsystem %s, which "
+                            "keeps its other namespaces" % (ns["nsid"], ns["bdev_name"], disk.name, exposure.nqn))
 
     def refuse_if_busy(self, disk, usage):
         req = self.request
@@ -601,7 +637,7 @@ def main():
     for warning in run.warnings:
         module.warn(warning)
     module.exit_with(changed=run.changed, diff={"before": run.before, "after": disk},
-                     disk=disk, actions=run.actions)
+                     disk=disk, actions=run.actions, removed_exports=run.removed_exports)
 
 
 if __name__ == "__main__":

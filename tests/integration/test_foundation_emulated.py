@@ -355,6 +355,19 @@ def test_a_wrong_uuid_on_a_detached_device_is_attached_to_look_then_detached_aga
         assert handle.read(MiB) == bytes(MiB), "the device was written to"
 
 
+@pytest.mark.destructive
+def test_a_forced_detach_removes_the_exports_of_the_disks_replicas_first(spdk_targets, ansible_runner):
+    """Detaching only hot-removes the namespaces: without force removing them, the replica's subsystem and its
+    listener would stay behind, exporting nothing."""
+    target = spdk_targets()
+    ansible_runner.playbook(target, [disk_task(DISK, target.disk_file(DISK)), replica_task(target, REPLICA)])
+    detach = ("detach " + DISK, "spdk.storage.spdk_disk", dict(name=DISK, state="absent", force=True))
+    task = ansible_runner.playbook(target, [detach])["detach " + DISK]
+    assert task.changed and task["removed_exports"] == [NQN_PREFIX + REPLICA]
+    assert NQN_PREFIX + REPLICA not in [s["nqn"] for s in target.rpc("nvmf_get_subsystems")]
+    assert target.rpc("bdev_lvol_get_lvstores") == []
+
+
 def test_rpc_calls_counts_nothing_when_the_socket_is_absent(spdk_targets, ansible_runner):
     target = spdk_targets()
     result = ansible_runner.adhoc(target, "spdk.storage.spdk_info", dict(rpc_socket=target.sock + ".absent",

@@ -5,6 +5,7 @@ file of the test, and names follow the collection's rule (lvstore name = disk na
 """
 import pytest
 
+import replica_scenarios as sc
 from expected_calls import answer, expect, reads, result, run_module
 
 pytest.importorskip("ansible_collections.spdk.storage.plugins.module_utils.spdk_common",
@@ -14,6 +15,7 @@ from ansible_collections.spdk.storage.plugins.modules import spdk_disk  # noqa: 
 
 INTRO = "more/introspection.jsonl"
 D1 = "more/d1_set_parent_thin_no_parent.jsonl"
+NQN = "nqn.2026-01.io.spdk-storage:"
 D6 = "more/d6_alloc_after_shallow_copy.jsonl"
 D1D_FILE = "/var/lib/spdk/disks/d1_set_parent_thin_no_parent-node1d.img"
 D1D_UUID = "05af3ed0-fac6-46dc-8e15-bb99e47f2367"  # d1 L58: lvstore created on disk1d
@@ -279,20 +281,70 @@ def test_wipe_is_refused_while_lvols_live_on_the_disk():
 def test_forced_wipe_destroys_the_lvstore_then_detaches():
     outcome = run_module(spdk_disk, {"name": "disk1", "state": "absent", "wipe": True, "force": True}, [
         d6_disk_with_replica(),
+        expect("nvmf_get_subsystems", None, answer(INTRO, 8)),      # the discovery subsystem only
         expect("bdev_lvol_delete_lvstore", {"uuid": "2cf2b498-3763-4a05-a41c-6c38ac7b2376"},
                answer("step6.jsonl", 53)),
         expect("bdev_aio_delete", {"name": "disk1"}, AIO_DELETED),
     ])
     assert outcome.changed is True
     assert outcome.mutating == ["bdev_lvol_delete_lvstore", "bdev_aio_delete"]
+    assert outcome.result["removed_exports"] == []
 
 
 def test_check_mode_wipe_plans_both_calls_and_sends_neither():
     outcome = run_module(spdk_disk, {"name": "disk1", "state": "absent", "wipe": True, "force": True},
-                         d6_disk_with_replica(), check_mode=True)
+                         [d6_disk_with_replica(), expect("nvmf_get_subsystems", None, answer(INTRO, 8))],
+                         check_mode=True)
     assert outcome.changed is True
     assert [a["method"] for a in outcome.result["actions"]] == ["bdev_lvol_delete_lvstore", "bdev_aio_delete"]
     assert outcome.mutating == []
+
+
+def node2_exported(extra_subsystems=()):
+    """introspection node2: disk2's lvols vol1-r-b2c3d4e5 and img-base-0001 each exported by a subsystem of its own,
+    plus ``extra_subsystems``."""
+    subsystems = answer(INTRO, 72)["result"] + list(extra_subsystems)
+    return [reads(("bdev_lvol_get_lvstores", None, sc.node2().lvstores), ("bdev_get_bdevs", None, answer(INTRO, 62))),
+            expect("nvmf_get_subsystems", None, result(subsystems))]
+
+
+def engine_frontend():
+    """node1's engine subsystem: it exports RAID vol1-e0, no lvol of any disk."""
+    return [s for s in answer(INTRO, 78)["result"] if s["nqn"].endswith(":vol1-e0")][0]
+
+
+def test_forced_detach_deletes_the_subsystems_exporting_the_disks_lvols_and_only_those():
+    outcome = run_module(spdk_disk, {"name": "disk2", "state": "absent", "force": True}, [
+        node2_exported([engine_frontend()]),
+        expect("nvmf_delete_subsystem", {"nqn": NQN + "img-base-0001"}, answer(D1, 8)),
+        expect("nvmf_delete_subsystem", {"nqn": NQN + "vol1-r-b2c3d4e5"}, answer(D1, 8)),
+        expect("bdev_aio_delete", {"name": "disk2"}, AIO_DELETED),
+    ])
+    assert outcome.changed is True
+    assert outcome.result["removed_exports"] == [NQN + "img-base-0001", NQN + "vol1-r-b2c3d4e5"]
+    assert "bdev_lvol_delete_lvstore" not in outcome.methods        # detached, data kept
+
+
+def test_a_subsystem_exporting_other_bdevs_too_only_loses_the_disks_namespaces():
+    shared = dict(answer(INTRO, 72)["result"][1])
+    shared["namespaces"] = shared["namespaces"] + [{"nsid": 2, "bdev_name": "vol1-e0", "name": "vol1-e0"}]
+    others = [s for s in answer(INTRO, 72)["result"] if s["nqn"] != shared["nqn"]]
+    outcome = run_module(spdk_disk, {"name": "disk2", "state": "absent", "force": True}, [
+        reads(("bdev_lvol_get_lvstores", None, sc.node2().lvstores), ("bdev_get_bdevs", None, answer(INTRO, 62))),
+        expect("nvmf_get_subsystems", None, result(others + [shared])),
+        expect("nvmf_delete_subsystem", {"nqn": NQN + "vol1-r-b2c3d4e5"}, answer(D1, 8)),
+        expect("nvmf_subsystem_remove_ns", {"nqn": shared["nqn"], "nsid": 1}, result(True)),
+        expect("bdev_aio_delete", {"name": "disk2"}, AIO_DELETED),
+    ])
+    assert outcome.changed is True and shared["nqn"] in outcome.result["removed_exports"]
+
+
+def test_check_mode_plans_the_export_removal_and_sends_nothing():
+    outcome = run_module(spdk_disk, {"name": "disk2", "state": "absent", "force": True}, node2_exported(),
+                         check_mode=True)
+    assert outcome.changed is True and outcome.mutating == []
+    assert [a["method"] for a in outcome.result["actions"]] == [
+        "nvmf_delete_subsystem", "nvmf_delete_subsystem", "bdev_aio_delete"]
 
 
 # --- bad input ----------------------------------------------------------------
