@@ -141,7 +141,7 @@ class Host:
 
     async def read(self, offset, length):
         _status, data = await self.run({"op": "read", "nsid": self.args.nsid, "slba": offset // self.block_size,
-                                  "nlb": length // self.block_size})
+                                        "nlb": length // self.block_size})
         return data
 
     def close(self):
