@@ -191,6 +191,12 @@ class Node:
         if not check_mode:
             self.load(tuple(self.state.raw))
 
+    def with_part(self, part):
+        """The last reads plus ``part`` (one RPC unless it was read already); later re-reads stay as they were."""
+        if self.state.has(part):
+            return self.state
+        return NodeState(dict(self.state.raw, **fetch(self.client, (part,))))
+
 
 class ReplicaView:
     """A replica as its node shows it: head, snapshot tree, and this run's verdict on it."""
@@ -375,6 +381,7 @@ class EngineSnapshotRun:
             return
         partial = [v for v in self.views if v in have]
         self._check_partial(partial)
+        self._refuse_while_rebuilding("take")
         for view in partial:
             self._delete_snapshot(view, "delete %s: it exists on %s only, taken at another time than the snapshots "
                                         "about to be taken on the others; the whole set is taken again"
@@ -543,6 +550,24 @@ class EngineSnapshotRun:
                                     self.request.nqn))
             self.send(self.engine_node, step.method, step.params, step.why)
 
+    def _refuse_while_rebuilding(self, what):
+        """RAID1 is still filling the head of a replica it rebuilds (mode WO): a snapshot of that head would not
+        hold what the other replicas' snapshots hold, and a revert would cut the rebuild off."""
+        state = self.engine_node.with_part("raids")
+        raid = state.raid(self.request.engine)
+        process = raid.process if raid is not None else None
+        if not process or process["type"] != "rebuild":
+            return
+        rebuilt = [v for v in self.views if process["target"] in em.bdev_refs(state, v.spec.engine_bdev)[0]]
+        for view in rebuilt:
+            view.fail("being rebuilt (WO)")
+        raise EngineSnapshotRefusal(
+            "replica %s of engine %s is being rebuilt (mode WO, %s%% copied): a snapshot of it would not be "
+            "identical to the other replicas' ones, so engine snapshots cannot %s %s now. Wait until "
+            "spdk.storage.spdk_engine reports every replica RW (wait: true) and run again; nothing was changed"
+            % (", ".join(v.spec.name for v in rebuilt) or process["target"], self.request.engine,
+               process.get("percent"), what, self.request.name))
+
     # ================================================================== absent
     def absent(self):
         request = self.request
@@ -563,6 +588,8 @@ class EngineSnapshotRun:
                     "into a single child. Delete all but one child first; nothing was changed on any replica"
                     % (request.name, len(children), view.spec.name, ", ".join(children)))
             present.append((view, children))
+        if present:
+            self._refuse_while_rebuilding("delete")
         for view, children in present:
             self._delete_snapshot(view, "delete snapshot %s of replica %s (merged into %s)"
                                   % (request.name, view.spec.name, children[0] if children else "nothing"))
@@ -582,6 +609,7 @@ class EngineSnapshotRun:
         marker = self.record.revert_marker() if self.record is not None else None
         if self._revert_done(marker):
             return
+        self._refuse_while_rebuilding("revert to")
         heads = dict(marker.get("heads") or {}) if marker and marker.get("state") == "running" else {}
         self._save_revert("running", heads)
         if self._raid_is_revert_result(heads):

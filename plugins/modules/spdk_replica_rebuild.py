@@ -164,7 +164,8 @@ options:
 notes:
   - After the join, run M(spdk.storage.spdk_engine) with the new replica list (RV(rebuild.replica) replaces
     O(replace)) so the engine's record and frontend follow; playbooks/rebuild_replica.yml does all of it.
-  - Engine snapshots must not be taken while the rebuild runs.
+  - Engine snapshots must not be taken while the rebuild runs; M(spdk.storage.spdk_snapshot) refuses them while a
+    replica is C(WO).
 seealso:
   - module: spdk.storage.spdk_engine
   - module: spdk.storage.spdk_snapshot

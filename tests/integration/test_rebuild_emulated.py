@@ -234,3 +234,22 @@ def test_a_destination_killed_mid_copy_then_a_second_run_converges_and_leaves_no
     assert [c["name"] for c in n0.call("bdev_nvme_get_controllers")] == ["r2"]
     cluster.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=cluster.records)
     assert cluster.replica_image(n0, "r0") == cluster.replica_image(n2, "r2")
+
+
+def test_engine_snapshots_are_refused_while_the_new_replica_is_rebuilt_and_taken_once_it_is_done(cluster):
+    n0, n1, n2 = cluster.build()
+    nqn, addr, port = cluster.frontend
+    spdk_io("write", nqn, addr, port, "--offset", "0", "--length", str(2 * MIB), "--seed", "A")
+    started = cluster.rebuild(bandwidth_mb_sec=2, wait=False)
+    assert started.result["rebuild"]["state"] == "rebuilding"
+    replicas = [cluster.replicas[0], dict(started.result["rebuild"]["replica"], rpc_socket=n2.sock)]
+    snapshot = dict(engine="vol1", name="during", replicas=replicas, node_name="n0", record_dir=cluster.records)
+    marks = [len(node.rpc_log()) for node in (n0, n1, n2)]
+    refused = cluster.module(spdk_snapshot, n0, **snapshot)
+    assert refused.failed and "r2 of engine vol1 is being rebuilt (mode WO" in refused.msg
+    assert [mutating(node.rpc_log()[mark:]) for node, mark in zip((n0, n1, n2), marks)] == [[], [], []]
+
+    assert cluster.rebuild().result["rebuild"]["state"] == "done"
+    taken = cluster.module(spdk_snapshot, n0, **snapshot)
+    assert not taken.failed, taken.msg
+    assert taken.result["engine"]["snapshot_sets"] == {"r0": ["during"], "r2": ["during"]}

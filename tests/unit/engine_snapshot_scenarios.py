@@ -15,7 +15,7 @@ from unittest import mock
 
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as ansible_warnings
-from expected_calls import ModuleExit, Outcome, RpcScript, patch_module_args, transcript
+from expected_calls import ModuleExit, Outcome, RpcScript, answer, expect, patch_module_args, transcript
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
     READ_ONLY_METHODS,
@@ -24,6 +24,8 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
 )
 
 INTRO = "more/introspection.jsonl"
+D2 = "more/d2_raid_sb_restart_clean_remove.jsonl"
+D4 = "more/d4_raid_add_base_rebuild_alloc.jsonl"
 E, N1, N2 = "/e.sock", "/n1.sock", "/n2.sock"
 ENGINE_NQN = "nqn.2026-01.io.spdk-storage:vol"
 HOST = "nqn.2026-01.io.spdk-storage:host:e"
@@ -86,6 +88,16 @@ def engine_subsystem(anagrpid=1):
 def listener(spare_state="inaccessible"):
     return {"address": dict(LISTEN),
             "ana_states": [{"ana_group": 1, "ana_state": "optimized"}, {"ana_group": 2, "ana_state": spare_state}]}
+
+
+def raids(rebuilding=False):
+    """The engine node's RAID read before a change: ``vol`` online with every member (d2 L17), or rebuilding
+    the remote replica vol-r2 into its controller's bdev ``vol-r2n1``, 53% done (d4 L31)."""
+    if rebuilding:
+        response = answer(D4, 31, {"vol-sb-e0": "vol", "vol-sb-r-remote2n1": "vol-r2n1"})
+    else:
+        response = answer(D2, 17, {"vol1-e0": "vol"})
+    return expect("bdev_raid_get_bdevs", {"category": "all"}, response)
 
 
 class Node:

@@ -90,7 +90,7 @@ class TestCreate:
     def test_a_failed_snapshot_rolls_back_the_others_resumes_io_and_marks_the_replica_err(self):
         nodes = sc.nodes()
         engine, wire, failure = run(request(), {
-            sc.E: [three_reads(nodes, sc.E),
+            sc.E: [three_reads(nodes, sc.E), sc.raids(),
                    expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN}, result([sc.listener()])),
                    pause(2), snapshot(sc.E, "vol-r0", "disk0"), pause(1),
                    expect("bdev_lvol_delete", {"name": "disk0/vol-r0-snap-s2"}, answer(LVOL_OPS, 123))],
@@ -108,7 +108,7 @@ class TestCreate:
         nodes = sc.nodes()
         ticks = iter([0.0, 0.5, 9.0, 9.5])
         engine, wire, failure = run(request(quiesce_timeout=2), {
-            sc.E: [three_reads(nodes, sc.E),
+            sc.E: [three_reads(nodes, sc.E), sc.raids(),
                    expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN}, result([sc.listener()])),
                    pause(2), snapshot(sc.E, "vol-r0", "disk0"), pause(1),
                    expect("bdev_lvol_delete", {"name": "disk0/vol-r0-snap-s2"}, answer(LVOL_OPS, 123))],
@@ -121,7 +121,7 @@ class TestCreate:
     def test_a_spare_group_left_accessible_is_made_inaccessible_first(self):
         nodes = sc.nodes()
         spare = {"nqn": sc.ENGINE_NQN, "listen_address": sc.LISTEN, "ana_state": "inaccessible", "anagrpid": 2}
-        scripts = {sc.E: [three_reads(nodes, sc.E),
+        scripts = {sc.E: [three_reads(nodes, sc.E), sc.raids(),
                           expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN},
                                  result([sc.listener("optimized")])),
                           expect("nvmf_subsystem_listener_set_ana_state", spare, answer(ANA, 18)),
@@ -146,7 +146,7 @@ class TestCreate:
     def test_a_partial_set_is_deleted_and_taken_again_on_all_replicas(self):
         nodes = sc.nodes(snapshots=(("s1", "s2"), ("s1",), ("s1",)))
         scripts = {
-            sc.E: [three_reads(nodes, sc.E),
+            sc.E: [three_reads(nodes, sc.E), sc.raids(),
                    expect("bdev_lvol_delete", {"name": "disk0/vol-r0-snap-s2"}, answer(LVOL_OPS, 123)),
                    expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN}, result([sc.listener()])),
                    pause(2), snapshot(sc.E, "vol-r0", "disk0"), pause(1), three_reads(nodes, sc.E)],
@@ -193,6 +193,20 @@ class TestDeleteAndRevertRefusals:
             sc.N2: [reads(*nodes[sc.N2].reads(), ("bdev_raid_get_bdevs", {"category": "all"}, result([])))]})
         assert "still has its frontend" in str(failure) and "frontend=none" in str(failure)
         assert engine.actions == []
+
+    def test_revert_while_a_replica_is_rebuilt_is_refused_and_changes_nothing(self):
+        nodes = sc.nodes(snapshots=(("s2",), ("s2",), ("s2",)), frontend=False)
+        for address, replica in ((sc.N1, "vol-r1"), (sc.N2, "vol-r2")):
+            nodes[address].subsystems = [dict(sc.engine_subsystem(), nqn="nqn.2026-01.io.spdk-storage:" + replica)]
+        rebuilding = sc.raids(rebuilding=True).response
+        engine, wire, failure = run(request(state="reverted"), {
+            sc.E: [reads(*nodes[sc.E].reads(), ("bdev_raid_get_bdevs", {"category": "all"}, rebuilding),
+                         ("bdev_nvme_get_controllers", None, result([])))],
+            sc.N1: [reads(*nodes[sc.N1].reads(), ("bdev_raid_get_bdevs", {"category": "all"}, result([])))],
+            sc.N2: [reads(*nodes[sc.N2].reads(), ("bdev_raid_get_bdevs", {"category": "all"}, result([])))]})
+        assert isinstance(failure, es.EngineSnapshotRefusal)
+        assert "vol-r2 of engine vol is being rebuilt" in str(failure) and "cannot revert to s2" in str(failure)
+        assert engine.actions == [] and all(wire.mutating(a) == [] for a in (sc.E, sc.N1, sc.N2))
 
     def test_an_unreachable_node_refuses_before_any_change(self):
         nodes = sc.nodes()

@@ -41,7 +41,7 @@ def pause(group):
 
 def create_scripts(before, after):
     return {
-        sc.E: [node_reads(before, sc.E),
+        sc.E: [node_reads(before, sc.E), sc.raids(),
                expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN}, result([sc.listener()])),
                pause(2), snapshot("vol-r0", "disk0"), pause(1), node_reads(after, sc.E)],
         sc.N1: [node_reads(before, sc.N1), snapshot("vol-r1", "disk1"), node_reads(after, sc.N1)],
@@ -65,9 +65,9 @@ def test_create_pauses_io_snapshots_every_replica_and_resumes(args, tmp_path):
     assert outcome.result["engine"]["consistent"] is True
     assert outcome.result["engine"]["snapshot_sets"] == {r: ["s1", "s2"] for r in ("vol-r0", "vol-r1", "vol-r2")}
     assert outcome.result["diff"]["before"] == {r: ["s1"] for r in ("vol-r0", "vol-r1", "vol-r2")}
-    assert outcome.result["rpc_calls_per_node"] == {"engine node": 10, "node of vol-r1 (/n1.sock)": 7,
+    assert outcome.result["rpc_calls_per_node"] == {"engine node": 11, "node of vol-r1 (/n1.sock)": 7,
                                                     "node of vol-r2 (/n2.sock)": 7}
-    assert outcome.result["rpc_calls"] == 24
+    assert outcome.result["rpc_calls"] == 25
     with open(str(tmp_path / "e.json")) as handle:
         entry = json.load(handle)["snapshots"]["vol"]["s2"]
     assert entry["kind"] == "user" and sorted(entry["replicas"]) == ["vol-r0", "vol-r1", "vol-r2"]
@@ -85,11 +85,44 @@ def test_an_existing_set_is_three_reads_per_node_and_no_change(args):
 def test_check_mode_plans_the_pause_and_sends_no_mutating_rpc_to_any_node(args):
     nodes = sc.nodes(snapshots=(("s1",),) * 3)
     scripts = reads_only(nodes)
-    scripts[sc.E].append(expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN}, result([sc.listener()])))
+    scripts[sc.E] += [sc.raids(),
+                      expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN}, result([sc.listener()]))]
     outcome, wire = sc.run_module(spdk_snapshot, args, scripts, check_mode=True)
     assert outcome.changed is True and not outcome.failed
     assert [a["method"] for a in outcome.result["actions"]].count("bdev_lvol_snapshot") == 3
     assert all(wire.mutating(address) == [] for address in (sc.E, sc.N1, sc.N2))
+
+
+@pytest.mark.parametrize("state, snapshots, verb", [
+    ("present", ("s1",), "take"),
+    ("absent", ("s1", "s2"), "delete"),
+])
+def test_a_replica_being_rebuilt_refuses_the_snapshot_with_no_mutating_call(args, state, snapshots, verb):
+    """RAID1 is still filling vol-r2 (mode WO): its snapshot would not match the other replicas' ones."""
+    nodes = sc.nodes(snapshots=(snapshots,) * 3)
+    scripts = reads_only(nodes)
+    scripts[sc.E].append(sc.raids(rebuilding=True))
+    outcome, wire = sc.run_module(spdk_snapshot, dict(args, state=state), scripts)
+    assert outcome.failed and outcome.result["actions"] == []
+    assert "replica vol-r2 of engine vol is being rebuilt (mode WO, 53% copied)" in outcome.msg
+    assert "cannot %s s2 now" % verb in outcome.msg and "nothing was changed" in outcome.msg
+    assert outcome.result["failed_replicas"] == ["vol-r2"]
+    assert all(wire.mutating(address) == [] for address in (sc.E, sc.N1, sc.N2))
+
+
+def test_check_mode_refuses_a_snapshot_during_a_rebuild_too(args):
+    nodes = sc.nodes(snapshots=(("s1",),) * 3)
+    scripts = reads_only(nodes)
+    scripts[sc.E].append(sc.raids(rebuilding=True))
+    outcome, _wire = sc.run_module(spdk_snapshot, args, scripts, check_mode=True)
+    assert outcome.failed and "being rebuilt" in outcome.msg
+
+
+def test_an_existing_set_needs_no_raid_read_even_during_a_rebuild(args):
+    """Nothing would change, so nothing is refused: the no-op stays at three reads per node."""
+    outcome, _wire = sc.run_module(spdk_snapshot, dict(args, record_dir=""),
+                                   reads_only(sc.nodes(snapshots=(("s1", "s2"),) * 3)))
+    assert outcome.changed is False and outcome.result["rpc_calls"] == 9
 
 
 def test_an_unreachable_replica_node_fails_naming_it_and_changes_nothing(args):
