@@ -41,9 +41,9 @@ description:
     NVMe-oF controller, and creates the RAID again. Each step checks the state first and the progress is
     kept in the node record, so a re-run after a crash converges.
   - Engine-level create, delete and revert are refused, before any change, while the engine's RAID rebuilds one
-    of its replicas (mode C(WO), the C(process) of C(bdev_raid_get_bdevs)): RAID1 is still filling that replica's
-    head, so its snapshot would not be identical to the other replicas' ones. Checking costs one more read on the
-    engine node, only when a change is due.
+    of its replicas (mode C(WO), seen in the C(process) of C(bdev_raid_get_bdevs)). RAID1 is still filling that
+    replica's head, so its snapshot would not be identical to the other replicas' ones. Checking costs one more
+    read on the engine node, only when a change is due.
   - Without O(name), an engine run only lists the engine's snapshot sets per replica and whether they match.
   - One replica-level run that changes nothing sends three read RPCs, in one batch; an engine-level
     one sends three per node (the engine node and each remote replica's node).

@@ -9,8 +9,6 @@ own node.
 """
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,7 +16,6 @@ from volume_helpers import (
     APP_HOST,
     MIB,
     SB,
-    SPDK_IO,
     TIMEOUTS,
     Nodes,
     emulated,
@@ -28,6 +25,7 @@ from volume_helpers import (
     port_block,
     sha256_in,
     spdk_io,
+    start_writer,
     wait_for,
 )
 
@@ -137,10 +135,8 @@ def test_snapshots_taken_while_a_writer_keeps_writing_are_byte_identical_on_ever
     engine = volume.engine()
     nqn, addr, port = frontend(engine)
     log = os.path.join(volume.workdir, "writer.jsonl")
-    writer = subprocess.Popen([sys.executable, SPDK_IO, "writer", "--nqn", nqn, "--traddr", addr, "--trsvcid",
-                               str(port), "--hostnqn", APP_HOST, "--offset", "0", "--length", str(DATA),
-                               "--io-size", "4096", "--queue-depth", "8", "--log", log, "--timeout", "30"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = start_writer(nqn, addr, port, log, "--offset", "0", "--length", str(DATA), "--queue-depth", "8",
+                          "--timeout", "30")
     try:
         assert wait_for(lambda: completed_writes(log) > 200), "the writer did not get going"
         marks = volume.marks()
@@ -276,10 +272,8 @@ def test_without_the_pause_the_replicas_snapshots_differ_under_the_same_writer(v
     volume.start()
     nqn, addr, port = frontend(volume.engine())
     log = os.path.join(volume.workdir, "writer.jsonl")
-    writer = subprocess.Popen([sys.executable, SPDK_IO, "writer", "--nqn", nqn, "--traddr", addr, "--trsvcid",
-                               str(port), "--hostnqn", APP_HOST, "--offset", "0", "--length", str(DATA),
-                               "--io-size", "4096", "--queue-depth", "8", "--log", log, "--timeout", "30"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = start_writer(nqn, addr, port, log, "--offset", "0", "--length", str(DATA), "--queue-depth", "8",
+                          "--timeout", "30")
     try:
         assert wait_for(lambda: completed_writes(log) > 200), "the writer did not get going"
         names = ["n%d" % i for i in range(3)]

@@ -6,8 +6,6 @@ the rebuild the engine is deleted (replica data and superblocks stay) and the so
 replica are read through their own exports, byte for byte, from the RAID data offset (1 MiB).
 """
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,7 +15,6 @@ from volume_helpers import (
     MIB,
     NQN_PREFIX,
     SB,
-    SPDK_IO,
     TIMEOUTS,
     Nodes,
     emulated,
@@ -25,6 +22,7 @@ from volume_helpers import (
     port_block,
     sha256_in,
     spdk_io,
+    start_writer,
 )
 
 from ansible_collections.spdk.storage.plugins.modules import (
@@ -97,6 +95,12 @@ class Cluster(Nodes):
         return sha256_in(spdk_io("read", export["nqn"], node.addr, export["port"], "--offset", str(SB),
                                  "--length", str(VOLUME), "--sha256", "--hostnqn", ENGINE_HOST).stdout)
 
+    def source_and_new_replica_hold_the_same_data(self):
+        """Delete the engine (replica data and superblocks stay), then compare r0 and r2 byte for byte."""
+        n0, n2 = self.nodes[0], self.nodes[2]
+        self.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=self.records)
+        return self.replica_image(n0, "r0") == self.replica_image(n2, "r2")
+
     def calls(self, node, since):
         return node.rpc_log()[since:]
 
@@ -155,8 +159,7 @@ def test_offline_rebuild_copies_the_chain_thin_and_recreates_the_raid_without_a_
 
     after = cluster.engine("none", [cluster.replicas[0], view["replica"]])
     assert after.result["engine"]["state"] == "healthy"
-    cluster.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=cluster.records)
-    assert cluster.replica_image(n0, "r0") == cluster.replica_image(n2, "r2")
+    assert cluster.source_and_new_replica_hold_the_same_data()
 
 
 def test_online_rebuild_keeps_serving_copies_the_snapshots_and_lets_raid1_rebuild_the_head(cluster):
@@ -169,16 +172,13 @@ def test_online_rebuild_keeps_serving_copies_the_snapshots_and_lets_raid1_rebuil
     spdk_io("write", nqn, addr, port, "--offset", str(4 * MIB), "--length", str(MIB), "--seed", "B")
 
     log = os.path.join(cluster.workdir, "writer.log")
-    writer = subprocess.Popen([sys.executable, SPDK_IO, "writer", "--nqn", nqn, "--traddr", addr, "--trsvcid",
-                               str(port), "--hostnqn", APP_HOST, "--duration", "30", "--io-size", "4096",
-                               "--queue-depth", "2", "--log", log, "--timeout", "20"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    writer = start_writer(nqn, addr, port, log, "--duration", "30", "--queue-depth", "2", "--timeout", "20")
     try:
         time.sleep(0.3)
         done = cluster.rebuild(bandwidth_mb_sec=8)
     finally:
         writer.terminate()
-        writer.wait(20)
+        writer.communicate(timeout=20)
     view = done.result["rebuild"]
     assert view["strategy"] == "online" and view["state"] == "done" and view["mode"] == "RW"
     assert view["source_chain"] == view["destination_chain"] == ["s1"] and view["system_snapshot"] is None
@@ -195,8 +195,7 @@ def test_online_rebuild_keeps_serving_copies_the_snapshots_and_lets_raid1_rebuil
 
     after = cluster.engine("nvmf", [cluster.replicas[0], view["replica"]])
     assert after.result["engine"]["state"] == "healthy"
-    cluster.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=cluster.records)
-    assert cluster.replica_image(n0, "r0") == cluster.replica_image(n2, "r2")
+    assert cluster.source_and_new_replica_hold_the_same_data()
 
 
 def test_a_destination_killed_mid_copy_then_a_second_run_converges_and_leaves_nothing_behind(cluster):
@@ -232,8 +231,7 @@ def test_a_destination_killed_mid_copy_then_a_second_run_converges_and_leaves_no
     assert "r2-rebuild" not in cluster.lvols(n2)
     assert not [s for s in n2.call("nvmf_get_subsystems") if s["nqn"].endswith("-rebuild")]
     assert [c["name"] for c in n0.call("bdev_nvme_get_controllers")] == ["r2"]
-    cluster.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=cluster.records)
-    assert cluster.replica_image(n0, "r0") == cluster.replica_image(n2, "r2")
+    assert cluster.source_and_new_replica_hold_the_same_data()
 
 
 def test_engine_snapshots_are_refused_while_the_new_replica_is_rebuilt_and_taken_once_it_is_done(cluster):

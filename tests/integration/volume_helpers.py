@@ -108,6 +108,14 @@ def spdk_io(command, nqn, addr, port, *extra, check=True, timeout=180):
     return proc
 
 
+def start_writer(nqn, addr, port, log, *extra):
+    """spdk_io ``writer`` in the background as APP_HOST, 4 KiB writes, one line per completed write in ``log``;
+    ``extra`` says where, how long and how deep (``--offset``/``--length``, ``--duration``, ``--queue-depth``)."""
+    return subprocess.Popen([sys.executable, SPDK_IO, "writer", "--nqn", nqn, "--traddr", addr, "--trsvcid", str(port),
+                             "--hostnqn", APP_HOST, "--io-size", "4096", "--log", log] + list(extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def pattern_file(path, seed, size):
     """A file of ``size`` bytes whose every 4 KiB block names its seed and number, so blocks never repeat."""
     data = bytearray()

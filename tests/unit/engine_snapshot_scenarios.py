@@ -173,11 +173,12 @@ def run_module(module, args, scripts, check_mode=False):
     with patch_module_args(module_args), wire.patch(), \
             mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
             mock.patch.object(basic.AnsibleModule, "fail_json", fail_json):
+        outcome = None
         try:
             module.main()
         except ModuleExit as done:
             outcome = Outcome(done.result, done.failed, wire.scripts[E])
-        else:
+        if outcome is None:
             raise AssertionError("main() returned without exit_json or fail_json")
         wire.check()
         return outcome, wire
