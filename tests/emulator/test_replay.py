@@ -17,7 +17,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
-START = sys.executable + " " + os.path.join(HERE, "spdk_tgt") + " -r {sock} -i {idx}"
+START = sys.executable + " " + os.path.join(HERE, "spdk_tgt") + " -r {sock} -i {idx} {args}"  # args: --wait-for-rpc
 IO = (sys.executable + " " + os.path.join(HERE, "spdk_io") +
       " write --nqn {nqn} --traddr {traddr} --trsvcid {trsvcid} --offset {offset} --length {length}")
 
@@ -43,6 +43,12 @@ KNOWN_GAPS = {
         "lvol_ops.jsonl:151": "same",
     },
     "d1_set_parent_thin_no_parent.session.jsonl": {},
+    "d2_raid_sb_restart_clean_remove.session.jsonl": {},
+    "d2_raid_sb_restart_kill9.session.jsonl": {},
+    "d3_raid_nosb_restart.session.jsonl": {},
+    "d4_raid_add_base_rebuild_alloc.session.jsonl": {},
+    "nvme_options.session.jsonl": {},
+    "nvmf_listener_ns_ana.session.jsonl": {},
     "d6_alloc_after_shallow_copy.session.jsonl": {},
     "introspection.session.jsonl": {
         "introspection.jsonl:74": "emu-net: the host opens 1 I/O qpair, SPDK's bdev_nvme one per core (3)",
