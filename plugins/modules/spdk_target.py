@@ -14,10 +14,12 @@ description:
   - Waits until the target's JSON-RPC socket answers, up to O(wait_timeout) seconds.
   - Applies the settings that belong to the target as a whole rather than to one object,
     namely the NVMe-oF TCP transport (O(nvmf_tcp)), the global NVMe bdev options
-    (O(nvme_options), C(bdev_nvme_set_options)) and bdev auto-examine (O(auto_examine)).
+    (O(nvme_options), C(bdev_nvme_set_options)), bdev auto-examine (O(auto_examine)) and the
+    RAID rebuild rate (O(raid_options), C(bdev_raid_set_options)).
   - A target started with C(--wait-for-rpc) is still in its startup phase when it first answers.
     The module then applies O(nvme_options) and O(auto_examine), calls C(framework_start_init)
     and waits for C(framework_wait_init), and only then creates the transport.
+  - O(raid_options) can change at any time, also while a RAID rebuilds (the new rate applies at once).
   - SPDK refuses C(bdev_nvme_set_options) once any NVMe controller is attached, and it cannot
     change an existing transport or C(bdev_auto_examine) after the startup phase. When a value
     differs and SPDK cannot change it, the module fails and explains that the target must restart
@@ -115,11 +117,36 @@ options:
       - If the target is already running with a different value, the module fails.
       - Leave it unset to keep the current value.
     type: bool
+  raid_options:
+    description:
+      - Options of SPDK's RAID module (C(bdev_raid_set_options)) for the background processes of
+        every RAID on the target, such as the rebuild of a replica added to an engine.
+      - Only the options given are set. The others keep their current values. The current values
+        are read from C(framework_get_config) (its C(bdev_raid_set_options) entry), and nothing is
+        sent when they already match.
+      - SPDK accepts them at any time, so a running target changes without a restart, and a
+        rebuild that is running picks the new rate up at once. They last until the target stops.
+      - An option the target does not report in C(framework_get_config) fails the module, because
+        it could be neither checked nor relied on.
+    type: dict
+    default: {}
+    suboptions:
+      process_max_bandwidth_mb_sec:
+        description:
+          - Upper limit of a RAID background process (rebuild) in MB/s per RAID. V(0) is unlimited,
+            SPDK's default.
+          - A low limit leaves bandwidth to host I/O and makes a rebuild last longer.
+        type: int
+      process_window_size_kb:
+        description:
+          - Size in KiB of the range a rebuild copies, and locks against writes, at one time (SPDK's
+            default is V(1024)). At least V(1).
+        type: int
 notes:
   - One no-op run sends 2 to 4 read RPCs in one pipelined exchange. C(spdk_get_version) and
-    C(rpc_get_methods) are always sent. C(framework_get_config) is added with O(nvme_options) or
-    O(auto_examine), and C(nvmf_get_transports) with O(nvmf_tcp). C(bdev_nvme_get_controllers) is
-    read only when O(nvme_options) must change.
+    C(rpc_get_methods) are always sent. C(framework_get_config) is added with O(nvme_options),
+    O(auto_examine) or O(raid_options), and C(nvmf_get_transports) with O(nvmf_tcp).
+    C(bdev_nvme_get_controllers) is read only when O(nvme_options) must change.
 seealso:
   - name: bdev_nvme_set_options
     description: SPDK's JSON-RPC reference.
@@ -146,6 +173,11 @@ EXAMPLES = r"""
 - name: Show the version
   ansible.builtin.debug:
     msg: "{{ target.version }} offers {{ target.methods_count }} RPC methods"
+
+- name: Cap the RAID rebuild rate at 100 MB/s (also while a rebuild runs)
+  spdk.storage.spdk_target:
+    raid_options:
+      process_max_bandwidth_mb_sec: 100
 """
 
 RETURN = r"""
@@ -198,6 +230,11 @@ auto_examine:
   returned: success
   type: bool
   sample: false
+raid_options:
+  description: The requested O(raid_options) with the values they have now (in check mode, the values they would have).
+  returned: success
+  type: dict
+  sample: {"process_max_bandwidth_mb_sec": 100}
 """
 
 import time
@@ -217,6 +254,7 @@ NVME_OPTION_NAMES = (
 # Values of a freshly started SPDK v26.05 (more/nvme_options.jsonl:8); used to validate a
 # partial option set when the target is in its startup phase and cannot be read.
 NVME_RESILIENCY_DEFAULTS = {"ctrlr_loss_timeout_sec": 0, "reconnect_delay_sec": 0, "fast_io_fail_timeout_sec": 0}
+RAID_OPTION_NAMES = ("process_max_bandwidth_mb_sec", "process_window_size_kb")
 STARTUP_MARKER = "framework_start_init"   # offered only before the framework is initialised
 POLL_INTERVAL = 0.2
 RESTART_HINT = ("Restart the target to apply this before anything else happens "
@@ -233,12 +271,13 @@ class TargetConfigError(Exception):
 class TargetState(object):
     """What the module knows about the target after one pipelined read."""
 
-    def __init__(self, version, methods, nvme=None, auto_examine=None, tcp=None):
+    def __init__(self, version, methods, nvme=None, auto_examine=None, tcp=None, raid=None):
         self.version = version            # spdk_get_version result
         self.methods = methods            # rpc_get_methods {"current": true}
         self.nvme = nvme                  # bdev_nvme_set_options params, None if unknown
         self.auto_examine = auto_examine  # bool, None if unknown
         self.tcp = tcp                    # the TCP transport dict, None if absent
+        self.raid = raid                  # bdev_raid_set_options params, None if unknown
 
     @property
     def in_startup(self):
@@ -282,6 +321,7 @@ def state_from_answers(calls, answers):
         config = by_method["framework_get_config"]
         state.nvme = config_params(config, "bdev_nvme_set_options")
         state.auto_examine = config_params(config, "bdev_set_options").get("bdev_auto_examine")
+        state.raid = config_params(config, "bdev_raid_set_options")
     if "nvmf_get_transports" in by_method:
         state.tcp = find_transport(by_method["nvmf_get_transports"])
     return state
@@ -346,11 +386,12 @@ def check_resiliency(options):
         raise ValueError("fast_io_fail_timeout_sec may not be less than reconnect_delay_sec (%s)" % values)
 
 
-def requested_nvme_options(params):
+def requested_options(params):
+    """The suboptions the user gave (the others are None and keep the target's values)."""
     return dict((k, v) for k, v in (params or {}).items() if v is not None)
 
 
-def nvme_changes(wanted, current):
+def option_changes(wanted, current):
     """{name: (current, wanted)} for every wanted option whose value differs (current None: unknown)."""
     if current is None:
         return dict((k, (None, v)) for k, v in wanted.items())
@@ -393,7 +434,7 @@ def plan_nvme(plan, wanted, state, controllers):
     merged = dict(NVME_RESILIENCY_DEFAULTS if state.nvme is None else state.nvme)
     merged.update(wanted)
     check_resiliency(merged)
-    changes = nvme_changes(wanted, state.nvme)
+    changes = option_changes(wanted, state.nvme)
     if not changes:
         return
     if not state.in_startup:
@@ -417,6 +458,33 @@ def plan_auto_examine(plan, wanted, state):
             % (state.auto_examine, RESTART_HINT))
 
 
+def check_raid_options(options):
+    """Raise ValueError for values SPDK would refuse (-22 for a zero window) or that make no sense."""
+    if options.get("process_max_bandwidth_mb_sec", 0) < 0:
+        raise ValueError("raid_options.process_max_bandwidth_mb_sec must be 0 (unlimited) or more MB/s, got %s"
+                         % options["process_max_bandwidth_mb_sec"])
+    if options.get("process_window_size_kb", 1) < 1:
+        raise ValueError("raid_options.process_window_size_kb must be at least 1 KiB, got %s"
+                         % options["process_window_size_kb"])
+
+
+def plan_raid(plan, wanted, state):
+    """Add bdev_raid_set_options if a wanted value differs (always in the startup phase: unreadable)."""
+    if not wanted:
+        return
+    check_raid_options(wanted)
+    if state.raid is not None:
+        unreported = sorted(name for name in wanted if name not in state.raid)
+        if unreported:
+            raise TargetConfigError(
+                "the target does not report %s in framework_get_config (bdev_raid_set_options), so this "
+                "SPDK version cannot be checked for it, and may not support it. Leave it out of raid_options"
+                % ", ".join(unreported))
+        if not option_changes(wanted, state.raid):
+            return
+    plan.startup_calls.append(("bdev_raid_set_options", dict(wanted)))
+
+
 def plan_transport(plan, wanted, options, state):
     if not wanted:
         return
@@ -433,7 +501,8 @@ def plan_transport(plan, wanted, options, state):
 def make_plan(params, state, controllers):
     plan = Plan()
     plan_auto_examine(plan, params["auto_examine"], state)
-    plan_nvme(plan, requested_nvme_options(params["nvme_options"]), state, controllers)
+    plan_nvme(plan, requested_options(params["nvme_options"]), state, controllers)
+    plan_raid(plan, requested_options(params["raid_options"]), state)
     plan.init = state.in_startup
     plan_transport(plan, params["nvmf_tcp"], params["nvmf_tcp_options"] or {}, state)
     return plan
@@ -471,11 +540,14 @@ def snapshot(state, params):
     view = {"framework": "startup" if state.in_startup else "initialized"}
     if params["nvmf_tcp"]:
         view["nvmf_tcp"] = "absent" if state.tcp is None else "present"
-    wanted = requested_nvme_options(params["nvme_options"])
+    wanted = requested_options(params["nvme_options"])
     if wanted:
         view["nvme_options"] = dict((k, None if state.nvme is None else state.nvme.get(k)) for k in wanted)
     if params["auto_examine"] is not None:
         view["auto_examine"] = state.auto_examine
+    wanted = requested_options(params["raid_options"])
+    if wanted:
+        view["raid_options"] = dict((k, None if state.raid is None else state.raid.get(k)) for k in wanted)
     return view
 
 
@@ -485,9 +557,11 @@ def expected(state, params):
     if params["nvmf_tcp"]:
         view["nvmf_tcp"] = "present"
     if "nvme_options" in view:
-        view["nvme_options"] = requested_nvme_options(params["nvme_options"])
+        view["nvme_options"] = requested_options(params["nvme_options"])
     if params["auto_examine"] is not None:
         view["auto_examine"] = params["auto_examine"]
+    if "raid_options" in view:
+        view["raid_options"] = requested_options(params["raid_options"])
     return view
 
 
@@ -509,6 +583,8 @@ def main():
                 (name, dict(type="str", choices=["none", "reset", "abort"]) if name == "action_on_timeout"
                  else dict(type="int")) for name in NVME_OPTION_NAMES)),
             auto_examine=dict(type="bool"),
+            raid_options=dict(type="dict", default={}, options=dict(
+                (name, dict(type="int")) for name in RAID_OPTION_NAMES)),
         ),
         supports_check_mode=True,
     )
@@ -518,7 +594,8 @@ def main():
     if "trtype" in (params["nvmf_tcp_options"] or {}):
         module.fail_json(msg="nvmf_tcp_options may not contain trtype: this module manages the TCP transport only")
     client = module.client
-    want_config = bool(requested_nvme_options(params["nvme_options"])) or params["auto_examine"] is not None
+    want_config = (bool(requested_options(params["nvme_options"])) or params["auto_examine"] is not None
+                   or bool(requested_options(params["raid_options"])))
     try:
         state, waited = wait_for_target(client, params["wait_timeout"], want_config, params["nvmf_tcp"])
         plan = make_plan(params, state, lambda: controller_names(client))
@@ -543,6 +620,7 @@ def main():
         unverified_nvmf_tcp_options=plan.unverified_tcp,
         nvme_options=after.get("nvme_options", {}),
         auto_examine=after.get("auto_examine"),
+        raid_options=after.get("raid_options", {}),
     )
 
 

@@ -194,6 +194,30 @@ def test_nvme_options_are_set_before_any_controller(node):
     assert changed == 0
 
 
+def raid_options(node):
+    config = node.call("framework_get_config", {"name": "bdev"})
+    return [e["params"] for e in config if e["method"] == "bdev_raid_set_options"][0]
+
+
+def test_raid_rebuild_rate_changes_on_the_running_target_without_a_restart(node):
+    node.play()
+    pid = node.pid()
+    assert raid_options(node)["process_max_bandwidth_mb_sec"] == 0, "SPDK's default: unlimited"
+    capped = {"process_max_bandwidth_mb_sec": 16}
+
+    _ok, changed, out = node.play(check=True, spdk_tgt_raid_options=capped)
+    assert changed == 1
+    assert raid_options(node)["process_max_bandwidth_mb_sec"] == 0, "check mode changes nothing"
+    assert '"process_max_bandwidth_mb_sec": 0' in out and '"process_max_bandwidth_mb_sec": 16' in out  # diff
+
+    _ok, changed, _out = node.play(spdk_tgt_raid_options=capped)
+    assert changed == 1
+    assert raid_options(node) == {"process_max_bandwidth_mb_sec": 16, "process_window_size_kb": 1024}
+    assert node.pid() == pid
+    _ok, changed, _out = node.play(spdk_tgt_raid_options=capped)
+    assert changed == 0
+
+
 def free_port():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -2,7 +2,12 @@
 
 Answers come from a real SPDK v26.05 (more/nvme_options.jsonl is the bdev_nvme_set_options
 session: defaults at line 8, set at 13, refused with a controller at 17, --wait-for-rpc at 32-38).
+
+RAID rebuild rate: step5.jsonl:10 is framework_get_config of a target whose rate step3.jsonl:1 set to
+64 MB/s (bdev_raid_set_options answered true); the other configs above report SPDK's default 0.
 """
+import copy
+
 import pytest
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkConnectionError
@@ -20,6 +25,8 @@ CONFIG_AFTER_STARTUP = answer(OPTS, 38)                     # 15 / 3 / 6, bdev_a
 NOT_INITIALISED = answer(OPTS, 35)                          # -1 "Method may only be called after ..."
 TRANSPORTS_TCP = answer("more/introspection.jsonl", 79)
 NO_TRANSPORTS = result([])
+CONFIG_RAID_64 = answer("step5.jsonl", 10)                  # process_max_bandwidth_mb_sec 64, window 1024
+RAID_SET = answer("step3.jsonl", 1)                         # bdev_raid_set_options -> true
 CONTROLLERS = answer(OPTS, 21)                              # vol1-r-b2c3d4e5 and bad-combo attached
 NO_CONTROLLERS = answer(OPTS, 28)
 
@@ -152,6 +159,87 @@ def test_auto_examine_already_as_wanted_is_ok():
     outcome = run({"auto_examine": False}, reads(config=CONFIG_AFTER_STARTUP))
     assert outcome.changed is False
     assert outcome.result["auto_examine"] is False
+
+
+# -- the RAID rebuild rate (bdev_raid_set_options) ---------------------------------------
+
+
+def test_raid_rate_already_set_is_a_noop_of_three_reads():
+    outcome = run({"raid_options": {"process_max_bandwidth_mb_sec": 64}}, reads(config=CONFIG_RAID_64))
+    assert not outcome.failed, outcome.msg
+    assert outcome.changed is False
+    assert outcome.script.exchanges == [3]
+    assert outcome.result["raid_options"] == {"process_max_bandwidth_mb_sec": 64}
+
+
+def test_raid_rate_is_changed_on_a_running_target_and_read_back():
+    outcome = run({"raid_options": {"process_max_bandwidth_mb_sec": 64}}, [
+        reads(config=CONFIG_DEFAULTS),
+        expect("bdev_raid_set_options", {"process_max_bandwidth_mb_sec": 64}, RAID_SET),
+        reads(config=CONFIG_RAID_64),
+    ], diff=True)
+    assert not outcome.failed, outcome.msg
+    assert outcome.changed is True
+    assert outcome.result["diff"]["before"] == {"framework": "initialized",
+                                                "raid_options": {"process_max_bandwidth_mb_sec": 0}}
+    assert outcome.result["diff"]["after"] == {"framework": "initialized",
+                                               "raid_options": {"process_max_bandwidth_mb_sec": 64}}
+    assert outcome.result["raid_options"] == {"process_max_bandwidth_mb_sec": 64}
+
+
+def test_raid_options_are_sent_together_when_one_of_them_differs():
+    wanted = {"process_max_bandwidth_mb_sec": 64, "process_window_size_kb": 256}
+    outcome = run({"raid_options": wanted}, [
+        reads(config=CONFIG_RAID_64),
+        expect("bdev_raid_set_options", wanted, RAID_SET),
+        reads(config=CONFIG_RAID_64),
+    ], diff=True)
+    assert outcome.changed is True
+    assert outcome.result["diff"]["before"]["raid_options"] == {
+        "process_max_bandwidth_mb_sec": 64, "process_window_size_kb": 1024}
+
+
+def test_raid_rate_in_check_mode_predicts_the_change_and_sends_nothing():
+    outcome = run({"raid_options": {"process_max_bandwidth_mb_sec": 16}}, reads(config=CONFIG_RAID_64),
+                  check_mode=True, diff=True)
+    assert outcome.changed is True
+    assert outcome.mutating == []
+    assert outcome.result["raid_options"] == {"process_max_bandwidth_mb_sec": 16}
+    assert outcome.result["diff"]["after"]["raid_options"] == {"process_max_bandwidth_mb_sec": 16}
+
+
+def test_raid_rate_in_the_startup_phase_is_sent_before_the_framework_starts():
+    # framework_get_config is refused before framework_start_init, so the current value is unknown.
+    outcome = run({"raid_options": {"process_max_bandwidth_mb_sec": 64}}, [
+        reads(methods=METHODS_STARTUP, config=NOT_INITIALISED),
+        expect("bdev_raid_set_options", {"process_max_bandwidth_mb_sec": 64}, RAID_SET),
+        expect("framework_start_init", None, answer(OPTS, 36)),
+        expect("framework_wait_init", None, answer(OPTS, 37)),
+        reads(config=CONFIG_RAID_64),
+    ])
+    assert not outcome.failed, outcome.msg
+    assert outcome.result["raid_options"] == {"process_max_bandwidth_mb_sec": 64}
+
+
+def test_a_raid_option_the_target_does_not_report_fails_before_any_call():
+    older = copy.deepcopy(CONFIG_RAID_64)
+    raid = [e for e in older["result"] if e["method"] == "bdev_raid_set_options"][0]
+    del raid["params"]["process_window_size_kb"]      # as an SPDK without that option would answer
+    outcome = run({"raid_options": {"process_window_size_kb": 256}}, reads(config=older))
+    assert outcome.failed
+    assert outcome.mutating == []
+    assert "does not report process_window_size_kb" in outcome.msg
+
+
+@pytest.mark.parametrize("options, complaint", [
+    ({"process_max_bandwidth_mb_sec": -1}, "process_max_bandwidth_mb_sec must be 0 (unlimited) or more"),
+    ({"process_window_size_kb": 0}, "process_window_size_kb must be at least 1"),   # SPDK: -22
+])
+def test_raid_values_spdk_would_refuse_fail_before_any_mutating_call(options, complaint):
+    outcome = run({"raid_options": options}, reads(config=CONFIG_DEFAULTS))
+    assert outcome.failed
+    assert complaint in outcome.msg
+    assert outcome.mutating == []
 
 
 # -- the TCP transport ----------------------------------------------------------------------
