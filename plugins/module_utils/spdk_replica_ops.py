@@ -496,17 +496,6 @@ def snapshot_children(replica, snap):
     return sorted(list(snap.children) + ([replica.name] if snap.head_child else []) + list(snap.other_children))
 
 
-def snapshot_tree(replica, cluster_size):
-    """The replica's snapshots as the modules return them, parents first."""
-    return [
-        {"name": s.name, "lvol_name": s.lvol.name, "parent": s.parent,
-         "children": snapshot_children(replica, s),
-         "allocated_bytes": s.lvol.allocated_clusters * cluster_size,
-         "allocated_clusters": s.lvol.allocated_clusters}
-        for s in replica.snapshots
-    ]
-
-
 class SnapshotRequest:
     """Validated spdk_snapshot options for a replica-level snapshot."""
 
@@ -526,11 +515,9 @@ def find_replica(state, replica_name, disk=None):
     return state.replica(head.lvstore, head.name), require_disk(state, head.lvstore).cluster_size
 
 
-def snapshot_view(replica, cluster_size):
-    return {"replica": replica.name, "disk": replica.disk, "snapshots": snapshot_tree(replica, cluster_size)}
-
-
 def plan_snapshot(state, request):
+    """The steps (and refusals) of a replica snapshot request. The plan carries no views:
+    spdk_snapshot reports spdk_model.snapshot_entries and predicts them with entries_after_*."""
     if request.state == "present":
         return plan_snapshot_present(state, request)
     if request.state == "absent":
@@ -540,41 +527,23 @@ def plan_snapshot(state, request):
 
 def plan_snapshot_present(state, request):
     """bdev_lvol_snapshot of the head as ``<replica>-snap-<name>``, unless it exists."""
-    replica, cluster_size = find_replica(state, request.replica, request.disk)
-    before = snapshot_view(replica, cluster_size)
+    replica, _cluster_size = find_replica(state, request.replica, request.disk)
     if replica.snapshot(request.name) is not None:
-        return Plan([], before, before)
+        return Plan([], None, None)
     if state.lvol(replica.disk, request.lvol_name) is not None:
         raise SpdkRefusal("lvol %s/%s exists but is not a snapshot of replica %s; rename or delete it first"
                           % (replica.disk, request.lvol_name, replica.name))
     step = Step("bdev_lvol_snapshot", {"lvol_name": replica.head.alias, "snapshot_name": request.lvol_name},
                 "snapshot %s as %s" % (replica.head.alias, request.lvol_name))
-    after = dict(before, snapshots=_tree_with_new_snapshot(before["snapshots"], request, replica, cluster_size))
-    return Plan([step], before, after)
-
-
-def _tree_with_new_snapshot(tree, request, replica, cluster_size):
-    """The tree once the head is snapshotted: the new snapshot sits between head and old parent."""
-    parent = replica.parent
-    new_tree = []
-    for entry in tree:
-        entry = dict(entry, children=list(entry["children"]))
-        if entry["name"] == parent:
-            entry["children"] = sorted(request.name if c == replica.name else c for c in entry["children"])
-        new_tree.append(entry)
-    new_tree.append({"name": request.name, "lvol_name": request.lvol_name, "parent": parent,
-                     "children": [replica.name], "allocated_bytes": replica.head.allocated_clusters * cluster_size,
-                     "allocated_clusters": replica.head.allocated_clusters})
-    return new_tree
+    return Plan([step], None, None)
 
 
 def plan_snapshot_absent(state, request):
     """bdev_lvol_delete of the snapshot lvol; more than one child is refused."""
-    replica, cluster_size = find_replica(state, request.replica, request.disk)
-    before = snapshot_view(replica, cluster_size)
+    replica, _cluster_size = find_replica(state, request.replica, request.disk)
     snap = replica.snapshot(request.name)
     if snap is None:
-        return Plan([], before, before)
+        return Plan([], None, None)
     children = snapshot_children(replica, snap)
     if len(children) > 1:
         raise SpdkRefusal(
@@ -583,27 +552,4 @@ def plan_snapshot_absent(state, request):
             "first; nothing was changed" % (request.name, replica.name, len(children), ", ".join(children)))
     step = Step("bdev_lvol_delete", {"name": snap.lvol.alias},
                 "delete snapshot %s (merged into %s)" % (snap.lvol.alias, children[0] if children else "nothing"))
-    after = dict(before, snapshots=_tree_without(before["snapshots"], snap))
-    return Plan([step], before, after)
-
-
-def _tree_without(tree, snap):
-    """The tree once ``snap`` is merged into its child: the child inherits its parent."""
-    new_tree = []
-    for entry in tree:
-        if entry["name"] == snap.name:
-            continue
-        entry = dict(entry, children=list(entry["children"]))
-        if entry["name"] == snap.parent:
-            entry["children"] = sorted([c for c in entry["children"] if c != snap.name] + _children_of(tree, snap.name))
-        if entry["parent"] == snap.name:
-            entry["parent"] = snap.parent
-        new_tree.append(entry)
-    return new_tree
-
-
-def _children_of(tree, name):
-    for entry in tree:
-        if entry["name"] == name:
-            return list(entry["children"])
-    return []
+    return Plan([step], None, None)
