@@ -49,6 +49,7 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as n
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_superblock as sb
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_actions import RecordedSends
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     SpdkInputError,
@@ -257,7 +258,7 @@ def set_view(request, views):
 # ---------------------------------------------------------------- one run
 
 
-class EngineSnapshotRun:
+class EngineSnapshotRun(RecordedSends):
     """One engine-level spdk_snapshot run. ``connect(rpc_socket)`` gives the client of a remote node.
 
     ``actions`` lists every mutating step (sent, or planned in check mode) with its node;
@@ -330,16 +331,6 @@ class EngineSnapshotRun:
         return {node.label: len(node.client.sent_calls) for node in self.nodes.values()}
 
     # --- sending -------------------------------------------------------------------------
-    def send(self, node, method, params, why, tolerate=None):
-        """One mutating RPC (skipped by the client in check mode), recorded as an action."""
-        self.actions.append({"node": node.label, "method": method, "params": params, "why": why})
-        try:
-            return node.client.call(method, params)
-        except SpdkRpcError as err:
-            if tolerate is not None and tolerate(err):
-                return None
-            raise
-
     @property
     def changed(self):
         return bool(self.actions)

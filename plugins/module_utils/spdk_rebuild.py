@@ -47,6 +47,7 @@ import time
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_superblock as sb
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_actions import RecordedSends
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     MAX_LVOL_NAME,
@@ -369,7 +370,7 @@ def rebuild_target(raid):
 # ---------------------------------------------------------------- the run
 
 
-class RebuildRun:
+class RebuildRun(RecordedSends):
     """One run of spdk_replica_rebuild on the engine node.
 
     ``clients``: {"engine": client, "source": client, "destination": client} (the same client may
@@ -422,15 +423,6 @@ class RebuildRun:
         return node
 
     # --- sending ----------------------------------------------------------------------
-    def send(self, node, method, params, why, tolerate=None):
-        self.actions.append({"node": node.label, "method": method, "params": params, "why": why})
-        try:
-            return node.client.call(method, params)
-        except SpdkRpcError as err:
-            if tolerate is not None and tolerate(err):
-                return None
-            raise
-
     def read(self, node, method, params=None):
         return node.client.call(method, params)
 
