@@ -454,6 +454,32 @@ def _gone(err):
     return err.is_no_device()
 
 
+CONNECTED = "enabled"
+
+
+def unconnected(specs, controllers):
+    """{replica name: its controller's state} for remote replicas in ``specs`` whose controller has no
+    connected path (``bdev_nvme_get_controllers``).
+
+    While a lost controller waits to reconnect (``reconnect_is_delayed``, ``resetting``, ``failed``, until
+    ``ctrlr_loss_timeout_sec``) its namespace bdev stays registered, yet adding it to a RAID answers -5
+    (more/nvme_reconnect R1/R2: the bdev is present throughout, the controller ``enabled`` only once the
+    target is back).
+    """
+    out = {}
+    for spec in specs:
+        ctrl = controllers.get(spec.controller)
+        states = sorted({p["state"] or "unknown" for p in ctrl.paths}) if ctrl is not None else ["deleted"]
+        if CONNECTED not in states:
+            out[spec.name] = "/".join(states) or "no path"
+    return out
+
+
+def is_connect_failure(err):
+    """-5: SPDK could not read the member (its controller lost the connection)."""
+    return err.code == -5
+
+
 def member_problem(state, spec, raid_name):
     """Why the replica's bdev cannot join the engine's RAID, or None."""
     refs, bdev = bdev_refs(state, spec.bdev)
@@ -725,13 +751,15 @@ def wait_bdevs_gone(client, names, timeout, sleep=time.sleep, clock=time.monoton
         sleep(0.2)
 
 
-def wait_healthy(client, request, state, timeout, interval, sleep=time.sleep, clock=time.monotonic):
+def wait_healthy(client, request, state, timeout, interval, sleep=time.sleep, clock=time.monotonic,
+                 deadline=None):
     """Poll ``bdev_raid_get_bdevs`` (1 RPC per poll) until every wanted replica is RW.
 
     Member names are resolved once from ``state`` (they do not change while SPDK rebuilds).
+    ``deadline`` (a ``clock`` time) ends the wait when the run already spent part of ``timeout``.
     Returns the NodeState of the last poll; raises EngineRefusal on timeout.
     """
-    deadline = clock() + timeout
+    deadline = clock() + timeout if deadline is None else deadline
     while True:
         raw = dict(state.raw)
         raw["raids"] = client.call("bdev_raid_get_bdevs", {"category": "all"})
@@ -883,7 +911,9 @@ class EngineRun:
         self.actions = []
         self.warnings = []
         self.attached = []         # controllers this run attached (detached again if the run fails)
-        self.unreachable = []      # remote replicas whose attach failed while the engine kept serving
+        self.unreachable = {}      # remote replica -> why its attach failed while the engine kept serving
+        self.deferred = {}         # remote replica -> why it was not added back (its controller is not connected)
+        self.controllers = None    # bdev_nvme_get_controllers of this pass, read only when needed
         self.kernel_changed = False
         self.device = None
         self.before = None
@@ -897,27 +927,61 @@ class EngineRun:
         if request.frontend == "blockdev":
             self.initiator.check(self.check_mode)
             extra_hosts = [self.initiator.host_nqn()]
+        deadline = self.clock() + self.wait_timeout
         self.state = load_state(self.client)
         self.before = current_intent(EngineStatus(self.state, request), request)
+        self.warnings += address_warnings(self.state, request)
+        self._repair()
+        self._frontend(extra_hosts)
+        waiting = wait and not self.check_mode
+        if waiting:
+            self._wait_until_joined(deadline)
+            self.state = wait_healthy(self.client, request, self.state, self.wait_timeout, self.wait_sleep,
+                                      self.sleep, self.clock, deadline=deadline)
+        self.warnings += self._kept_out(wait)
+        return EngineStatus(self.state, request)
+
+    def _repair(self):
+        """One pass over the node as it is now: attach, then create or adopt the RAID and fix its membership."""
+        self.controllers = None
+        self.unreachable = {}
+        self.deferred = {}
         pending = self._attach()
         try:
             self._members(pending)
         except Exception:
             self._rollback()
             raise
-        self._frontend(extra_hosts)
-        if wait and not self.check_mode:
-            self.state = wait_healthy(self.client, request, self.state, self.wait_timeout, self.wait_sleep,
-                                      self.sleep, self.clock)
-        return EngineStatus(self.state, request)
+
+    def _wait_until_joined(self, deadline):
+        """wait: while a replica is kept out because its node is unreachable, poll every ``wait_sleep`` and
+        repair again (its controller reconnects, or is dropped and attached again), up to ``wait_timeout``."""
+        while self.unreachable or self.deferred:
+            if self.clock() + self.wait_sleep > deadline:
+                raise EngineRefusal("engine %s is %s after %ss (wait_timeout): %s" % (
+                    self.request.name, EngineStatus(self.state, self.request).state, self.wait_timeout,
+                    "; ".join(self._kept_out(True))))
+            self.sleep(self.wait_sleep)
+            self.state = load_state(self.client)
+            self._repair()
+
+    def _kept_out(self, waited):
+        """Why each replica this pass could not bring in stays ERR, and what to do."""
+        out = ["replica %s stays ERR: %s" % (name, why) for name, why in sorted(self.unreachable.items())]
+        out += ["replica %s stays ERR: %s, so its node is unreachable or still reconnecting and it is not added "
+                "back to the RAID; run again when the node is back%s"
+                % (name, why, "" if waited else " (wait: true waits for it, up to wait_timeout)")
+                for name, why in sorted(self.deferred.items())]
+        return out
 
     def _attach(self):
         """Attach missing remote replicas, let examine re-assemble / re-add, read again."""
         state, request = self.state, self.request
-        self.warnings += address_warnings(state, request)
-        controllers = load_controllers(self.client) if needs_controllers(state, request) else None
+        if needs_controllers(state, request):
+            self.controllers = load_controllers(self.client)
         pending = []
-        for step in plan_attach(state, request, controllers):
+        attached = False
+        for step in plan_attach(state, request, self.controllers):
             self.actions.append(step.describe())
             try:
                 result = self.client.call(step.method, step.params)
@@ -926,14 +990,14 @@ class EngineRun:
                     continue
                 if self._serving() and step.method == "bdev_nvme_attach_controller":
                     self.actions.pop()  # nothing changed
-                    self.unreachable.append(step.params["name"])
-                    self.warnings.append("replica %s stays ERR: %s" % (step.params["name"], describe_attach_error(err)))
+                    self.unreachable[step.params["name"]] = describe_attach_error(err)
                     continue
                 self._rollback()
                 raise
             if step.method == "bdev_nvme_attach_controller":
                 self._attached(step.params["name"], result, pending)
-        if self.attached:
+                attached = not self.check_mode
+        if attached:
             self.client.call("bdev_wait_for_examine")
             self.state = load_state(self.client)
         return pending
@@ -977,6 +1041,7 @@ class EngineRun:
                 "replicas whose nodes are down, the engine serves no I/O until then"
                 % (request.name, status.raid.state, status.raid.discovered or 0, status.raid.num_base_bdevs or 0))
         removals, adds = plan_membership(self.state, request, status, pending, self.unreachable)
+        adds = self._connected_only(adds, pending)
         former = [r for r in self.recorded.get("replicas", []) if r.get("name") not in
                   {s.name for s in request.replicas}]
         controllers = removed_controllers(self.state, request, status, former)
@@ -986,8 +1051,45 @@ class EngineRun:
         execute(self.client, detach, self.actions)
         if not self.check_mode:
             wait_bdevs_gone(self.client, bdevs, self.wait_timeout, self.sleep, self.clock)
-        execute(self.client, adds, self.actions)
-        self._reread(bool(removals or detach or adds))
+        added = self._add(adds)
+        self._reread(bool(removals or detach or added))
+
+    def _connected_only(self, adds, pending):
+        """The adds whose member SPDK can read: a remote replica's controller must be connected.
+
+        Reads the controllers (one RPC) only when an add of a replica this run did not attach is due.
+        """
+        remote = {s.bdev: s for s in self.request.remote_replicas}
+        check = [remote[a.params["base_bdev"]] for a in adds if a.params["base_bdev"] in remote
+                 and a.params["base_bdev"] not in pending and remote[a.params["base_bdev"]].controller
+                 not in self.attached]
+        if not check:
+            return adds
+        if self.controllers is None:
+            self.controllers = load_controllers(self.client)
+        for name, state in unconnected(check, self.controllers).items():
+            self.deferred[name] = "its controller %s is not connected (%s)" % (name, state)
+        out = {s.bdev for s in self.request.replicas if s.name in self.deferred}
+        return [a for a in adds if a.params["base_bdev"] not in out]
+
+    def _add(self, adds):
+        """Add members one by one. A remote one whose controller drops between the read and the add answers -5
+        and stays ERR, as if its controller had not been connected. Returns how many were added."""
+        by_bdev = {s.bdev: s for s in self.request.replicas}
+        added = 0
+        for step in adds:
+            spec = by_bdev[step.params["base_bdev"]]
+            self.actions.append(step.describe())
+            try:
+                self.client.call(step.method, step.params)
+            except SpdkRpcError as err:
+                if spec.is_local or not is_connect_failure(err):
+                    raise
+                self.actions.pop()  # nothing changed
+                self.deferred[spec.name] = "adding it to the RAID answered -5 (%s)" % err.message
+                continue
+            added += 1
+        return added
 
     def _reread(self, changed):
         if changed and not self.check_mode:

@@ -23,6 +23,10 @@ description:
     never created again over members its superblocks do not vouch for. A wanted replica missing from the RAID is
     added with C(bdev_raid_add_base_bdev), which makes SPDK copy the whole volume into it (mode C(WO) with
     progress until done).
+  - A remote replica whose controller is not connected (its node is unreachable, and the controller waits to
+    reconnect until O(ctrlr_loss_timeout_sec)) is not added, because SPDK could not read it (its bdev is still
+    there). It stays C(ERR) with a warning, as does one whose add answers -5 because the connection dropped
+    meanwhile; run the module again when the node is back, or use O(wait=true).
   - A replica dropped from O(replicas) is taken out of the RAID, then its controller is detached and the module
     waits until its bdev is gone. It refuses to remove the last up-to-date replica.
   - All replicas must have the same size, at least O(size) plus 1 MiB for the RAID superblock. A mismatch fails
@@ -127,11 +131,15 @@ options:
     choices: [present, absent]
     default: present
   wait:
-    description: With O(state=present), wait until every replica is C(RW) (rebuilds finished).
+    description:
+      - With O(state=present), wait until every replica is C(RW) (rebuilds finished).
+      - A replica kept out because its node is unreachable is tried again every O(wait_sleep) seconds (its
+        controller reconnects, or is dropped and attached again) and added once it can be read.
     type: bool
     default: false
   wait_timeout:
-    description: Seconds to wait for health (and for a detached controller's bdev to disappear).
+    description: Seconds to wait for health, unreachable replicas included (and for a detached controller's bdev
+      to disappear).
     type: int
     default: 300
   wait_sleep:

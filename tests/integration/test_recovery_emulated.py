@@ -22,6 +22,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -175,6 +176,10 @@ def wait_for(predicate, timeout, interval=0.2):
     return False
 
 
+def controller_reads(calls):
+    return sum(1 for c in calls if c["method"] == "bdev_nvme_get_controllers")
+
+
 def modes(run):
     return {r["name"]: r["mode"] for r in run["engine"]["replicas"]}
 
@@ -289,11 +294,10 @@ def test_a_killed_replica_never_serves_stale_blocks_and_ends_current(cluster, or
     assert cluster.recover_replica_node()["remote replica exported"].changed is False
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "spdk_engine: while a dead replica's controller is still in its ctrlr_loss_timeout_sec window its bdev "
-    "exists, so the run adds it back with bdev_raid_add_base_bdev, SPDK answers -5 and the run fails "
-    "instead of reporting the engine degraded with that replica ERR (as it does for a failed attach)"))
-def test_a_replica_in_its_controller_loss_window_is_reported_err(cluster):
+def test_a_replica_in_its_controller_loss_window_is_reported_err_then_waited_for(cluster):
+    """The RAID drops a dead replica at once (its write fails), but its controller keeps the bdev while it
+    waits to reconnect (ctrlr_loss_timeout_sec). Adding that bdev back would answer -5: the run reports the
+    replica ERR and says why; with wait: true it waits for the node and adds the replica once connected."""
     slow_loss = dict(ctrlr_loss_timeout_sec=60)   # the controller outlives the test's engine runs
     setup = cluster.play([cluster.disk_task("n0"), cluster.disk_task("n1"), cluster.local_replica_task(),
                           cluster.remote_replica_task(), cluster.engine_task(wait=True, **slow_loss)])
@@ -305,3 +309,28 @@ def test_a_replica_in_its_controller_loss_window_is_reported_err(cluster):
     assert cluster.n0.rpc("bdev_nvme_get_controllers") != [], "the controller is still in its loss window"
     assert not run.failed, run.get("msg")
     assert run["engine"]["state"] == "degraded" and modes(run) == {REMOTE: "ERR", LOCAL: "RW"}
+    assert run["actions"] == [] and run.changed is False
+    assert any(REMOTE + " stays ERR" in w and "not connected" in w and "run again" in w
+               for w in run.get("warnings", [])), run.get("warnings")
+
+    # With wait: true the run waits; meanwhile the replica node comes back and is recovered.
+    mark = cluster.n0.log_mark()
+    waiting = {}
+    waiter = threading.Thread(target=lambda: waiting.update(
+        play=cluster.play([cluster.engine_task(wait=True, label="engine waiting", **slow_loss)],
+                          allow_failures=True)))
+    waiter.start()
+    try:
+        assert wait_for(lambda: controller_reads(cluster.n0.calls_since(mark)) >= 2, timeout=60), \
+            "the waiting run polls the controllers while the replica node is down"
+        cluster.n1.start()
+        cluster.recover_replica_node()
+    finally:
+        waiter.join(timeout=180)
+    engine = waiting["play"]["engine waiting"]
+    assert not engine.failed, engine.get("msg")
+    assert engine["engine"]["state"] == "healthy" and modes(engine) == {REMOTE: "RW", LOCAL: "RW"}
+    assert [a["method"] for a in engine["actions"]] == ["bdev_raid_add_base_bdev"], "reconnected, not re-attached"
+    assert not any("stays ERR" in w for w in engine.get("warnings", []))
+    cluster.assert_frontend_current("after the wait")
+    assert cluster.remote_replica_data() == P_AND_Q, "the replica was rebuilt, not trusted as it was"

@@ -186,6 +186,16 @@ class TestMembers:
         steps = em.plan_attach(state, request(), controllers={"vol1-r-b2c3d4e5": object()})
         assert [s.method for s in steps] == ["bdev_nvme_detach_controller", "bdev_nvme_attach_controller"]
 
+    @pytest.mark.parametrize("line, unconnected", [
+        (270, {"vol1-r-b2c3d4e5": "reconnect_is_delayed"}),   # its target was killed, loss timeout not over
+        (310, {}),                                             # connected again
+        (83, {"vol1-r-b2c3d4e5": "deleted"}),                  # loss timeout over: no controller left
+    ])
+    def test_a_remote_replica_can_be_added_only_while_its_controller_is_connected(self, line, unconnected):
+        controllers = {c.name: c for c in NodeState(
+            {"controllers": answer("more/nvme_reconnect.jsonl", line)["result"]}).controllers}
+        assert em.unconnected(request().remote_replicas, controllers) == unconnected
+
     def test_create_names_every_member_with_a_superblock(self):
         free = [b for b in answer(INTRO, 61)["result"] if b["name"] not in ("vol1-e0",)]
         for bdev in free:

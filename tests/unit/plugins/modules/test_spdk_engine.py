@@ -69,6 +69,27 @@ def degraded_raids():
         "d0c0503a-6587-4295-b4f5-691f22aaae5f": LOCAL_UUID})["response"]["result"]}
 
 
+def rebuilding_raids(percent, blocks):
+    """The engine's RAID (INTRO L83) while SPDK rebuilds the remote replica, as d4 L29-L31 show a rebuild."""
+    raids = answer(INTRO, 83)
+    raids["result"][0]["process"] = {"type": "rebuild", "target": "vol1-r-b2c3d4e5n1",
+                                     "progress": {"blocks": blocks, "percent": percent}}
+    return raids
+
+
+def controllers(line):
+    """more/nvme_reconnect: L270 the remote replica's controller waits to reconnect (its target was killed,
+    ctrlr_loss_timeout_sec not over), L310 it is connected again (``enabled``); L83 it was deleted."""
+    return answer("more/nvme_reconnect.jsonl", line)
+
+
+ADD = {"raid_bdev": "vol1-e0", "base_bdev": "vol1-r-b2c3d4e5n1"}
+# What bdev_raid_add_base_bdev answers when the member's superblock cannot be read (rpc_bdev_raid_add_base_bdev's
+# message with -EIO): the controller lost its connection between the read and the add.
+ADD_EIO = {"error": {
+    "code": -5, "message": "Failed to add base bdev vol1-r-b2c3d4e5n1 to RAID bdev vol1-e0: Input/output error"}}
+
+
 def create_calls():
     """Everything a first run sends on a node that has the local replica only."""
     return [
@@ -164,23 +185,71 @@ class TestPresent:
                    for w in outcome.warnings)
 
     def test_a_replica_back_but_not_re_added_by_examine_is_added_with_a_rebuild(self, args):
-        rebuilding = answer(INTRO, 83)
-        rebuilding["result"][0]["process"] = {"type": "rebuild", "target": "vol1-r-b2c3d4e5n1",
-                                              "progress": {"blocks": 0, "percent": 0}}
         outcome = run(args, [
             engine_reads(degraded_raids(), bdevs("vol1-r-b2c3d4e5n1")),
             expect("bdev_nvme_get_controllers", None, answer("more/nvme_reconnect.jsonl", 83)),
             expect("bdev_nvme_attach_controller", ATTACH, answer(INTRO, 34)),
             expect("bdev_wait_for_examine", None, answer("step5.jsonl", 43)),
             engine_reads(degraded_raids()),
-            expect("bdev_raid_add_base_bdev", {"raid_bdev": "vol1-e0", "base_bdev": "vol1-r-b2c3d4e5n1"},
-                   answer("more/d4_raid_add_base_rebuild_alloc.jsonl", 28)),
-            engine_reads(rebuilding),
+            expect("bdev_raid_add_base_bdev", ADD, answer("more/d4_raid_add_base_rebuild_alloc.jsonl", 28)),
+            engine_reads(rebuilding_raids(0, 0)),
         ])
         assert outcome.changed is True, outcome.msg
         remote = outcome.result["engine"]["replicas"][1]
         assert (remote["mode"], remote["rebuild"]) == ("WO", {"percent": 0, "blocks": 0})
         assert outcome.result["engine"]["state"] == "degraded"
+
+    @pytest.mark.parametrize("check_mode", [False, True])
+    def test_a_replica_whose_controller_is_reconnecting_stays_err_and_is_not_added(self, args, check_mode):
+        """The RAID dropped the member (its I/O failed) while its controller still waits to reconnect
+        (ctrlr_loss_timeout_sec is not over): its bdev is still here, but adding it would answer -5."""
+        args["record_dir"] = ""
+        outcome = run(args, [engine_reads(degraded_raids()),
+                             expect("bdev_nvme_get_controllers", None, controllers(270))], check_mode=check_mode)
+        assert not outcome.failed, outcome.msg
+        assert outcome.changed is False and outcome.result["actions"] == [] and outcome.mutating == []
+        assert outcome.result["engine"]["state"] == "degraded"
+        assert [r["mode"] for r in outcome.result["engine"]["replicas"]] == ["RW", "ERR"]
+        assert any("vol1-r-b2c3d4e5 stays ERR" in w and "reconnect_is_delayed" in w and "unreachable" in w
+                   and "run again" in w for w in outcome.warnings), outcome.warnings
+        assert outcome.rpc_count == 4
+
+    def test_an_add_answering_eio_because_the_controller_just_dropped_is_err_not_a_failure(self, args):
+        args["record_dir"] = ""
+        outcome = run(args, [
+            engine_reads(degraded_raids()),
+            expect("bdev_nvme_get_controllers", None, controllers(310)),
+            expect("bdev_raid_add_base_bdev", ADD, ADD_EIO),
+        ])
+        assert not outcome.failed, outcome.msg
+        assert outcome.changed is False and outcome.result["actions"] == []
+        assert [r["mode"] for r in outcome.result["engine"]["replicas"]] == ["RW", "ERR"]
+        assert any("vol1-r-b2c3d4e5 stays ERR" in w and "-5" in w and "unreachable" in w for w in outcome.warnings)
+
+    def test_with_wait_the_run_waits_for_the_controller_then_adds_the_replica(self, args):
+        args.update(record_dir="", wait=True, wait_sleep=0, wait_timeout=30)
+        outcome = run(args, [
+            engine_reads(degraded_raids()),
+            expect("bdev_nvme_get_controllers", None, controllers(270)),
+            # the next poll: the replica's node is back
+            engine_reads(degraded_raids()),
+            expect("bdev_nvme_get_controllers", None, controllers(310)),
+            expect("bdev_raid_add_base_bdev", ADD, answer("more/d4_raid_add_base_rebuild_alloc.jsonl", 28)),
+            engine_reads(rebuilding_raids(0, 0)),
+            expect("bdev_raid_get_bdevs", {"category": "all"}, answer(INTRO, 83)),
+        ])
+        assert not outcome.failed, outcome.msg
+        assert [a["method"] for a in outcome.result["actions"]] == ["bdev_raid_add_base_bdev"]
+        assert outcome.result["engine"]["state"] == "healthy"
+        assert not any("stays ERR" in w for w in outcome.warnings)
+
+    def test_with_wait_a_controller_that_stays_disconnected_fails_at_wait_timeout_naming_it(self, args):
+        args.update(record_dir="", wait=True, wait_sleep=0, wait_timeout=0)
+        outcome = run(args, [engine_reads(degraded_raids()),
+                             expect("bdev_nvme_get_controllers", None, controllers(270))])
+        assert outcome.failed and outcome.mutating == []
+        assert "vol1-r-b2c3d4e5" in outcome.msg and "reconnect_is_delayed" in outcome.msg
+        assert "wait_timeout" in outcome.msg
 
     def test_replicas_of_different_sizes_fail_and_the_attached_controller_is_detached(self, args):
         args["replicas"] = [{"name": "vol5-r-0b0b0b0b", "disk": "disk1"}, REMOTE]
@@ -231,6 +300,9 @@ class TestPresent:
                              uuid="11111111-2222-4333-8444-555555555555", claimed=False))
         outcome = run(args, [
             engine_reads(bdev_answer=result(new_bdev)),
+            # an add of a remote replica: its controller must be connected
+            expect("bdev_nvme_get_controllers", None,
+                   answer("more/nvme_reconnect.jsonl", 310, replace={"vol1-r-b2c3d4e5": "vol1-r-new"})),
             expect("bdev_raid_remove_base_bdev", {"name": "vol1-r-b2c3d4e5n1"}, answer(INTRO, 41)),
             expect("bdev_nvme_detach_controller", {"name": "vol1-r-b2c3d4e5"}, answer("step4.jsonl", 22)),
             expect("bdev_get_bdevs", {"name": "vol1-r-b2c3d4e5n1"}, answer("more/nvme_reconnect.jsonl", 85)),
