@@ -911,9 +911,12 @@ class EngineRun:
         self.actions = []
         self.warnings = []
         self.attached = []         # controllers this run attached (detached again if the run fails)
+        self.added = []            # replicas this run added to the RAID (it started their rebuild)
         self.unreachable = {}      # remote replica -> why its attach failed while the engine kept serving
         self.deferred = {}         # remote replica -> why it was not added back (its controller is not connected)
         self.controllers = None    # bdev_nvme_get_controllers of this pass, read only when needed
+        self.messages = []         # what SPDK did by itself that the user should see (rebuilds)
+        self.first = None          # EngineStatus of the run's first read
         self.kernel_changed = False
         self.device = None
         self.before = None
@@ -929,15 +932,19 @@ class EngineRun:
             extra_hosts = [self.initiator.host_nqn()]
         deadline = self.clock() + self.wait_timeout
         self.state = load_state(self.client)
-        self.before = current_intent(EngineStatus(self.state, request), request)
+        self.first = EngineStatus(self.state, request)
+        self.before = current_intent(self.first, request)
         self.warnings += address_warnings(self.state, request)
         self._repair()
         self._frontend(extra_hosts)
         waiting = wait and not self.check_mode
         if waiting:
             self._wait_until_joined(deadline)
+        rebuilding = self._rebuild_messages()
+        if waiting:
             self.state = wait_healthy(self.client, request, self.state, self.wait_timeout, self.wait_sleep,
                                       self.sleep, self.clock, deadline=deadline)
+            self.messages += ["%s: rebuild finished, RW" % name for name in rebuilding]
         self.warnings += self._kept_out(wait)
         return EngineStatus(self.state, request)
 
@@ -973,6 +980,30 @@ class EngineRun:
                 % (name, why, "" if waited else " (wait: true waits for it, up to wait_timeout)")
                 for name, why in sorted(self.deferred.items())]
         return out
+
+    def _rebuild_messages(self):
+        """Say who started each rebuild the RAID shows: this run, SPDK by itself, or something before this run.
+
+        SPDK re-adds a stale member from its superblock when the member's bdev registers (examine, e.g.
+        when this run attaches it): a rebuild of a replica that was no member when the run began and
+        that the run did not add is SPDK's own. Returns the replicas being rebuilt.
+        """
+        first = {s.spec.name: s for s in self.first.replicas}
+        names = []
+        for replica in EngineStatus(self.state, self.request).replicas:
+            if replica.mode != WO:
+                continue
+            name = replica.spec.name
+            progress = "rebuilding (%s%%)" % replica.rebuild["percent"]
+            if name in self.added:
+                text = "added back to the RAID by this run, " + progress
+            elif first[name].member is None:
+                text = "SPDK re-added it from its superblock, " + progress
+            else:
+                text = progress + ", started before this run"
+            self.messages.append("%s: %s" % (name, text))
+            names.append(name)
+        return names
 
     def _attach(self):
         """Attach missing remote replicas, let examine re-assemble / re-add, read again."""
@@ -1088,6 +1119,7 @@ class EngineRun:
                 self.actions.pop()  # nothing changed
                 self.deferred[spec.name] = "adding it to the RAID answered -5 (%s)" % err.message
                 continue
+            self.added.append(spec.name)
             added += 1
         return added
 

@@ -258,6 +258,16 @@ actions:
   returned: always
   type: list
   elements: dict
+messages:
+  description:
+    - One line per replica being rebuilt, saying who started the rebuild, so that playbooks can show it. Either this
+      run (it added the replica), SPDK itself (it re-added a stale replica from its superblock when the replica's
+      bdev registered, for example when this run attached it), or something before this run.
+    - With O(wait=true), a line for each of them once its rebuild finished.
+  returned: always
+  type: list
+  elements: str
+  sample: ["vol1-r3: SPDK re-added it from its superblock, rebuilding (25%)"]
 record:
   description: Path of the node record and whether this run wrote it.
   returned: always
@@ -384,7 +394,7 @@ def run(module, request):
             module.warn(warning)
     record.save(status)
     return dict(changed=engine.changed or record.written, diff={"before": engine.before, "after": after},
-                engine=view, actions=engine.actions, record=record.view())
+                engine=view, actions=engine.actions, messages=engine.messages, record=record.view())
 
 
 @spdk_main

@@ -334,3 +334,26 @@ def test_a_replica_in_its_controller_loss_window_is_reported_err_then_waited_for
     assert not any("stays ERR" in w for w in engine.get("warnings", []))
     cluster.assert_frontend_current("after the wait")
     assert cluster.remote_replica_data() == P_AND_Q, "the replica was rebuilt, not trusted as it was"
+
+
+def test_a_stale_replica_spdk_re_adds_when_attached_is_reported_rebuilding_with_who_started_it(cluster):
+    """SPDK re-adds a stale replica from its superblock as soon as its bdev registers (here: the engine attaches
+    it again after its controller was dropped), so the rebuild is SPDK's, not the module's: the result says so."""
+    build_and_degrade(cluster)
+    cluster.n1.start()
+    cluster.recover_replica_node()
+    cluster.n0.rpc("bdev_raid_set_options", process_max_bandwidth_mb_sec=4)   # a rebuild of seconds, to be seen
+    run = cluster.play([cluster.engine_task()])["engine"]
+    assert [a["method"] for a in run["actions"]] == ["bdev_nvme_attach_controller"], "the module added nothing"
+    remote = {r["name"]: r for r in run["engine"]["replicas"]}[REMOTE]
+    assert remote["mode"] == "WO" and remote["rebuild"] is not None
+    assert run["messages"] == ["%s: SPDK re-added it from its superblock, rebuilding (%d%%)"
+                               % (REMOTE, remote["rebuild"]["percent"])]
+
+    waited = cluster.play([cluster.engine_task(wait=True)])["engine"]
+    assert waited["engine"]["state"] == "healthy" and waited.changed is False
+    assert waited["messages"][0].startswith(REMOTE + ": rebuilding (")
+    assert waited["messages"][0].endswith("started before this run")
+    assert waited["messages"][1:] == [REMOTE + ": rebuild finished, RW"]
+    cluster.assert_frontend_current("rebuilt")
+    assert cluster.remote_replica_data() == P_AND_Q

@@ -198,6 +198,31 @@ class TestPresent:
         remote = outcome.result["engine"]["replicas"][1]
         assert (remote["mode"], remote["rebuild"]) == ("WO", {"percent": 0, "blocks": 0})
         assert outcome.result["engine"]["state"] == "degraded"
+        assert outcome.result["messages"] == ["vol1-r-b2c3d4e5: added back to the RAID by this run, rebuilding (0%)"]
+
+    def test_a_replica_spdk_re_added_from_its_superblock_is_reported_wo_and_said_so(self, args):
+        """Attaching a stale replica makes SPDK's examine re-add it with a rebuild the module did not start."""
+        args["record_dir"] = ""
+        outcome = run(args, [
+            engine_reads(degraded_raids(), bdevs("vol1-r-b2c3d4e5n1")),
+            expect("bdev_nvme_get_controllers", None, controllers(83)),
+            expect("bdev_nvme_attach_controller", ATTACH, answer(INTRO, 34)),
+            expect("bdev_wait_for_examine", None, answer("step5.jsonl", 43)),
+            engine_reads(rebuilding_raids(25, 4096)),
+        ])
+        assert not outcome.failed, outcome.msg
+        assert [a["method"] for a in outcome.result["actions"]] == ["bdev_nvme_attach_controller"]
+        remote = outcome.result["engine"]["replicas"][1]
+        assert (remote["mode"], remote["rebuild"]) == ("WO", {"percent": 25, "blocks": 4096})
+        assert outcome.result["messages"] == [
+            "vol1-r-b2c3d4e5: SPDK re-added it from its superblock, rebuilding (25%)"]
+
+    def test_a_rebuild_already_running_is_reported_with_its_progress_in_three_reads(self, args):
+        args["record_dir"] = ""
+        outcome = run(args, [engine_reads(rebuilding_raids(53, 8704))])
+        assert outcome.changed is False and outcome.rpc_count == 3
+        assert [r["mode"] for r in outcome.result["engine"]["replicas"]] == ["RW", "WO"]
+        assert outcome.result["messages"] == ["vol1-r-b2c3d4e5: rebuilding (53%), started before this run"]
 
     @pytest.mark.parametrize("check_mode", [False, True])
     def test_a_replica_whose_controller_is_reconnecting_stays_err_and_is_not_added(self, args, check_mode):
@@ -242,6 +267,9 @@ class TestPresent:
         assert [a["method"] for a in outcome.result["actions"]] == ["bdev_raid_add_base_bdev"]
         assert outcome.result["engine"]["state"] == "healthy"
         assert not any("stays ERR" in w for w in outcome.warnings)
+        assert outcome.result["messages"] == [
+            "vol1-r-b2c3d4e5: added back to the RAID by this run, rebuilding (0%)",
+            "vol1-r-b2c3d4e5: rebuild finished, RW"]
 
     def test_with_wait_a_controller_that_stays_disconnected_fails_at_wait_timeout_naming_it(self, args):
         args.update(record_dir="", wait=True, wait_sleep=0, wait_timeout=0)
