@@ -7,6 +7,7 @@ it: tests/emulator/spdk_io through the engine's frontend (the continuous writer 
 while snapshots are taken), and each snapshot is read back through a temporary export of it on its
 own node.
 """
+import json
 import os
 import signal
 import time
@@ -166,9 +167,14 @@ def test_snapshots_taken_while_a_writer_keeps_writing_are_byte_identical_on_ever
     finally:
         writer.send_signal(signal.SIGTERM)
         out, err = writer.communicate(timeout=60)
-    counts = __import__("json").loads(out.strip().splitlines()[-1])
-    assert counts["failed"] == 0, (counts, err)     # the pauses cost the host time, never an error
-    assert counts["ok"] > 1000
+    # What the host relies on, whatever the machine's load: writes resumed after every pause (above), none
+    # failed, and the writer ended on the test's SIGTERM rather than on an I/O error (exit 3).
+    assert writer.returncode == 0, err
+    counts = json.loads(out.strip().splitlines()[-1])
+    with open(log) as handle:
+        logged = [json.loads(line) for line in handle]
+    assert counts == {"ok": len(logged), "failed": 0}, (counts, err)   # the pauses cost time, never an error
+    assert all(entry["ok"] for entry in logged)
 
     digests = {name: volume.snapshot_bytes(name) for name in ("s1", "s2", "s3")}
     for name, per_replica in digests.items():
