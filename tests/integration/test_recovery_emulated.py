@@ -23,9 +23,9 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
+from volume_helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -165,15 +165,6 @@ class Cluster(object):
 
     def raid_creates(self, calls):
         return [c for c in calls if c["method"] == "bdev_raid_create"]
-
-
-def wait_for(predicate, timeout, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def controller_reads(calls):
