@@ -915,7 +915,7 @@ class EngineRun:
         self.unreachable = {}      # remote replica -> why its attach failed while the engine kept serving
         self.deferred = {}         # remote replica -> why it was not added back (its controller is not connected)
         self.controllers = None    # bdev_nvme_get_controllers of this pass, read only when needed
-        self.messages = []         # what SPDK did by itself that the user should see (rebuilds)
+        self.messages = []         # one line per rebuild the RAID shows: who started it, its progress
         self.first = None          # EngineStatus of the run's first read
         self.kernel_changed = False
         self.device = None
