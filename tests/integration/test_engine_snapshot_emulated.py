@@ -280,16 +280,24 @@ def test_without_the_pause_the_replicas_snapshots_differ_under_the_same_writer(v
     log = os.path.join(volume.workdir, "writer.jsonl")
     writer = start_writer(nqn, addr, port, log, "--offset", "0", "--length", str(DATA), "--queue-depth", "8",
                           "--timeout", "30")
+    # A slow third replica keeps writes in flight on it, as a real network does; without it the
+    # emulator's members complete a write so close together that an unpaused set can come out equal.
+    slow = volume.nodes[2]
+    slow.call("emu_bdev_fault", name="disk2/vol-r2", ops=["write"], delay_ms=30)
+    differing = []
     try:
         assert wait_for(lambda: completed_writes(log) > 200), "the writer did not get going"
-        names = ["n%d" % i for i in range(3)]
-        for name in names:
+        for attempt in range(10):  # real SPDK: 8 of 10 unpaused pairs differed; one differing set suffices
+            name = "n%d" % attempt
             outcome = volume.snapshot(name=name, quiesce="none")
             assert not outcome.failed and outcome.result["paused_seconds"] is None
             assert any("only consistent per replica" in w for w in outcome.warnings)
+            if len(set(volume.snapshot_bytes(name).values())) > 1:
+                differing.append(name)
+                break
             time.sleep(0.2)
     finally:
+        slow.call("emu_bdev_fault", name="disk2/vol-r2", clear=True)
         writer.send_signal(signal.SIGTERM)
         writer.communicate(timeout=60)
-    differing = [name for name in names if len(set(volume.snapshot_bytes(name).values())) > 1]
     assert differing, "every unpaused snapshot set was identical; the writer did not race the snapshots"
