@@ -48,10 +48,6 @@ attributes:
     details:
       - When the disk is not attached, check mode cannot look inside the device, so it reports the
         attach and says that the lvstore will be imported or created.
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
 options:
   name:
     description:

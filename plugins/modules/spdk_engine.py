@@ -46,13 +46,6 @@ extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
   - spdk.storage.spdk.replicas
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
 options:
   name:
     description:

@@ -34,13 +34,6 @@ author:
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
 options:
   name:
     description:

@@ -43,10 +43,6 @@ attributes:
     support: full
     details: Plans and lists the copy step's actions with reads only. The join step depends on what the copy
       creates and is only described.
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
 options:
   engine:
     description: Name of the engine (its RAID1 bdev on the engine node, the node of O(rpc_socket)).
