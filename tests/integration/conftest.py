@@ -12,32 +12,25 @@ unavailable on a real target, so tests fall back to comparing state or skip with
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError
+from spdk_targets import TARGET, TargetProcess
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EMULATOR = os.path.join(REPO, "tests", "emulator", "spdk_tgt")
 SPDK_IO = os.path.join(REPO, "tests", "emulator", "spdk_io")
 COLLECTIONS_PATH = os.path.join(REPO, ".cache", "collections")
 BIN_DIR = os.path.dirname(os.path.abspath(sys.executable))
 
-REAL_BINARY = os.environ.get("SPDK_TGT") or None
-TARGET_BINARY = REAL_BINARY or EMULATOR
-IS_EMULATOR = REAL_BINARY is None
-# Real spdk_tgt needs memory options on a test machine; the emulator takes none.
-REAL_TARGET_ARGS = shlex.split(os.environ.get("SPDK_TGT_ARGS", "--no-huge -s 1024"))
-
-START_TIMEOUT = 30.0
+IS_EMULATOR = TARGET.is_emulator
 FIRST_PORT = 4420                    # the lowest port spdk_replica allocates by default
 
 # Every read a test uses to compare a node's state before and after a run.
@@ -50,8 +43,8 @@ def pytest_configure(config):
 
 
 def _missing_tool_reason():
-    if not os.access(TARGET_BINARY, os.X_OK):
-        return "no spdk_tgt to run: %s is not executable (set SPDK_TGT to a real binary)" % TARGET_BINARY
+    if not os.access(TARGET.binary, os.X_OK):
+        return "no spdk_tgt to run: %s is not executable (set SPDK_TGT to a real binary)" % TARGET.binary
     for tool in ("ansible-playbook", "ansible"):
         if shutil.which(tool, path=BIN_DIR) is None:
             return "%s is not installed next to %s (run make venv)" % (tool, sys.executable)
@@ -68,7 +61,7 @@ def require_tools():
 def require_emulator(what):
     if not IS_EMULATOR:
         pytest.skip("%s needs the emulator (host I/O through tests/emulator/spdk_io); "
-                    "SPDK_TGT=%s is a real target" % (what, REAL_BINARY))
+                    "SPDK_TGT=%s is a real target" % (what, TARGET.binary))
 
 
 # ---- addresses --------------------------------------------------------------------------------
@@ -110,7 +103,7 @@ ADDRESSES = AddressPool()
 # ---- one target -------------------------------------------------------------------------------
 
 class Target(object):
-    """One spdk_tgt process: its socket, its listen address, its disks and (emulator) its RPC log."""
+    """One spdk_tgt process (spdk_targets.TARGET's kind): its socket, listen address, disks and RPC log."""
 
     def __init__(self, idx, rundir, datadir):
         self.idx = idx
@@ -118,65 +111,31 @@ class Target(object):
         self.address = ADDRESSES.take()
         self.datadir = datadir
         self.log_path = os.path.join(rundir, "t%d.log" % idx)
-        self.is_emulator = IS_EMULATOR
-        self.rpc_log_path = os.path.join(rundir, "t%d.rpc.jsonl" % idx) if IS_EMULATOR else None
-        self.proc = None
+        self.rpc_log_path = os.path.join(rundir, "t%d.rpc.jsonl" % idx)
+        self.process = TargetProcess(self.sock, idx, self.log_path, self.rpc_log_path)
+        self.is_emulator = self.process.is_emulator
 
     @property
     def has_rpc_log(self):
-        return self.rpc_log_path is not None
-
-    def command(self):
-        if IS_EMULATOR:
-            return [sys.executable, EMULATOR, "-r", self.sock, "-i", str(self.idx),
-                    "--rpc-log", self.rpc_log_path]
-        return [REAL_BINARY, "-r", self.sock, "-i", str(self.idx)] + REAL_TARGET_ARGS
+        return True
 
     def start(self):
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, start_new_session=True)
-        self._wait_ready()
+        self.process.start()
         return self
 
-    def _wait_ready(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("spdk_tgt exited with %s: %s" % (self.proc.returncode, self.log_tail()))
-            if os.path.exists(self.sock):
-                try:
-                    self.rpc("framework_wait_init")
-                    return
-                except SpdkRpcError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError("spdk_tgt did not answer on %s within %ss: %s"
-                           % (self.sock, START_TIMEOUT, self.log_tail()))
-
-    def stop(self, sig=signal.SIGINT, timeout=20.0):
+    def stop(self, sig=signal.SIGINT, timeout=30.0):
         """Stop the process (SIGINT: SPDK's clean shutdown); SIGKILL if it does not end in time."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.process.stop(sig, timeout)
 
     def restart(self):
         self.stop()
         return self.start()
 
     def kill(self):
-        self.stop(signal.SIGKILL, timeout=5.0)
+        self.process.kill()
 
     def log_tail(self):
-        try:
-            with open(self.log_path, errors="replace") as handle:
-                return handle.read()[-2000:]
-        except OSError:
-            return ""
+        return self.process.log_tail()
 
     # -- talking to it directly (test-side reads, never through the modules) --------------------
 
@@ -210,13 +169,8 @@ class Target(object):
     # -- the emulator's RPC log ---------------------------------------------------------------
 
     def rpc_log(self):
-        """Every call the target answered (emulator only): dicts with time, method, params, mutating."""
-        if not self.has_rpc_log:
-            return None
-        if not os.path.exists(self.rpc_log_path):
-            return []
-        with open(self.rpc_log_path) as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        """Every call the target was sent: dicts with time, method, params, mutating."""
+        return self.process.rpc_log()
 
     def log_mark(self):
         """A position in the RPC log; calls_since(mark) gives what came after it."""

@@ -5,9 +5,9 @@ emulated spdk_tgt processes (tests/emulator/conftest.py ``Node``: one address 12
 make disks, replicas and engines with the collection's modules on the real sockets, and read and
 write data the way a host does, with tests/emulator/spdk_io.
 """
-import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +19,9 @@ sys.path.insert(0, os.path.join(TESTS, "unit"))
 
 from expected_calls import run_module  # noqa: E402  pylint: disable=wrong-import-position
 
+from spdk_targets import TargetProcess, direct_call  # noqa: E402  pylint: disable=wrong-import-position
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.spdk.storage.plugins.modules import spdk_disk  # noqa: E402  pylint: disable=wrong-import-position
 
 SPDK_IO = os.path.join(TESTS, "emulator", "spdk_io")
@@ -30,14 +33,66 @@ APP_HOST = NQN_PREFIX + "host:app"       # the host that uses the volume (spdk_i
 TIMEOUTS = dict(ctrlr_loss_timeout_sec=3, reconnect_delay_sec=1, fast_io_fail_timeout_sec=2)
 
 
-def _emulator_fixtures():
-    spec = importlib.util.spec_from_file_location("emulator_fixtures", os.path.join(TESTS, "emulator", "conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+class Node(object):
+    """One target of the kind the suite runs (spdk_targets.TARGET) at 127.0.0.<idx+1>, as the tests use it."""
 
+    def __init__(self, idx, workdir):
+        self.idx = idx
+        self.workdir = workdir
+        self.addr = "127.0.0.%d" % (idx + 1)
+        self.sock = os.path.join(workdir, "n%d.sock" % idx)
+        self.target = TargetProcess(self.sock, idx, os.path.join(workdir, "n%d.log" % idx),
+                                    self.sock + ".rpc.jsonl")
 
-EMU = _emulator_fixtures()
+    @property
+    def is_emulator(self):
+        return self.target.is_emulator
+
+    def start(self):
+        self.target.start()
+        return self
+
+    def stop(self, sig=signal.SIGINT):
+        return self.target.stop(sig)
+
+    def restart(self, sig=signal.SIGINT):
+        self.stop(sig)
+        return self.start()
+
+    def kill(self):
+        return self.target.kill()
+
+    def call(self, method, **params):
+        """The result, or RuntimeError carrying SPDK's code and message."""
+        return direct_call(self.sock, method, params or None)
+
+    def error(self, method, **params):
+        """The error object of a call that must fail (AssertionError if it succeeds)."""
+        client = SpdkRpcClient(self.sock, timeout=30.0, connect_retries=1)
+        try:
+            client.call(method, params or None, mutating=False)
+        except SpdkRpcError as err:
+            return {"code": err.code, "message": err.message}
+        finally:
+            client.close()
+        raise AssertionError("%s unexpectedly succeeded" % method)
+
+    def rpc_log(self):
+        return self.target.rpc_log()
+
+    def delay(self, method, seconds):
+        self.target.delay(method, seconds)
+
+    def disk(self, name, size=64 * MIB):
+        """A sparse backing file in the node's work directory (created if missing)."""
+        path = os.path.join(self.workdir, name)
+        if not os.path.exists(path):
+            with open(path, "wb") as handle:
+                handle.truncate(size)
+        return path
+
+    def log(self):
+        return self.target.log_tail()
 
 
 def port_block(first, spread):
@@ -62,7 +117,7 @@ class Nodes:
         self.records = os.path.join(workdir, "records")
 
     def start_node(self, idx):
-        node = EMU.Node(idx, self.workdir)
+        node = Node(idx, self.workdir)
         self.nodes.append(node)
         node.start()
         return node
