@@ -25,11 +25,13 @@ override export VENV := $(abspath $(VENV))
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_PYTHON_INTERPRETER ?= $(VENV)/bin/python
 
-.PHONY: help venv unit emulator integration molecule sanity lint build test demo changelog constraints clean distclean
+.PHONY: help venv unit emulator integration molecule sanity lint build test test-real test-real-ci demo changelog constraints clean distclean
 
 help:
 	@echo "make venv         create .venv with the pinned tools (requirements/)"
 	@echo "make test         everything CI runs: unit emulator integration lint build sanity molecule"
+	@echo "make test-real    integration suites, Molecule three_nodes and demo on real SPDK (SPDK_TGT or ../shared/spdk)"
+	@echo "make test-real-ci the real-target subset CI runs (each playbook and module family once)"
 	@echo "make unit         pytest tests/unit"
 	@echo "make emulator     pytest tests/emulator (the SPDK emulator's own tests)"
 	@echo "make integration  pytest tests/integration (modules against the emulator, or SPDK_TGT)"
@@ -76,6 +78,13 @@ build: venv
 
 # Fast checks first, so a broken unit test fails in seconds.
 test: unit emulator integration lint build sanity molecule
+
+# Real SPDK instead of the emulator (scripts/real_spdk.sh finds it and proves it runs here).
+test-real: venv
+	scripts/test_real.sh all
+
+test-real-ci: venv
+	scripts/test_real.sh ci
 
 demo: venv
 	scripts/demo.sh

@@ -20,4 +20,7 @@ fi
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/.cache/collections"
 cd "$ROOT/extensions"
-exec molecule test --all "$@"
+if [ "$#" -gt 0 ]; then
+    exec molecule test "$@"          # e.g. -s three_nodes
+fi
+exec molecule test --all

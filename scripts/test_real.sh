@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The real-target stage: the integration suites, Molecule's three_nodes scenario and the demo against
+# real SPDK (SPDK_TGT / SPDK_DD, or ../shared/spdk next to the checkout; see scripts/real_spdk.sh).
+#
+#   scripts/test_real.sh            the whole set
+#   scripts/test_real.sh ci         the CI subset (REAL_CI_TESTS below, Molecule, demo)
+#
+# Every real reactor spins a core, and this machine class has two: the suites run one test at a
+# time (no xdist) and each test starts at most three targets.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+MODE="${1:-all}"
+
+# The subset CI runs: every playbook and every module family once on real SPDK, within 30 minutes.
+REAL_CI_TESTS=(
+    tests/integration/test_foundation_emulated.py
+    tests/integration/test_engine_emulated.py
+    tests/integration/test_engine_snapshot_emulated.py
+    tests/integration/test_recovery_emulated.py
+    tests/integration/test_rebuild_emulated.py
+    tests/integration/test_rebuild_playbook_emulated.py
+    tests/integration/test_role_spdk_tgt.py
+)
+
+found="$("$ROOT/scripts/real_spdk.sh")"
+SPDK_TGT="$(sed -n 1p <<<"$found")"
+SPDK_DD="$(sed -n 2p <<<"$found")"
+export SPDK_TGT SPDK_DD
+echo "test_real: SPDK_TGT=$SPDK_TGT SPDK_DD=$SPDK_DD"
+cd "$ROOT"
+
+start=$SECONDS
+if [ "$MODE" = ci ]; then
+    "$VENV/bin/python" -m pytest -p no:xdist "${REAL_CI_TESTS[@]}"
+else
+    "$VENV/bin/python" -m pytest -p no:xdist tests/integration
+fi
+echo "test_real: integration suites in $((SECONDS - start)) s"
+
+step=$SECONDS
+"$ROOT/scripts/molecule.sh" -s three_nodes
+echo "test_real: molecule three_nodes in $((SECONDS - step)) s"
+
+step=$SECONDS
+"$ROOT/scripts/demo.sh"
+echo "test_real: demo in $((SECONDS - step)) s"
+echo "test_real: finished in $((SECONDS - start)) s"
