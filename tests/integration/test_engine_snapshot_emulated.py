@@ -280,10 +280,10 @@ def test_without_the_pause_the_replicas_snapshots_differ_under_the_same_writer(v
     log = os.path.join(volume.workdir, "writer.jsonl")
     writer = start_writer(nqn, addr, port, log, "--offset", "0", "--length", str(DATA), "--queue-depth", "8",
                           "--timeout", "30")
-    # A slow third replica keeps writes in flight on it, as a real network does; without it the
-    # emulator's members complete a write so close together that an unpaused set can come out equal.
+    # The third replica's node answers its snapshot half a second late, as a loaded node does: writes
+    # go on meanwhile. Without it, members snapshotted microseconds apart can come out equal.
     slow = volume.nodes[2]
-    slow.call("emu_bdev_fault", name="disk2/vol-r2", ops=["write"], delay_ms=30)
+    slow.delay("bdev_lvol_snapshot", 0.5)
     differing = []
     try:
         assert wait_for(lambda: completed_writes(log) > 200), "the writer did not get going"
@@ -297,7 +297,7 @@ def test_without_the_pause_the_replicas_snapshots_differ_under_the_same_writer(v
                 break
             time.sleep(0.2)
     finally:
-        slow.call("emu_bdev_fault", name="disk2/vol-r2", clear=True)
+        slow.delay("bdev_lvol_snapshot", 0)
         writer.send_signal(signal.SIGTERM)
         writer.communicate(timeout=60)
     assert differing, "every unpaused snapshot set was identical; the writer did not race the snapshots"
