@@ -158,11 +158,11 @@ class RpcRecorder(object):
 
     def _pass_on(self, request, raw, upstream):
         method = request.get("method") if isinstance(request, dict) else None
+        if method is not None:
+            self._log(method, request.get("params"))     # logged when asked, before any hold
         delay = self.delays.get(method, 0)
         if delay:
             time.sleep(delay)
-        if method is not None:
-            self._log(method, request.get("params"))
         upstream.sendall(raw.encode())
 
     @staticmethod
