@@ -87,13 +87,16 @@ class Node(object):
         variables.update(overrides)
         return variables
 
-    def play(self, check=False, expect_failure=False, **overrides):
-        """Run the role; return (ok, changed, output). The play must succeed unless ``expect_failure``."""
+    def play(self, check=False, expect_failure=False, wrap=(), **overrides):
+        """Run the role; return (ok, changed, output). The play must succeed unless ``expect_failure``.
+
+        ``wrap`` is a command prefix that runs ansible-playbook (for example in a mount namespace).
+        """
         extra = os.path.join(self.root, "vars.json")
         with open(extra, "w") as handle:
             json.dump(self.variables(**overrides), handle)
-        command = [os.path.join(BIN_DIR, "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                   os.path.join(self.root, "play.yml"), "-e", "@" + extra]
+        command = list(wrap) + [os.path.join(BIN_DIR, "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                                os.path.join(self.root, "play.yml"), "-e", "@" + extra]
         if check:
             command += ["--check", "--diff"]
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
@@ -326,3 +329,91 @@ def test_without_tcp_and_with_auto_examine_off_the_role_finishes_a_wait_for_rpc_
     assert [e["params"]["bdev_auto_examine"] for e in config if e["method"] == "bdev_set_options"] == [False]
     _ok, changed, _out = node.play(spdk_tgt_nvmf_tcp=False, spdk_tgt_auto_examine=False, spdk_tgt_nvme_options={})
     assert changed == 0
+
+
+# -- hugetlbfs ------------------------------------------------------------------------------
+# The role runs with hugepages in use (spdk_tgt_no_huge false) but reserves none
+# (spdk_tgt_hugepages 0: the kernel's vm.nr_hugepages is not touched on this machine), and
+# ansible-playbook runs in a private mount namespace where every hugetlbfs is unmounted
+# first: the role's mount never reaches this machine's own mount table. The wrapper
+# records the namespace's hugetlbfs mounts after the play in <root>/mounts-after.
+
+IN_PRIVATE_NAMESPACE = r"""
+after=$1
+shift
+awk '$3 == "hugetlbfs" {print $2}' /proc/self/mounts | while read -r point; do umount "$point"; done
+"$@"
+status=$?
+awk '$3 == "hugetlbfs" {print $2}' /proc/self/mounts > "$after"
+exit $status
+"""
+
+
+def private_namespace(node):
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False) \
+        if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("no private mount namespace here (unshare -m needs root or CAP_SYS_ADMIN): "
+                    "the role's hugetlbfs mount must not touch this machine's mount table")
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", IN_PRIVATE_NAMESPACE, "sh",
+            os.path.join(node.root, "mounts-after")]
+
+
+def mounts_after(node):
+    with open(os.path.join(node.root, "mounts-after")) as handle:
+        return handle.read().split()
+
+
+def hugetlbfs_points(pid):
+    with open("/proc/%d/mounts" % pid) as handle:
+        return [line.split()[1] for line in handle if line.split()[2] == "hugetlbfs"]
+
+
+HUGEPAGES = {"spdk_tgt_no_huge": False, "spdk_tgt_hugepages": 0}
+
+
+def test_without_a_hugetlbfs_and_without_mounting_the_role_fails_before_the_start_and_says_how(node):
+    wrap = private_namespace(node)
+    path = os.path.join(node.root, "hugepages")
+    _ok, _changed, out = node.play(wrap=wrap, expect_failure=True, spdk_tgt_hugetlbfs_mount=False,
+                                   spdk_tgt_hugetlbfs_path=path, **HUGEPAGES)
+    assert "no hugetlbfs of page size 2 MiB is mounted" in out
+    assert "mount -t hugetlbfs nodev %s" % path in out
+    assert "spdk_tgt_hugetlbfs_mount: true" in out and "spdk_tgt_no_huge: true" in out
+    assert "Start the target" not in out, "the role must fail before it tries to start the target"
+    assert not os.path.exists(node.pid_file) and not os.path.exists(node.socket)
+    assert mounts_after(node) == [] and not os.path.exists(path)
+
+    _ok, _changed, out = node.play(wrap=wrap, check=True, expect_failure=True, spdk_tgt_hugetlbfs_mount=False,
+                                   spdk_tgt_hugetlbfs_path=path, **HUGEPAGES)
+    assert "no hugetlbfs of page size 2 MiB is mounted" in out, "check mode predicts the failure"
+
+
+def test_without_a_hugetlbfs_the_role_mounts_one_then_starts_the_target(node):
+    wrap = private_namespace(node)
+    if BINARY != EMULATOR:
+        pytest.skip("a real spdk_tgt without --no-huge needs reserved hugepages, and tests must not reserve "
+                    "hugepages on this machine")
+    path = os.path.join(node.root, "hugepages")
+
+    _ok, changed, out = node.play(wrap=wrap, check=True, spdk_tgt_hugetlbfs_path=path, **HUGEPAGES)
+    assert changed > 0 and "Make sure a hugetlbfs is mounted" in out
+    assert mounts_after(node) == [], "check mode mounts nothing"
+    assert not os.path.exists(node.pid_file)
+
+    _ok, changed, out = node.play(wrap=wrap, spdk_tgt_hugetlbfs_path=path, **HUGEPAGES)
+    assert changed > 0
+    assert mounts_after(node) == [path]
+    pid = node.pid()
+    assert hugetlbfs_points(pid) == [path], "the target runs in the namespace where the role mounted it"
+    with open("/proc/%d/cmdline" % pid) as handle:
+        assert "--no-huge" not in handle.read().split("\0")
+    assert transports(node) == ["TCP"]
+    with open("/proc/self/mounts") as handle:
+        assert path not in handle.read(), "the mount stays in the private namespace"
+
+    # Again, in the target's own namespace: the hugetlbfs is there, nothing changes.
+    _ok, changed, _out = node.play(wrap=["nsenter", "-t", str(pid), "-m", "--"], spdk_tgt_hugetlbfs_path=path,
+                                   **HUGEPAGES)
+    assert changed == 0
+    assert node.pid() == pid

@@ -10,6 +10,7 @@
                                   [--mode 0660] [--owner U] [--group G] -- BINARY ARGS...
     spdk_tgt_supervisor.py stop   --pid-file P --socket S --binary B [--grace 30]
     spdk_tgt_supervisor.py wait   --socket S --timeout T [--pid PID] [--mode M] [--owner U] [--group G]
+    spdk_tgt_supervisor.py hugetlbfs --path P [--mount] [--check]
 
 ``start`` detaches the target into its own session (setsid), sends its output to the
 log file, writes the pid file (plus ``<pid file>.json`` with the process's start time and
@@ -17,7 +18,11 @@ command line, which tell a recycled pid and a changed command line) and returns 
 RPC socket answers ``spdk_get_version``.
 It does nothing when the pid file names a live target whose socket answers. ``stop``
 sends SIGTERM, then SIGKILL after the grace period, and removes the pid file and a socket
-nobody answers on. ``wait`` is the socket wait alone (systemd's ExecStartPost uses it).
+nobody answers on. ``wait`` is the socket wait alone (systemd's ExecStartPost uses it). ``hugetlbfs`` makes sure a
+hugetlbfs of the default hugepage size is mounted before a target with hugepages starts
+(DPDK exits with "... hugepages of size ... reserved, but no mounted hugetlbfs found" otherwise):
+it reads /proc/mounts, mounts one at P with ``--mount`` (root only) and fails with a message
+saying how to mount it otherwise; ``--check`` only tells what it would do.
 Every command prints one JSON object; a failure also prints its message on stderr and
 exits with status 1. It is a launcher, not a watchdog: a target that dies stays down
 until the role starts it again (systemd mode restarts it on failure).
@@ -28,6 +33,8 @@ import grp
 import json
 import os
 import pwd
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -240,6 +247,121 @@ def wait_until_answering(path, timeout, alive=lambda: True):
         time.sleep(POLL)
 
 
+# -- hugetlbfs ----------------------------------------------------------------------------
+
+MOUNTS = "/proc/mounts"
+MEMINFO = "/proc/meminfo"
+SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def unescape_mount_field(field):
+    """/proc/mounts writes space, tab, newline and backslash in paths as octal escapes (\\040)."""
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
+def parse_page_size(text):
+    """A hugetlbfs ``pagesize=`` value (2M, 1G, 2048K, or bytes) in bytes, None when unreadable."""
+    match = re.match(r"^(\d+)([KMG]?)$", text.strip().upper())
+    if not match:
+        return None
+    return int(match.group(1)) * SIZE_UNITS.get(match.group(2), 1)
+
+
+def default_page_size(meminfo=MEMINFO):
+    """The kernel's default hugepage size in bytes (what vm.nr_hugepages reserves); 2 MiB if unknown."""
+    try:
+        with open(meminfo) as handle:
+            for line in handle:
+                if line.startswith("Hugepagesize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 2 << 20
+
+
+def read_mounts(text):
+    """[(mount point, fs type, {option: value})] of a /proc/mounts text."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        options = {}
+        for option in fields[3].split(","):
+            key, _sep, value = option.partition("=")
+            options[key] = value
+        mounts.append((unescape_mount_field(fields[1]), fields[2], options))
+    return mounts
+
+
+def hugetlbfs_mounts(mounts, page_size):
+    """Mount points of the hugetlbfs file systems that serve pages of ``page_size`` bytes.
+
+    A hugetlbfs without ``pagesize=`` serves the default size, which is what ``page_size`` is.
+    """
+    found = []
+    for point, fstype, options in mounts:
+        if fstype != "hugetlbfs":
+            continue
+        size = parse_page_size(options["pagesize"]) if "pagesize" in options else page_size
+        if size == page_size:
+            found.append(point)
+    return found
+
+
+def human_size(size):
+    for unit in ("G", "M", "K"):
+        if size >= SIZE_UNITS[unit] and size % SIZE_UNITS[unit] == 0:
+            return "%d %siB" % (size // SIZE_UNITS[unit], unit)
+    return "%d bytes" % size
+
+
+def current_mounts():
+    with open(MOUNTS) as handle:
+        return read_mounts(handle.read())
+
+
+def mount_hugetlbfs(path):
+    """``mount -t hugetlbfs nodev PATH``, creating PATH; SupervisorError with mount's message on failure."""
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    mount = shutil.which("mount") or "/bin/mount"
+    done = subprocess.run([mount, "-t", "hugetlbfs", "nodev", path], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise SupervisorError("mount -t hugetlbfs nodev %s failed (exit status %d): %s"
+                              % (path, done.returncode, done.stdout.decode("utf-8", "replace").strip()))
+
+
+def cmd_hugetlbfs(args):
+    page_size = default_page_size()
+    mounts = current_mounts()
+    found = hugetlbfs_mounts(mounts, page_size)
+    result = {"changed": False, "page_size": page_size, "mounted": found, "path": args.path}
+    if found:
+        return result
+    how = ("mkdir -p {0} && mount -t hugetlbfs nodev {0} (and, to keep it across reboots, the /etc/fstab "
+           "line 'nodev {0} hugetlbfs defaults 0 0')".format(args.path))
+    reason = ("no hugetlbfs of page size %s is mounted (none in %s): spdk_tgt with hugepages would exit with "
+              "'hugepages ... reserved, but no mounted hugetlbfs found'" % (human_size(page_size), MOUNTS))
+    if not args.mount:
+        raise SupervisorError("%s. Mount one before the target starts: %s" % (reason, how))
+    taken = [fstype for point, fstype, _options in mounts if point == os.path.abspath(args.path)]
+    if taken:
+        raise SupervisorError("%s, and %s is already the mount point of a %s file system: mount the "
+                              "hugetlbfs at another path" % (reason, args.path, taken[-1]))
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        raise SupervisorError("%s, and mounting one needs root. As root: %s" % (reason, how))
+    result["changed"] = True
+    if args.check:
+        return result
+    mount_hugetlbfs(args.path)
+    result["mounted"] = hugetlbfs_mounts(current_mounts(), page_size)
+    if not result["mounted"]:
+        raise SupervisorError("%s was mounted, but no hugetlbfs of page size %s shows in %s"
+                              % (args.path, human_size(page_size), MOUNTS))
+    return result
+
+
 # -- commands ---------------------------------------------------------------------------
 
 
@@ -374,6 +496,10 @@ def cmd_wait(args):
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("hugetlbfs")
+    p.add_argument("--path", required=True)
+    p.add_argument("--mount", action="store_true")
+    p.add_argument("--check", action="store_true")
     for name in ("status", "start", "stop", "wait"):
         p = sub.add_parser(name)
         p.add_argument("--socket", required=True)
@@ -405,7 +531,8 @@ def _split_argv(argv):
     return argv, None, []
 
 
-COMMANDS = {"status": cmd_status, "start": cmd_start, "stop": cmd_stop, "wait": cmd_wait}
+COMMANDS = {"status": cmd_status, "start": cmd_start, "stop": cmd_stop, "wait": cmd_wait,
+            "hugetlbfs": cmd_hugetlbfs}
 
 
 def main(argv=None):

@@ -3,8 +3,10 @@
 A small fake target (a Python script answering JSON-RPC on its Unix socket) stands in for
 spdk_tgt, so these tests need neither SPDK nor the emulator and take a few seconds.
 """
+import importlib.util
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -255,3 +257,104 @@ def test_wait_fails_fast_when_the_process_it_waits_for_is_gone(box):
     assert rc == 1
     assert "exited before its RPC socket" in result["msg"]
     assert time.monotonic() - started < 5
+
+
+# -- hugetlbfs ----------------------------------------------------------------------------
+
+
+def load_supervisor():
+    spec = importlib.util.spec_from_file_location("spdk_tgt_supervisor", SUPERVISOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# What /proc/mounts showed on a Debian host with systemd, plus a 1 GiB-page hugetlbfs and a
+# mount point with a space in its name (written \040 by the kernel).
+PROC_MOUNTS = r"""sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
+proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0
+udev /dev devtmpfs rw,nosuid,relatime,size=8138236k,nr_inodes=2034559,mode=755 0 0
+hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0
+nodev /mnt/huge\0401g hugetlbfs rw,relatime,pagesize=1024M 0 0
+tmpfs /run tmpfs rw,nosuid,nodev,noexec,relatime,size=1631840k,mode=755 0 0
+"""
+
+
+def test_hugetlbfs_mounts_are_matched_by_page_size():
+    sv = load_supervisor()
+    mounts = sv.read_mounts(PROC_MOUNTS)
+    assert sv.hugetlbfs_mounts(mounts, 2 << 20) == ["/dev/hugepages"]
+    assert sv.hugetlbfs_mounts(mounts, 1 << 30) == ["/mnt/huge 1g"]
+    assert sv.hugetlbfs_mounts(sv.read_mounts(PROC_MOUNTS.replace("pagesize=2M", "pagesize=1G")), 2 << 20) == []
+    # Without pagesize= a hugetlbfs serves the default size.
+    assert sv.hugetlbfs_mounts(sv.read_mounts("none /h hugetlbfs rw 0 0\n"), 2 << 20) == ["/h"]
+    assert [sv.parse_page_size(v) for v in ("2M", "2048K", "1G", "2097152", "x")] == [2 << 20, 2 << 20, 1 << 30,
+                                                                                       2 << 20, None]
+
+
+def test_the_default_hugepage_size_comes_from_meminfo(tmp_path):
+    sv = load_supervisor()
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("HugePages_Total:       0\nHugepagesize:    1048576 kB\nHugetlb:  0 kB\n")
+    assert sv.default_page_size(str(meminfo)) == 1 << 30
+    assert sv.default_page_size(str(tmp_path / "absent")) == 2 << 20
+
+
+IN_PRIVATE_NAMESPACE = r"""
+awk '$3 == "hugetlbfs" {print $2}' /proc/self/mounts | while read -r point; do umount "$point"; done
+%s
+"$@"
+status=$?
+echo
+awk '$3 == "hugetlbfs" {print "MOUNTED " $2}' /proc/self/mounts
+exit $status
+"""
+
+
+def in_private_namespace(*arguments, setup=""):
+    """Run the supervisor with ``arguments`` in a private mount namespace that has no hugetlbfs, after the
+    shell command ``setup``; return (exit status, its JSON result, the namespace's hugetlbfs mounts after)."""
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False).returncode:
+        pytest.skip("no private mount namespace here (unshare -m needs root): a test must not mount on this machine")
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", IN_PRIVATE_NAMESPACE % setup,
+                           "sh", sys.executable, SUPERVISOR] + list(arguments),
+                          capture_output=True, text=True, timeout=60, check=False)
+    lines = done.stdout.splitlines()
+    return (done.returncode, json.loads(lines[0]),
+            [line.split(" ", 1)[1] for line in lines if line.startswith("MOUNTED ")])
+
+
+def test_hugetlbfs_without_one_mounted_fails_and_says_how_to_mount_it(tmp_path):
+    path = str(tmp_path / "hugepages")
+    rc, result, after = in_private_namespace("hugetlbfs", "--path", path)
+    assert rc == 1 and result["failed"] is True
+    assert "no hugetlbfs of page size" in result["msg"]
+    assert "mount -t hugetlbfs nodev %s" % path in result["msg"]
+    assert after == [] and not os.path.exists(path)
+
+
+def test_hugetlbfs_mount_mounts_one_and_check_mode_only_says_so(tmp_path):
+    path = str(tmp_path / "huge pages")   # a space: /proc/mounts escapes it
+    rc, result, after = in_private_namespace("hugetlbfs", "--path", path, "--mount", "--check")
+    assert (rc, result["changed"], result["mounted"], after) == (0, True, [], [])
+    rc, result, after = in_private_namespace("hugetlbfs", "--path", path, "--mount")
+    assert (rc, result["changed"], result["mounted"], after) == (0, True, [path], [path.replace(" ", "\\040")])
+
+
+def test_hugetlbfs_already_mounted_elsewhere_changes_nothing(tmp_path):
+    path = str(tmp_path / "hugepages")
+    os.makedirs(path)
+    rc, result, after = in_private_namespace("hugetlbfs", "--path", str(tmp_path / "other"), "--mount",
+                                             setup="mount -t hugetlbfs nodev %s" % shlex.quote(path))
+    assert (rc, result["changed"], result["mounted"], after) == (0, False, [path], [path])
+    assert not os.path.exists(str(tmp_path / "other"))
+
+
+def test_hugetlbfs_is_not_mounted_over_another_file_system(tmp_path):
+    path = str(tmp_path / "hugepages")
+    os.makedirs(path)
+    rc, result, after = in_private_namespace("hugetlbfs", "--path", path, "--mount",
+                                             setup="mount -t tmpfs none %s" % shlex.quote(path))
+    assert rc == 1 and "already the mount point of a tmpfs file system" in result["msg"]
+    assert after == []
