@@ -109,7 +109,7 @@ def run_spdk_dd(args, binary):
                                  timeout=args.timeout, io_size=args.io_size, queue_depth=args.queue_depth,
                                  dhchap_key=args.dhchap_key, dhchap_ctrlr_key=args.dhchap_ctrlr_key)
     try:
-        if args.length is None and args.command != "read":
+        if args.length is None:
             args.length = os.path.getsize(args.file) if args.file else host.size() - args.offset
         if args.command == "write":
             report(args, host.write(args.offset, expected(args)))

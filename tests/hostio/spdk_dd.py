@@ -276,20 +276,21 @@ class SpdkDdHost(object):
                                 "--count", len(data) // unit, "--qd", self.queue_depth])
 
     def _read_once(self, offset, length):
-        """The bytes of one clean read run of exactly ``length`` bytes (None: to the end)."""
-        unit = io_unit(offset, length if length is not None else MIN_UNIT, self.io_size)
+        """The bytes of one clean read run of exactly ``length`` bytes."""
+        unit = io_unit(offset, length, self.io_size)
         path = os.path.join(self.workdir, "read.bin")
-        args = ["--ib", self.bdev, "--of", path, "--bs", unit, "--skip", offset // unit, "--qd", self.queue_depth]
-        if length is not None:
-            args += ["--count", length // unit]
-        run = self._checked("read", args)
+        run = self._checked("read", ["--ib", self.bdev, "--of", path, "--bs", unit, "--skip", offset // unit,
+                                     "--count", length // unit, "--qd", self.queue_depth])
         why = run.suspect()
         if why:
-            raise SpdkDdError("io", "read of %d bytes at %d not trusted: %s" % (length or 0, offset, why), run.log)
-        with open(path, "rb") as handle:
-            data = handle.read()
-        os.unlink(path)
-        if length is not None and len(data) != length:
+            raise SpdkDdError("io", "read of %d bytes at %d not trusted: %s" % (length, offset, why), run.log)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            os.unlink(path)
+        except OSError as exc:
+            raise SpdkDdError("io", "spdk_dd read exited 0 but left no data: %s" % exc, run.log)
+        if len(data) != length:
             raise SpdkDdError("io", "read %d bytes at %d, wanted %d" % (len(data), offset, length), run.log)
         return data
 
@@ -319,8 +320,8 @@ class SpdkDdHost(object):
             raise SpdkDdError(kind, "cannot learn the size of %s: %s" % (self.bdev, run.tail()), run.log)
         return self._retrying(probe)
 
-    def read(self, offset, length=None):
-        """The bytes at [offset, offset+length) (None: to the end), from a clean run."""
+    def read(self, offset, length):
+        """The bytes at [offset, offset+length), from a clean run."""
         return self._retrying(lambda: self._read_once(offset, length))
 
     def write(self, offset, data):
