@@ -6,8 +6,9 @@ nothing listens on yet, and is killed at teardown. ``ansible_runner`` runs modul
 ``ansible-playbook`` (one process per play, many tasks) or ``ansible`` ad hoc, with the interpreter
 named explicitly and the collection found through .cache/collections, and returns parsed results.
 
-What only the emulator can give (its per-node RPC log, host I/O through ``spdk_io``) is reported as
-unavailable on a real target, so tests fall back to comparing state or skip with a reason.
+Which kind of target runs is decided in one place, spdk_targets.TARGET. Both kinds give the same
+per-target RPC log (spdk_targets.RpcRecorder) and host I/O (tests/hostio: spdk_io on the emulator,
+spdk_dd on a real target).
 """
 import hashlib
 import json
@@ -26,11 +27,11 @@ from spdk_targets import TARGET, TargetProcess
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SPDK_IO = os.path.join(REPO, "tests", "emulator", "spdk_io")
+# Host I/O: tests/emulator/spdk_io on the emulator, spdk_dd on a real target (tests/hostio chooses).
+SPDK_IO = os.path.join(REPO, "tests", "hostio", "host_io")
 COLLECTIONS_PATH = os.path.join(REPO, ".cache", "collections")
 BIN_DIR = os.path.dirname(os.path.abspath(sys.executable))
 
-IS_EMULATOR = TARGET.is_emulator
 FIRST_PORT = 4420                    # the lowest port spdk_replica allocates by default
 
 # Every read a test uses to compare a node's state before and after a run.
@@ -56,12 +57,6 @@ def require_tools():
     reason = _missing_tool_reason()
     if reason:
         pytest.skip(reason)
-
-
-def require_emulator(what):
-    if not IS_EMULATOR:
-        pytest.skip("%s needs the emulator (host I/O through tests/emulator/spdk_io); "
-                    "SPDK_TGT=%s is a real target" % (what, TARGET.binary))
 
 
 # ---- addresses --------------------------------------------------------------------------------
@@ -114,10 +109,6 @@ class Target(object):
         self.rpc_log_path = os.path.join(rundir, "t%d.rpc.jsonl" % idx)
         self.process = TargetProcess(self.sock, idx, self.log_path, self.rpc_log_path)
         self.is_emulator = self.process.is_emulator
-
-    @property
-    def has_rpc_log(self):
-        return True
 
     def start(self):
         self.process.start()
@@ -439,8 +430,7 @@ def _sha256_of(text):
 
 @pytest.fixture
 def host_io():
-    """Factory: ``host_io(hostnqn)`` is a HostIO connecting as that host (emulator only)."""
-    require_emulator("writing and reading data through an export")
+    """Factory: ``host_io(hostnqn)`` is a HostIO connecting as that host (spdk_io or spdk_dd, by target kind)."""
     return HostIO
 
 

@@ -29,7 +29,8 @@ from volume_helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SPDK_IO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "emulator", "spdk_io")
+# Host I/O: tests/emulator/spdk_io on the emulator, spdk_dd on a real target (tests/hostio chooses).
+SPDK_IO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hostio", "host_io")
 MiB = 1 << 20
 ENGINE = "vol1"
 LOCAL, REMOTE = "vol1-r0", "vol1-r1"
@@ -73,7 +74,7 @@ def host_nqn(node):
     return NQN_PREFIX + "host:" + node
 
 
-# ---- host I/O (emulator's spdk_io) --------------------------------------------------------------
+# ---- host I/O (tests/hostio: spdk_io or spdk_dd) --------------------------------------------------------------
 
 class Volume(object):
     """Writes and reads an NVMe-oF subsystem as a host would."""
@@ -176,8 +177,8 @@ def modes(run):
 
 
 @pytest.fixture
-def cluster(spdk_targets, ansible_runner, host_io, tmp_path):
-    """The two nodes; ``host_io`` skips (with the reason) on a real target: the data checks need spdk_io."""
+def cluster(spdk_targets, ansible_runner, tmp_path):
+    """The two nodes, of the kind the suite runs."""
     return Cluster(spdk_targets, ansible_runner, str(tmp_path))
 
 

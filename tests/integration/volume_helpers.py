@@ -24,7 +24,8 @@ from spdk_targets import TargetProcess, direct_call  # noqa: E402  pylint: disab
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.spdk.storage.plugins.modules import spdk_disk  # noqa: E402  pylint: disable=wrong-import-position
 
-SPDK_IO = os.path.join(TESTS, "emulator", "spdk_io")
+# Host I/O: tests/emulator/spdk_io on the emulator, spdk_dd on a real target (tests/hostio chooses).
+SPDK_IO = os.path.join(TESTS, "hostio", "host_io")
 MIB = 1 << 20
 SB = MIB                                 # the RAID superblock area at the start of every replica
 NQN_PREFIX = "nqn.2026-01.io.spdk-storage:"
