@@ -50,8 +50,6 @@ class Volume(Nodes):
     def start(self, count=3):
         for idx in range(count):
             self.start_node(idx)
-        if "bdev_nvme_send_cmd" not in self.nodes[0].call("rpc_get_methods"):
-            pytest.skip("the emulator does not serve bdev_nvme_send_cmd")
         for node in self.nodes:
             self.disk(node)
         n0 = self.nodes[0]
