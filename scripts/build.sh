@@ -35,6 +35,11 @@ mkdir -p "$DOCS"
 cd "$ROOT"
 ansible-galaxy collection build --force --output-path "$WORK" .
 artifact=("$WORK"/spdk-storage-*.tar.gz)
+# The emulator and the tests stay out of what users install.
+if tar -tzf "${artifact[0]}" | grep -q "^tests/"; then
+    echo "build: the artifact holds tests/ (galaxy.yml build_ignore)" >&2
+    exit 1
+fi
 ansible-galaxy collection install --force -p "$INSTALL" "${artifact[0]}" 2>&1 \
     | grep -v "is not part of the configured Ansible collections path" || true
 installed="$INSTALL/ansible_collections/spdk/storage"
