@@ -25,7 +25,7 @@ def test_subsystems_and_static_configs_are_the_recorded_ones(emulator_node):
 def test_bdev_get_bdevs_unknown_name_is_enodev_and_timeout_waits(emulator_node):
     node = emulator_node()
     assert node.error("bdev_get_bdevs", name="selfn1") == {"code": -19, "message": "No such device"}
-    assert node.error("bdev_get_bdevs", name="nope", timeout_ms=50)["code"] == -19
+    assert node.error("bdev_get_bdevs", name="nope", timeout=50)["code"] == -19
 
 
 def test_bdev_examine_is_refused_while_auto_examine_is_on(emulator_node):

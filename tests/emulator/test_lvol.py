@@ -175,7 +175,10 @@ def test_grow_and_delete_lvstore(node):
     assert node.call("bdev_lvol_grow_lvstore", lvs_name="disk1") is True
     assert node.call("bdev_lvol_get_lvstores")[0]["total_data_clusters"] == 2043
     node.call("bdev_lvol_create", lvol_name="gone", size_in_mib=4, thin_provision=True, lvs_name="disk1")
-    assert node.error("bdev_lvol_delete_lvstore")["code"] == -22
+    # an empty params object decodes (neither name nor uuid: -22, lvol_ops L146); no params at all
+    # fails the decode (what rpc.py sends for `bdev_lvol_delete_lvstore` without -l/-u)
+    assert node.response("bdev_lvol_delete_lvstore", {})["error"]["code"] == -22
+    assert node.error("bdev_lvol_delete_lvstore") == {"code": -32603, "message": "spdk_json_decode_object failed"}
     assert node.call("bdev_lvol_delete_lvstore", uuid=node.lvs_uuid) is True
     assert node.error("bdev_lvol_delete_lvstore", lvs_name="disk1")["code"] == -19
     assert node.error("bdev_get_bdevs", name="disk1/gone")["code"] == -19

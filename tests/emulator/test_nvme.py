@@ -69,7 +69,9 @@ def test_attach_refusals_match_spdk(emulator_node):
     assert attach_error(engine, "r2", replica, nqn, port) == {"code": -17, "message": "File exists"}
     assert attach_error(engine, "r3", replica, nqn, port, hostnqn=NQN + "x", ctrlr_loss_timeout_sec=5,
                         reconnect_delay_sec=0) == {"code": -22, "message": "Invalid argument"}
-    assert attach_error(engine, "r4", replica, nqn, port, dhchap_key="no-such-key") == {
+    # another host NQN: with r's path and host NQN, spdk_bdev_nvme_create answers -17 before it
+    # looks at the keys (as r2 above)
+    assert attach_error(engine, "r4", replica, nqn, port, hostnqn=NQN + "y", dhchap_key="no-such-key") == {
         "code": -126, "message": "Required key not available"}
     assert engine.error("bdev_nvme_detach_controller", name="nope") == {"code": -19, "message": "No such device"}
     assert engine.error("bdev_nvme_get_controllers", name="nope") == {

@@ -8,7 +8,10 @@ layer emulates it by writing zeros).
 """
 import ctypes
 import ctypes.util
+import fcntl
 import os
+import stat
+import struct
 import uuid as uuidlib
 
 from .bdev import Bdev, BdevIOError
@@ -132,32 +135,46 @@ def open_backing_file(filename, readonly):
         raise errno_error(exc.errno) from exc
 
 
+BLKSSZGET = 0x1268
+
+
 def valid_block_size(size):
     return size >= 512 and size & (size - 1) == 0
 
 
+def detected_block_size(fd):
+    """spdk_fd_get_blocklen: the logical block size of a block device, 0 for a regular file."""
+    if not stat.S_ISBLK(os.fstat(fd).st_mode):
+        return 0
+    try:
+        return struct.unpack("I", fcntl.ioctl(fd, BLKSSZGET, b"\0" * 4))[0]
+    except OSError:
+        return 0
+
+
 @rpc("bdev_aio_create")
 async def bdev_aio_create(target, params):
+    """create_aio_bdev's order: open the file, check the block size and the file size, then
+    register, which refuses a name or UUID in use with -EEXIST. Nothing stops two aio bdevs over
+    the same file."""
     p = decode(params, {
-        "name": ("str", REQUIRED), "filename": ("str", REQUIRED), "block_size": ("uint", 0),
-        "readonly": ("bool", False), "fallocate": ("bool", False), "uuid": ("str", None),
+        "name": ("str", REQUIRED), "filename": ("str", REQUIRED), "block_size": ("uint32", 0),
+        "readonly": ("bool", False), "fallocate": ("bool", False), "uuid": ("uuid", None),
         "nowait": ("bool", False)})
-    if target.bdevs.name_taken(p.name) or any(b.filename == p.filename for b in aio_bdevs(target)):
-        raise errno_error(EINVAL)
-    if p.block_size and not valid_block_size(p.block_size):
-        raise errno_error(EINVAL)
     fd = open_backing_file(p.filename, p.readonly)
-    block_size = p.block_size or 512   # a regular file reports no logical block size
-    if os.fstat(fd).st_size < block_size:
+    detected = detected_block_size(fd)
+    block_size = p.block_size or detected
+    size = os.fstat(fd).st_size
+    if not block_size or block_size < detected or not valid_block_size(block_size) or size % block_size:
         os.close(fd)
         raise errno_error(EINVAL)
     bdev = AioBdev(p.name, p.filename, fd, block_size, bool(p.block_size), p.readonly, p.fallocate,
-                   p.uuid or str(uuidlib.uuid4()))
+                   str(uuidlib.UUID(p.uuid)) if p.uuid else str(uuidlib.uuid4()))
     try:
         await target.bdevs.register(bdev)
     except RpcError:
         bdev.destroy()
-        raise errno_error(EINVAL)
+        raise
     return p.name
 
 

@@ -168,7 +168,7 @@ class BdevRegistry:
         self._bdevs = []
         self.examiners = []          # coroutine functions examine(bdev) run on registration
         self.auto_examine = True     # bdev_set_options bdev_auto_examine
-        self.examine_allowlist = set()  # names given to bdev_examine while auto examine is off
+        self.examine_allowlist = []     # names given to bdev_examine while auto examine is off, in order
 
     def __iter__(self):
         return iter(list(self._bdevs))

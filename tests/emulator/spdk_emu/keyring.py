@@ -7,9 +7,11 @@ A removed key that is still held stays listed with ``removed: true`` (and no pat
 import os
 import stat
 
-from .errors import errno_error, EEXIST, ENODEV, EPERM
+from .errors import RpcError, errno_error, EEXIST, EINVAL, EPERM, INVALID_PARAMS, os_strerror
 from .framework import register_config
-from .params import decode, REQUIRED, no_params
+from .params import decode, REQUIRED
+
+ENOKEY = 126
 from .rpc import rpc
 
 
@@ -76,8 +78,12 @@ def check_key_file(path):
 
 @rpc("keyring_file_add_key")
 def keyring_file_add_key(target, params):
-    p = decode(params, {"name": ("str", REQUIRED), "path": ("str", REQUIRED)})
+    # relaxed decode (module/keyring/file/keyring_rpc.c): unknown keys are ignored
+    p = decode(params, {"name": ("str", REQUIRED), "path": ("str", REQUIRED)},
+               error=RpcError(INVALID_PARAMS, os_strerror(EINVAL)), relaxed=True)
     ring = keyring(target)
+    if p.name.find(":") > 0:
+        raise errno_error(EINVAL)    # "<keyring>:<name>": only the global keyring exists
     if ring.find(p.name) is not None:
         raise errno_error(EEXIST)
     check_key_file(p.path)
@@ -87,11 +93,11 @@ def keyring_file_add_key(target, params):
 
 @rpc("keyring_file_remove_key")
 def keyring_file_remove_key(target, params):
-    p = decode(params, {"name": ("str", REQUIRED)})
+    p = decode(params, {"name": ("str", REQUIRED)}, error=RpcError(INVALID_PARAMS, os_strerror(EINVAL)))
     ring = keyring(target)
     key = ring.find(p.name)
     if key is None:
-        raise errno_error(ENODEV)
+        raise errno_error(ENOKEY)
     key.removed = True
     if key.users == 0:
         ring.keys.remove(key)
@@ -100,7 +106,7 @@ def keyring_file_remove_key(target, params):
 
 @rpc("keyring_get_keys", mutating=False)
 def keyring_get_keys(target, params):
-    no_params(params)
+    # SPDK (lib/keyring/keyring_rpc.c) does not look at params
     return [key.to_json() for key in keyring(target).keys]
 
 

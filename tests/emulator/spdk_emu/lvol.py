@@ -13,7 +13,7 @@ import asyncio
 from . import blobstore as bs
 from .bdev import Bdev, BdevIOError, Claim, examiner
 from .errors import RpcError, errno_error, invalid_params, INTERNAL_ERROR, EINVAL, ENODEV, EEXIST, EPERM, \
-    ENOSPC, EBUSY, ENOENT
+    ENOSPC, EBUSY, ENOENT, ENOMEM
 from .params import decode, REQUIRED
 from .rpc import rpc
 
@@ -324,23 +324,34 @@ async def attach_waiting_esnap_clones(target, bdev):
 
 @rpc("bdev_lvol_create_lvstore")
 async def bdev_lvol_create_lvstore(target, params):
+    """vbdev_lvs_create_ext + spdk_lvs_init, in their order: clear method, name length, metadata
+    page size, open the base bdev (-19 missing, -1 claimed), cluster size, name in use (all
+    synchronous: -errno); then the blobstore init, whose failure the callback answers -32602."""
     p = decode(params, {"bdev_name": ("str", REQUIRED), "lvs_name": ("str", REQUIRED),
-                        "cluster_sz": ("uint", DEFAULT_CLUSTER_SIZE), "clear_method": ("str", "unmap"),
-                        "num_md_pages_per_cluster_ratio": ("uint", 100), "md_page_size": ("uint", 4096)})
-    if p.clear_method not in CLEAR_METHODS:
-        raise invalid_params(EINVAL)
+                        "cluster_sz": ("uint32", 0), "clear_method": ("str", None),
+                        "num_md_pages_per_cluster_ratio": ("uint32", 0), "md_page_size": ("uint32", 0)})
+    clear_method = (p.clear_method or "unmap").lower()
+    if clear_method not in CLEAR_METHODS:
+        raise RpcError(-EINVAL, "Invalid clear_method parameter")
+    cluster_sz = p.cluster_sz or DEFAULT_CLUSTER_SIZE
+    ratio = p.num_md_pages_per_cluster_ratio or 100
+    if not valid_new_name(p.lvs_name) or (p.md_page_size and (
+            not 4096 <= p.md_page_size <= 65536 or p.md_page_size & (p.md_page_size - 1))):
+        raise errno_error(EINVAL)
     bdev = target.bdevs.get(p.bdev_name)
-    if not valid_new_name(p.lvs_name) or p.cluster_sz < bs.PAGE or p.cluster_sz % bdev.block_size:
+    if bdev.claim is not None:
+        raise errno_error(EPERM)
+    if cluster_sz < bdev.block_size or cluster_sz % bdev.block_size:
         raise errno_error(EINVAL)
     if any(lvs.name == p.lvs_name for lvs in module(target).stores):
         raise errno_error(EEXIST)
-    if bdev.claim is not None:
-        raise errno_error(EPERM)
-    if bdev.num_blocks * bdev.block_size // p.cluster_sz <= bs.Geometry(
-            bdev.num_blocks * bdev.block_size, p.cluster_sz, p.num_md_pages_per_cluster_ratio).md_clusters:
-        raise errno_error(ENOSPC)
-    store = await bs.Blobstore.create(bdev, p.lvs_name, p.cluster_sz, p.clear_method,
-                                      p.num_md_pages_per_cluster_ratio)
+    size = bdev.num_blocks * bdev.block_size
+    geometry = bs.Geometry(size, cluster_sz, ratio)
+    if cluster_sz % bs.PAGE or geometry.num_md_pages == 0:
+        raise invalid_params(EINVAL)                 # bs_opts_verify, in spdk_bs_init
+    if geometry.md_clusters > size // cluster_sz:
+        raise invalid_params(ENOMEM)                 # "metadata cannot use more clusters than is available"
+    store = await bs.Blobstore.create(bdev, p.lvs_name, cluster_sz, clear_method, ratio)
     lvs = await open_lvs(target, store)
     return lvs.uuid
 
@@ -360,11 +371,10 @@ async def bdev_lvol_rename_lvstore(target, params):
     lvs = next((s for s in stores if s.name == p.old_name), None)
     if lvs is None:
         raise RpcError(-ENOENT, "Lvol store %s not found" % p.old_name)
+    # spdk_lvs_rename checks no name: a longer one is cut to 63 characters
     if any(s.name == p.new_name for s in stores if s is not lvs):
         raise invalid_params(EEXIST)
-    if not valid_new_name(p.new_name):
-        raise invalid_params(EINVAL)
-    lvs.store.name = p.new_name
+    lvs.store.name = p.new_name[:NAME_LEN]
     await commit(lvs)
     for lvol in lvs.lvols.values():
         lvol.refresh_alias()
@@ -373,7 +383,7 @@ async def bdev_lvol_rename_lvstore(target, params):
 
 @rpc("bdev_lvol_grow_lvstore")
 async def bdev_lvol_grow_lvstore(target, params):
-    p = decode(params, {"lvs_name": ("str", None), "uuid": ("str", None)})
+    p = decode(params, {"lvs_name": ("str", None), "uuid": ("str", None)}, optional=False)
     lvs = find_lvs(target, p.lvs_name, p.uuid)
     await lvs.store.grow()
     return True
@@ -381,7 +391,7 @@ async def bdev_lvol_grow_lvstore(target, params):
 
 @rpc("bdev_lvol_delete_lvstore")
 async def bdev_lvol_delete_lvstore(target, params):
-    p = decode(params, {"lvs_name": ("str", None), "uuid": ("str", None)})
+    p = decode(params, {"lvs_name": ("str", None), "uuid": ("str", None)}, optional=False)
     lvs = find_lvs(target, p.lvs_name, p.uuid)
     base = lvs.base
     close_lvs(target, lvs)       # hot-removes every lvol, even under a RAID
@@ -398,7 +408,9 @@ async def bdev_lvol_create(target, params):
                         "thin_provision": ("bool", False), "uuid": ("str", None), "lvs_name": ("str", None),
                         "clear_method": ("str", None)})
     lvs = find_lvs(target, p.lvs_name, p.uuid)
-    if not valid_new_name(p.lvol_name) or (p.clear_method is not None and p.clear_method not in CLEAR_METHODS):
+    if p.clear_method is not None and p.clear_method.lower() not in CLEAR_METHODS:
+        raise RpcError(-EINVAL, "Invalid clean_method option")
+    if not valid_new_name(p.lvol_name):
         raise errno_error(EINVAL)
     if lvs.find_name(p.lvol_name) is not None:
         raise errno_error(EEXIST)
@@ -406,7 +418,7 @@ async def bdev_lvol_create(target, params):
     if not p.thin_provision and num_clusters > lvs.store.free_count:
         raise invalid_params(ENOSPC)
     blob = lvs.store.new_blob(p.lvol_name, num_clusters, p.thin_provision)
-    blob.clear_method = p.clear_method or "unmap"
+    blob.clear_method = (p.clear_method or "unmap").lower()
     if not p.thin_provision:
         for cluster in range(num_clusters):
             blob.clusters[cluster] = lvs.store.allocate_cluster()
@@ -504,12 +516,12 @@ async def bdev_lvol_clone(target, params):
 @rpc("bdev_lvol_clone_bdev")
 async def bdev_lvol_clone_bdev(target, params):
     p = decode(params, {"bdev": ("str", REQUIRED), "lvs_name": ("str", REQUIRED), "clone_name": ("str", REQUIRED)})
-    esnap = target.bdevs.find(p.bdev)
-    if esnap is None:
-        raise RpcError(-32602, "bdev does not exist")
     lvs = next((s for s in module(target).stores if s.name == p.lvs_name), None)
     if lvs is None:
         raise RpcError(-32602, "lvs does not exist")
+    esnap = target.bdevs.find(p.bdev)
+    if esnap is None:
+        raise RpcError(-32602, "bdev does not exist")
     if isinstance(esnap, LvolBdev) and esnap.lvs is lvs:
         raise RpcError(-32602, "bdev is an lvol in same lvs as clone; use bdev_lvol_clone instead")
     if lvs.find_name(p.clone_name) is not None:
@@ -691,14 +703,17 @@ class ShallowCopy:
 def bdev_lvol_start_shallow_copy(target, params):
     p = decode(params, {"src_lvol_name": ("str", REQUIRED), "dst_bdev_name": ("str", REQUIRED)})
     src = find_lvol(target, p.src_lvol_name)
-    dst = target.bdevs.get(p.dst_bdev_name)
-    if dst.claim is not None:
-        raise invalid_params(EPERM)
     mod = module(target)
+    # the operation id is taken before the destination is opened, so a refused start uses one up
     op_id = mod.next_copy_id
     mod.next_copy_id += 1
+    dst = target.bdevs.find(p.dst_bdev_name)
+    if dst is None:
+        raise invalid_params(ENODEV)
+    if dst.claim is not None:
+        raise invalid_params(EPERM)
     writable = not (src.blob.read_only or src.blob.snapshot)
-    job = ShallowCopy(0 if writable else src.blob.allocated())
+    job = ShallowCopy(src.blob.allocated())
     mod.copies[op_id] = job
     target.spawn(run_shallow_copy(src, dst, job, writable))
     return {"operation_id": op_id}

@@ -48,7 +48,7 @@ DEFAULT_OPTIONS = (
     ("rdma_umr_per_io", False), ("tcp_connect_timeout_ms", 0), ("enable_flush", False),
     ("multipath_opts", {"policy": "active_passive"}),
 )
-OPTION_KINDS = {bool: "bool", int: "int", str: "str", list: "list", dict: "dict"}
+OPTION_KINDS = {bool: "bool", int: "uint32", str: "str", list: "list", dict: "dict"}
 
 
 def check_resiliency(ctrlr_loss, reconnect_delay, fast_io_fail):
@@ -473,15 +473,19 @@ class NvmeBdev(Bdev):
 def bdev_nvme_set_options(target, params):
     state = nvme_state(target)
     fields = {key: (OPTION_KINDS[type(default)], None) for key, default in DEFAULT_OPTIONS}
-    fields["bdev_retry_count"] = ("int", None)
+    fields.update({"bdev_retry_count": ("int32", None), "ctrlr_loss_timeout_sec": ("int32", None),
+                   "timeout_us": ("uint64", None), "timeout_admin_us": ("uint64", None),
+                   "action_on_timeout": (lambda v: v in ("none", "reset", "abort"), None)})
     p = decode(params, fields)
-    if state.controllers:
-        raise RpcError(-1, "RPC not permitted with nvme controllers already attached")
     merged = dict(state.options)
     merged.update({key: value for key, value in p.items() if value is not None})
-    if not check_resiliency(merged["ctrlr_loss_timeout_sec"], merged["reconnect_delay_sec"],
-                            merged["fast_io_fail_timeout_sec"]):
+    # bdev_nvme_validate_opts, then the attached-controllers rule (spdk_bdev_nvme_set_opts)
+    if (merged["timeout_us"] == 0 and merged["timeout_admin_us"] != 0) or merged["bdev_retry_count"] < -1 \
+            or not check_resiliency(merged["ctrlr_loss_timeout_sec"], merged["reconnect_delay_sec"],
+                                    merged["fast_io_fail_timeout_sec"]):
         raise errno_error(EINVAL)
+    if state.controllers:
+        raise RpcError(-1, "RPC not permitted with nvme controllers already attached")
     state.options = merged
     return True
 
@@ -491,10 +495,12 @@ ATTACH_FIELDS = {
     "adrfam": ("str", "ipv4"), "trsvcid": ("str", "4420"), "subnqn": ("str", None), "hostnqn": ("str", None),
     "hostaddr": ("str", None), "hostsvcid": ("str", None), "priority": ("str", None),
     "prchk_reftag": ("bool", False), "prchk_guard": ("bool", False), "hdgst": ("bool", False),
-    "ddgst": ("bool", False), "fabrics_connect_timeout_us": ("uint", 500000), "multipath": ("str", "multipath"),
-    "num_io_queues": ("uint", 127), "ctrlr_loss_timeout_sec": ("int", None), "reconnect_delay_sec": ("uint", None),
-    "fast_io_fail_timeout_sec": ("uint", None), "psk": ("str", None), "max_bdevs": ("uint", None),
-    "dhchap_key": ("str", None), "dhchap_ctrlr_key": ("str", None), "allow_unrecognized_csi": ("bool", False),
+    "ddgst": ("bool", False), "fabrics_connect_timeout_us": ("uint64", 500000),
+    "multipath": (lambda v: v in ("disable", "failover", "multipath"), "multipath"),
+    "num_io_queues": ("uint32", 127), "ctrlr_loss_timeout_sec": ("int32", None),
+    "reconnect_delay_sec": ("uint32", None), "fast_io_fail_timeout_sec": ("uint32", None), "psk": ("str", None),
+    "max_bdevs": ("uint32", None), "dhchap_key": ("str", None), "dhchap_ctrlr_key": ("str", None),
+    "allow_unrecognized_csi": ("bool", False), "multipath_opts": ("dict", None),
 }
 ADRFAMS = {"ipv4": "IPv4", "ipv6": "IPv6"}
 
@@ -502,9 +508,6 @@ ADRFAMS = {"ipv4": "IPv4", "ipv6": "IPv6"}
 def _attach_opts(state, p):
     opts = {key: (p[key] if p[key] is not None else state.options[key])
             for key in ("ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec")}
-    if not check_resiliency(opts["ctrlr_loss_timeout_sec"], opts["reconnect_delay_sec"],
-                            opts["fast_io_fail_timeout_sec"]):
-        raise errno_error(EINVAL)
     copied = ("prchk_reftag", "prchk_guard", "hdgst", "ddgst", "multipath", "fabrics_connect_timeout_us",
               "num_io_queues")
     opts.update({key: p[key] for key in copied})
@@ -515,37 +518,66 @@ def _held_key(target, name):
     return keyring.find_key(target, name).get() if name is not None else None
 
 
-def _check_new_path(state, p, hostnqn):
-    """Refusals that depend on the controllers already attached (-114, -17, -22)."""
+def _check_name(state, p, hostnqn):
+    """rpc_bdev_nvme_attach_controller's checks against a controller of the same name (a new path)."""
     existing = state.controllers.get(p.name)
-    if existing is not None:
-        if existing.find_path(p.traddr, p.trsvcid, p.subnqn) is not None:
-            raise RpcError(-EALREADY, "A controller named %s already exists with the specified network path"
-                           % p.name)
-        if p.multipath == "disable":
-            raise RpcError(-EEXIST, "A controller named %s already exists and multipath is disabled" % p.name)
-        if existing.paths and existing.paths[0].subnqn != p.subnqn:
-            raise RpcError(-EINVAL, "A controller named %s already exists with the different subnqn" % p.name)
-        return existing
+    if existing is None:
+        return None
+    if p.multipath == "disable":
+        raise RpcError(-EALREADY, "A controller named %s already exists and multipath is disabled" % p.name)
+    first = existing.paths[0] if existing.paths else None
+    if any((path.traddr, path.trsvcid) == (p.traddr, p.trsvcid) for path in existing.paths):
+        raise RpcError(-EALREADY, "A controller named %s already exists with the specified network path"
+                       % p.name)
+    if first is not None and first.subnqn != p.subnqn:
+        raise RpcError(-EINVAL, "A controller named %s already exists, but uses a different subnqn (%s)"
+                       % (p.name, first.subnqn))
+    if first is not None and first.hostnqn != hostnqn:
+        raise RpcError(-EINVAL, "A controller named %s already exists, but uses a different hostnqn (%s)"
+                       % (p.name, first.hostnqn))
+    if p.prchk_reftag or p.prchk_guard:
+        raise RpcError(-EINVAL, "A controller named %s already exists. To add a path, do not specify PI options."
+                       % p.name)
+    return existing
+
+
+def _check_create(state, target, p, hostnqn, opts):
+    """spdk_bdev_nvme_create's synchronous refusals, in its order."""
     for ctrlr in state.controllers.values():
         for path in ctrlr.paths:
             if path.same_network_path(p.traddr, p.trsvcid, p.subnqn) and path.hostnqn == hostnqn:
                 raise errno_error(EEXIST)
-    return None
+    if not 0 < len(p.name) < 256:
+        raise errno_error(EINVAL)
+    if not check_resiliency(opts["ctrlr_loss_timeout_sec"], opts["reconnect_delay_sec"],
+                            opts["fast_io_fail_timeout_sec"]):
+        raise errno_error(EINVAL)
+    for name in (p.psk, p.dhchap_key, p.dhchap_ctrlr_key):
+        if name is not None and keyring.find_key(target, name) is None:
+            raise errno_error(ENOKEY, "Required key not available")
 
 
 @rpc("bdev_nvme_attach_controller")
 async def bdev_nvme_attach_controller(target, params):
+    """rpc_bdev_nvme_attach_controller then spdk_bdev_nvme_create: the transport id, a controller of
+    the same name (-114 / -22), num_io_queues, then a path already attached (-17), the reconnect
+    options (-22), the keys (-126); a connect that fails answers -5."""
     p = decode(params, ATTACH_FIELDS)
     state = nvme_state(target)
-    if p.trtype.lower() != "tcp" or p.subnqn is None or p.adrfam.lower() not in ADRFAMS:
+    if p.max_bdevs == 0:
+        raise errno_error(EINVAL, "max_bdevs cannot be zero")
+    if p.trtype.lower() != "tcp":
+        raise errno_error(EINVAL, "Failed to parse trtype: %s" % p.trtype)
+    if p.adrfam.lower() not in ADRFAMS:
+        raise errno_error(EINVAL, "Failed to parse adrfam: %s" % p.adrfam)
+    if p.subnqn is None:
         raise errno_error(EINVAL)
     hostnqn = p.hostnqn or state.default_hostnqn
+    ctrlr = _check_name(state, p, hostnqn)
+    if not 0 < p.num_io_queues <= 0x10000:
+        raise errno_error(EINVAL, "num_io_queues out of bounds, min: 1 max: 65536")
     opts = _attach_opts(state, p)
-    if any(name is not None and keyring.find_key(target, name) is None
-           for name in (p.dhchap_key, p.dhchap_ctrlr_key)):
-        raise errno_error(ENOKEY, "Required key not available")
-    ctrlr = _check_new_path(state, p, hostnqn)
+    _check_create(state, target, p, hostnqn, opts)
     host_key, ctrlr_key = _held_key(target, p.dhchap_key), _held_key(target, p.dhchap_ctrlr_key)
     new = ctrlr is None
     if new:
@@ -605,7 +637,8 @@ def bdev_nvme_get_controllers(target, params):
 @rpc("bdev_nvme_reset_controller")
 async def bdev_nvme_reset_controller(target, params):
     """Disconnect and reconnect every path; a refused reconnect leaves the loss policy running."""
-    p = decode(params, {"name": ("str", REQUIRED), "cntlid": ("uint", None)})
+    p = decode(params, {"name": ("str", REQUIRED), "cntlid": ("uint16", None)},
+               error=RpcError(-32602, "Invalid argument"))
     ctrlr = nvme_state(target).controllers.get(p.name)
     if ctrlr is None:
         raise errno_error(ENODEV)
@@ -631,7 +664,8 @@ async def bdev_nvme_reset_controller(target, params):
 @rpc("bdev_nvme_set_keys")
 async def bdev_nvme_set_keys(target, params):
     """Re-authenticate in place with new keys; a failure drops the connection (-13)."""
-    p = decode(params, {"name": ("str", REQUIRED), "dhchap_key": ("str", None), "dhchap_ctrlr_key": ("str", None)})
+    p = decode(params, {"name": ("str", REQUIRED), "dhchap_key": ("str", None), "dhchap_ctrlr_key": ("str", None)},
+               error=RpcError(-32602, "spdk_json_decode_object failed"))
     ctrlr = nvme_state(target).controllers.get(p.name)
     if ctrlr is None:
         raise errno_error(ENODEV)
@@ -664,7 +698,8 @@ async def bdev_nvme_set_keys(target, params):
 @rpc("bdev_nvme_set_hotplug")
 def bdev_nvme_set_hotplug(target, params):
     """PCIe hotplug polling: nothing to poll in the emulator, but saved configs replay it."""
-    p = decode(params, {"enable": ("bool", REQUIRED), "period_us": ("uint", 100000)})
+    p = decode(params, {"enable": ("bool", REQUIRED), "period_us": ("uint64", 100000)},
+               error=RpcError(-32602, "Invalid argument"))
     nvme_state(target).hotplug = {"period_us": p.period_us, "enable": p.enable}
     return True
 
@@ -673,7 +708,8 @@ def bdev_nvme_set_hotplug(target, params):
 def bdev_nvme_get_io_paths(target, params):
     """Only bdevs a consumer holds open (claimed: RAID, nvmf export) have I/O channels to show;
     examine reads do not count (nvmf_listener_ns_ana L15 vs L20)."""
-    p = decode(params, {"name": ("str", None)})
+    p = decode(params, {"name": ("str", None)},
+               error=RpcError(-32602, "bdev_nvme_get_io_paths requires no parameters"))
     paths = []
     for ctrlr in nvme_state(target).controllers.values():
         for _nsid, bdev in sorted(ctrlr.bdevs.items()):
@@ -734,8 +770,8 @@ async def bdev_nvme_send_cmd(target, params):
     RAID superblock, more/sendcmd)."""
     p = decode(params, {"name": ("str", REQUIRED), "cmd_type": ("str", REQUIRED),
                         "data_direction": ("str", REQUIRED), "cmdbuf": ("str", REQUIRED), "data": ("str", None),
-                        "metadata": ("str", None), "data_len": ("uint", 0), "md_len": ("uint", 0),
-                        "timeout_ms": ("uint", 0)})
+                        "metadata": ("str", None), "data_len": ("uint32", 0), "metadata_len": ("uint32", 0),
+                        "timeout_ms": ("uint32", 0)}, error=RpcError(-32602, "Invalid argument"))
     invalid = RpcError(-32602, "Invalid argument")
     ctrlr = nvme_state(target).controllers.get(p.name)
     if ctrlr is None or p.cmd_type not in ("io", "admin") or p.data_direction not in ("c2h", "h2c"):

@@ -41,11 +41,12 @@ events from the target. Every answer has ``status: [sct, sc]`` (NVMe status code
 so concurrent replays of recorded sessions do not fight over 127.0.0.1:4420.
 """
 import asyncio
+import json
 import re
 
 from . import fabric, keyring
 from .bdev import BdevIOError, BdevClaimedError
-from .errors import RpcError, INVALID_PARAMS, INTERNAL_ERROR
+from .errors import RpcError, errno_error, INVALID_PARAMS, INTERNAL_ERROR, EINVAL
 from .params import decode, REQUIRED
 from .rpc import rpc
 
@@ -56,6 +57,8 @@ POLL_GROUP = "nvmf_tgt_poll_group_000"
 # within 6 ms (nvme_reconnect L23).
 REMOVED_HOST_LINGER = 0.03
 
+# The TCP transport's options as nvmf_get_transports lists them (nvmf_transport_dump_opts, with the
+# TCP part c2h_success/sock_priority after zcopy), with their defaults.
 TRANSPORT_DEFAULTS = {
     "max_queue_depth": 128, "max_io_qpairs_per_ctrlr": 127, "in_capsule_data_size": 4096,
     "max_io_size": 131072, "max_aq_depth": 128, "iobuf_small_cache_size": 4294967295,
@@ -63,8 +66,23 @@ TRANSPORT_DEFAULTS = {
     "c2h_success": True, "sock_priority": 0, "abort_timeout_sec": 1, "ack_timeout": 0,
     "data_wr_pool_size": 0, "disable_command_passthru": False, "kas": 100, "min_kato": 10000,
 }
-TRANSPORT_EXTRA_PARAMS = ("tgt_name", "io_unit_size", "num_shared_buffers", "buf_cache_size",
-                          "control_msg_num")
+# rpc_nvmf_create_transport_decoders (decoded relaxed: rpc.py also sends the RDMA and vfio-user
+# options, no_srq, no_wr_batching, disable_mappable_bar0, ..., which the TCP transport ignores)
+TRANSPORT_FIELDS = {
+    "trtype": ("str", REQUIRED), "max_queue_depth": ("uint16", None), "max_io_qpairs_per_ctrlr": ("uint16", None),
+    "in_capsule_data_size": ("uint32", None), "max_io_size": ("uint32", None), "io_unit_size": ("uint32", None),
+    "max_aq_depth": ("uint32", None), "num_shared_buffers": ("uint32", None), "buf_cache_size": ("uint32", None),
+    "iobuf_small_cache_size": ("uint32", None), "iobuf_large_cache_size": ("uint32", None),
+    "dif_insert_or_strip": ("bool", None), "abort_timeout_sec": ("uint32", None), "zcopy": ("bool", None),
+    "tgt_name": ("str", None), "acceptor_poll_rate": ("uint32", None), "ack_timeout": ("uint32", None),
+    "data_wr_pool_size": ("uint32", None), "disable_command_passthru": ("bool", None), "kas": ("uint16", None),
+    "min_kato": ("uint32", None), "masked_oncs": ("list", None), "masked_fuses": ("list", None),
+}
+# tcp_transport_opts_decoder (lib/nvmf/tcp.c), also relaxed, applied when the transport is created
+TCP_TRANSPORT_FIELDS = {"c2h_success": ("bool", None), "control_msg_num": ("uint16", None),
+                        "sock_priority": ("uint32", None)}
+TCP_MAX_SOCK_PRIORITY = 16
+KAS_TIME_UNIT_MS = 100
 
 
 def invalid_parameters():
@@ -117,6 +135,8 @@ class ListenAddress:
         self.traddr = traddr
         self.trsvcid = trsvcid
         self.ana_states = {group: ana_state for group in range(1, groups + 1)}
+        self.secure_channel = False
+        self.sock_impl = None
 
     @property
     def key(self):
@@ -208,6 +228,10 @@ class Subsystem:
         self.namespaces = {}       # nsid -> Namespace
         self.sessions = []         # connected Session objects
         self._next_cntlid = min_cntlid
+        self.dmrsl = 2097152
+        self.wzsl = 12
+        self.passthrough = False
+        self.enable_nssr = False
 
     @property
     def ana_groups(self):
@@ -252,9 +276,9 @@ class Subsystem:
             return out
         out.update({
             "serial_number": self.serial_number, "model_number": self.model_number,
-            "max_namespaces": self.max_namespaces, "passthrough": False,
+            "max_namespaces": self.max_namespaces, "passthrough": self.passthrough,
             "min_cntlid": self.min_cntlid, "max_cntlid": self.max_cntlid,
-            "dmrsl": 2097152, "wzsl": 12,
+            "dmrsl": self.dmrsl, "wzsl": self.wzsl,
             "namespaces": [ns.to_json(self.ana_reporting) for _nsid, ns in sorted(self.namespaces.items())],
         })
         return out
@@ -610,26 +634,42 @@ IO_OPS = {"read": _io_read, "write": _io_write, "write_zeroes": _io_write_zeroes
 
 @rpc("nvmf_create_transport")
 def nvmf_create_transport(target, params):
-    fields = {"trtype": ("str", REQUIRED)}
-    fields.update({key: ("any", None) for key in TRANSPORT_DEFAULTS})
-    fields.update({key: ("any", None) for key in TRANSPORT_EXTRA_PARAMS})
-    p = decode(params, fields)
+    """rpc_nvmf_create_transport: relaxed decode (-32602 "Invalid parameters"), a transport type
+    this target has (only TCP), one transport per type (the message quotes trtype as sent), then
+    the generic checks of nvmf_transport_create ("create failed") and the TCP ones ("Failed to
+    create transport.")."""
+    p = decode(params, TRANSPORT_FIELDS, error=invalid_parameters(), relaxed=True)
     trtype = p.trtype.upper()
     if trtype != "TCP":
-        raise invalid_parameters()
+        raise RpcError(INVALID_PARAMS, "Invalid transport type '%s'" % p.trtype)
     state = nvmf_state(target)
     if trtype in state.transports:
-        raise internal_error("Transport type '%s' already exists" % trtype)
+        raise internal_error("Transport type '%s' already exists" % p.trtype)
     options = {"trtype": trtype}
     for key, default in TRANSPORT_DEFAULTS.items():
-        options[key] = p[key] if p[key] is not None else default
+        options[key] = p[key] if key in p and p[key] is not None else default
+    io_size = options["max_io_size"]
+    if (io_size != 0 and (io_size & (io_size - 1) or io_size < 8192)) or options["kas"] == 0 \
+            or options["min_kato"] == 0:
+        raise internal_error("Transport type '%s' create failed" % p.trtype)
+    kas_ms = options["kas"] * KAS_TIME_UNIT_MS
+    options["min_kato"] = -(-options["min_kato"] // kas_ms) * kas_ms
+    try:
+        tcp = decode(params, TCP_TRANSPORT_FIELDS, relaxed=True)
+    except RpcError:
+        raise internal_error("Failed to create transport.")
+    for key in ("c2h_success", "sock_priority"):
+        if tcp[key] is not None:
+            options[key] = tcp[key]
+    if options["sock_priority"] > TCP_MAX_SOCK_PRIORITY:
+        raise internal_error("Failed to create transport.")
     state.transports[trtype] = options
     return True
 
 
 @rpc("nvmf_get_transports", mutating=False)
 def nvmf_get_transports(target, params):
-    p = decode(params, {"trtype": ("str", None), "tgt_name": ("str", None)})
+    p = decode(params, {"trtype": ("str", None), "tgt_name": ("str", None)}, error=invalid_parameters())
     transports = list(nvmf_state(target).transports.values())
     if p.trtype is not None:
         transports = [t for t in transports if t["trtype"] == p.trtype.upper()]
@@ -640,34 +680,54 @@ def nvmf_get_transports(target, params):
 
 # ---- subsystems -----------------------------------------------------------------------------------
 
+def _ascii_text(limit):
+    """decode_subsystem_serial_number / model_number: at most ``limit`` printable ASCII characters."""
+    return lambda v: isinstance(v, str) and len(v.encode()) <= limit and all(0x20 <= ord(c) <= 0x7E for c in v)
+
+
+KINDS_SN = _ascii_text(20)
+KINDS_MN = _ascii_text(40)
+
+# rpc_nvmf_create_subsystem_decoders
 SUBSYSTEM_FIELDS = {
-    "nqn": ("str", REQUIRED), "serial_number": ("str", None), "model_number": ("str", None),
-    "allow_any_host": ("bool", False), "ana_reporting": ("bool", False), "max_namespaces": ("uint", 32),
-    "min_cntlid": ("uint", 1), "max_cntlid": ("uint", 65519), "tgt_name": ("str", None),
-    "max_discard_size_kib": ("uint", None), "max_write_zeroes_size_kib": ("uint", None),
+    "nqn": ("str", REQUIRED), "serial_number": (KINDS_SN, None), "model_number": (KINDS_MN, None),
+    "allow_any_host": ("bool", False), "ana_reporting": ("bool", False), "max_namespaces": ("uint32", 32),
+    "min_cntlid": ("uint16", 1), "max_cntlid": ("uint16", 65519), "tgt_name": ("str", None),
+    "max_discard_size_kib": ("uint64", None), "max_write_zeroes_size_kib": ("uint64", None),
+    "dmrsl": ("uint32", 2097152), "wzsl": ("uint8", 12),
     "passthrough": ("bool", False), "enable_nssr": ("bool", False),
 }
 
 
 @rpc("nvmf_create_subsystem")
 def nvmf_create_subsystem(target, params):
-    p = decode(params, SUBSYSTEM_FIELDS)
+    """rpc_nvmf_create_subsystem: a bad serial or model number fails the decode (-32602); a NQN in
+    use or not valid cannot be created (-32603); the cntlid range is checked after creation."""
+    p = decode(params, SUBSYSTEM_FIELDS, error=invalid_parameters())
     state = nvmf_state(target)
-    unable = internal_error("Unable to create subsystem %s" % p.nqn)
+    dmrsl, wzsl = p.dmrsl, p.wzsl
+    if p.max_discard_size_kib is not None:
+        dmrsl = (p.max_discard_size_kib << 1) & 0xFFFFFFFF
+    kib = p.max_write_zeroes_size_kib
+    if kib is not None:
+        if kib == 0:
+            wzsl = 0
+        elif kib >= 8 and kib & (kib - 1) == 0:
+            wzsl = (kib >> 2).bit_length() - 1
+        else:
+            raise RpcError(INVALID_PARAMS, "Invalid max_write_zeroes_size_kib %d" % kib)
     if p.nqn in state.subsystems or not valid_nqn(p.nqn):
-        raise unable
-    if p.serial_number is not None and (len(p.serial_number) > 20 or not p.serial_number.isprintable()):
-        raise internal_error("Subsystem %s: invalid serial number '%s'" % (p.nqn, p.serial_number))
-    if p.model_number is not None and (len(p.model_number) > 40 or not p.model_number.isprintable()):
-        raise internal_error("Subsystem %s: invalid model number '%s'" % (p.nqn, p.model_number))
-    if not 1 <= p.min_cntlid <= p.max_cntlid <= 65519:
-        raise unable
+        raise internal_error("Unable to create subsystem %s" % p.nqn)
+    if not (1 <= p.min_cntlid <= p.max_cntlid <= 65519):
+        raise RpcError(INVALID_PARAMS, "Invalid cntlid range [%d-%d]" % (p.min_cntlid, p.max_cntlid))
     subsystem = Subsystem(p.nqn, allow_any_host=p.allow_any_host, ana_reporting=p.ana_reporting,
                           max_namespaces=p.max_namespaces or 32, min_cntlid=p.min_cntlid, max_cntlid=p.max_cntlid)
     if p.serial_number is not None:
         subsystem.serial_number = p.serial_number
     if p.model_number is not None:
         subsystem.model_number = p.model_number
+    subsystem.dmrsl, subsystem.wzsl = dmrsl, wzsl
+    subsystem.passthrough, subsystem.enable_nssr = p.passthrough, p.enable_nssr
     state.subsystems[p.nqn] = subsystem
     return True
 
@@ -691,7 +751,7 @@ def nvmf_delete_subsystem(target, params):
 
 @rpc("nvmf_get_subsystems", mutating=False)
 def nvmf_get_subsystems(target, params):
-    p = decode(params, {"nqn": ("str", None), "tgt_name": ("str", None)})
+    p = decode(params, {"nqn": ("str", None), "tgt_name": ("str", None)}, error=invalid_parameters())
     state = nvmf_state(target)
     if p.nqn is not None:
         subsystem = state.subsystems.get(p.nqn)
@@ -704,9 +764,10 @@ def nvmf_get_subsystems(target, params):
 
 # ---- namespaces -----------------------------------------------------------------------------------
 
+# rpc_nvmf_namespace_decoders (strict, inside the relaxed add_ns decode)
 NAMESPACE_FIELDS = {
-    "bdev_name": ("str", REQUIRED), "nsid": ("uint", 0), "nguid": ("str", None), "eui64": ("str", None),
-    "uuid": ("str", None), "anagrpid": ("uint", 0), "ptpl_file": ("str", None),
+    "bdev_name": ("str", REQUIRED), "nsid": ("uint32", 0), "nguid": ("str", None), "eui64": ("str", None),
+    "uuid": ("uuid", None), "anagrpid": ("uint32", 0), "ptpl_file": ("str", None),
     "no_auto_visible": ("bool", False), "hide_metadata": ("bool", False),
 }
 
@@ -714,7 +775,7 @@ NAMESPACE_FIELDS = {
 @rpc("nvmf_subsystem_add_ns")
 def nvmf_subsystem_add_ns(target, params):
     p = decode(params, {"nqn": ("str", REQUIRED), "namespace": ("dict", REQUIRED), "tgt_name": ("str", None)},
-               error=invalid_parameters())
+               error=invalid_parameters(), relaxed=True)
     ns_params = decode(p.namespace, NAMESPACE_FIELDS, error=invalid_parameters())
     state = nvmf_state(target)
     subsystem = state.get(p.nqn)
@@ -732,7 +793,8 @@ def nvmf_subsystem_add_ns(target, params):
     except BdevClaimedError:
         raise invalid_parameters()
     uuid = ns_params.uuid or bdev.uuid
-    nguid = ns_params.nguid or uuid.replace("-", "").upper()
+    # spdk_nvmf_subsystem_add_ns_ext: without a nguid, the bdev's UUID (not the namespace's)
+    nguid = ns_params.nguid or bdev.uuid.replace("-", "").upper()
     ns = Namespace(nsid, bdev, uuid, nguid, anagrpid)
     ns.on_remove = lambda _bdev, nqn=subsystem.nqn, nsid=nsid: _hot_removed(state, nqn, nsid)
     ns.on_resize = lambda _bdev: subsystem.notify("ns_changed")
@@ -765,7 +827,7 @@ def _detach_namespace(subsystem, nsid):
 
 @rpc("nvmf_subsystem_remove_ns")
 def nvmf_subsystem_remove_ns(target, params):
-    p = decode(params, {"nqn": ("str", REQUIRED), "nsid": ("uint", REQUIRED), "tgt_name": ("str", None)},
+    p = decode(params, {"nqn": ("str", REQUIRED), "nsid": ("uint32", REQUIRED), "tgt_name": ("str", None)},
                error=invalid_parameters())
     subsystem = nvmf_state(target).get(p.nqn)
     if p.nsid not in subsystem.namespaces:
@@ -779,7 +841,7 @@ def nvmf_subsystem_remove_ns(target, params):
 async def nvmf_subsystem_set_ns_ana_group(target, params):
     """Move a namespace to another ANA group; like SPDK it pauses the namespace, so in-flight I/O
     drains before the answer (more/ana/README.md)."""
-    p = decode(params, {"nqn": ("str", REQUIRED), "nsid": ("uint", REQUIRED), "anagrpid": ("uint", REQUIRED),
+    p = decode(params, {"nqn": ("str", REQUIRED), "nsid": ("uint32", REQUIRED), "anagrpid": ("uint32", REQUIRED),
                         "tgt_name": ("str", None)}, error=invalid_parameters())
     subsystem = nvmf_state(target).get(p.nqn)
     ns = subsystem.namespaces.get(p.nsid)
@@ -794,30 +856,61 @@ async def nvmf_subsystem_set_ns_ana_group(target, params):
 
 # ---- listeners ------------------------------------------------------------------------------------
 
-LISTEN_ADDRESS_FIELDS = {"trtype": ("str", REQUIRED), "adrfam": ("str", "IPv4"), "traddr": ("str", REQUIRED),
-                         "trsvcid": ("str", None), "priority": ("uint", None)}
+# rpc_decode_nvmf_listen_address: a strict decode of the generated nvmf_listen_address object
+LISTEN_ADDRESS_FIELDS = {"trtype": ("str", REQUIRED), "adrfam": ("str", None), "traddr": ("str", REQUIRED),
+                         "trsvcid": ("str", None)}
 ADRFAMS = {"ipv4": "IPv4", "ipv6": "IPv6", "ib": "IB", "fc": "FC"}
+ANA_STATE_NAMES = ("optimized", "non_optimized", "inaccessible")     # rpc_decode_nvme_ana_state
+
+
+def _listen_address(value):
+    """A decoder predicate for a ``listen_address`` member (it fails the whole decode)."""
+    try:
+        decode(value, LISTEN_ADDRESS_FIELDS)
+    except RpcError:
+        return False
+    return True
+
+
+def _ana_state(value):
+    return value in ANA_STATE_NAMES
+
+
+def listen_trid(value):
+    """rpc_listen_address_to_trid; None when SPDK refuses it (-32602 "Invalid parameters")."""
+    address = decode(value, LISTEN_ADDRESS_FIELDS)
+    adrfam = ADRFAMS.get((address.adrfam or "IPv4").lower())
+    if adrfam is None or len(address.traddr) > 256 or (address.trsvcid and len(address.trsvcid) > 32):
+        return None
+    return address.trtype.upper(), adrfam, address.traddr, address.trsvcid or ""
 
 
 def decode_listen_address(value):
-    address = decode(value, LISTEN_ADDRESS_FIELDS, error=invalid_parameters())
-    adrfam = ADRFAMS.get(address.adrfam.lower())
-    if address.trtype.upper() != "TCP" or adrfam is None or not address.trsvcid:
+    trid = listen_trid(value)
+    if trid is None or trid[0] != "TCP" or not trid[3]:
         raise invalid_parameters()
-    return "TCP", adrfam, address.traddr, address.trsvcid
+    return trid
 
 
 @rpc("nvmf_subsystem_add_listener")
 async def nvmf_subsystem_add_listener(target, params):
-    p = decode(params, {"nqn": ("str", REQUIRED), "listen_address": ("dict", REQUIRED), "tgt_name": ("str", None),
-                        "secure_channel": ("bool", False), "sock_impl": ("str", None),
-                        "ana_state": ("str", None)}, error=invalid_parameters())
-    trtype, adrfam, traddr, trsvcid = decode_listen_address(p.listen_address)
-    if p.ana_state is not None and p.ana_state not in fabric.ANA_STATES:
-        raise invalid_parameters()
+    """rpc_nvmf_subsystem_add_listener: relaxed decode (rpc.py sends secure_channel, and transport
+    options the target ignores); then the subsystem, the address, secure_channel against
+    allow_any_host, and, with the subsystem paused, an existing listener or a failed listen."""
+    p = decode(params, {"nqn": ("str", REQUIRED), "listen_address": (_listen_address, REQUIRED),
+                        "tgt_name": ("str", None), "secure_channel": ("bool", False), "sock_impl": ("str", None),
+                        "ana_state": (_ana_state, None)}, error=invalid_parameters(), relaxed=True)
     state = nvmf_state(target)
     subsystem = state.get(p.nqn)
-    if "TCP" not in state.transports or subsystem.find_listener(traddr, trsvcid) is not None:
+    trid = listen_trid(p.listen_address)
+    if trid is None:
+        raise invalid_parameters()
+    trtype, adrfam, traddr, trsvcid = trid
+    if subsystem.allow_any_host and p.secure_channel:
+        raise internal_error("Cannot establish secure channel, when 'allow_any_host' is set")
+    if subsystem.find_listener(traddr, trsvcid) is not None:
+        raise invalid_parameters()
+    if trtype not in state.transports or not trsvcid:
         raise invalid_parameters()
     port = state.ports.get((traddr, trsvcid))
     if port is None:
@@ -828,6 +921,8 @@ async def nvmf_subsystem_add_listener(target, params):
             raise invalid_parameters()
         state.ports[(traddr, trsvcid)] = port
     listener = ListenAddress(trtype, adrfam, traddr, trsvcid, subsystem.ana_groups, p.ana_state or "optimized")
+    listener.secure_channel = p.secure_channel
+    listener.sock_impl = p.sock_impl
     subsystem.listeners.insert(0, listener)
     port.subsystems.add(subsystem)
     return True
@@ -850,12 +945,12 @@ def _unlisten(state, subsystem, listener):
 
 @rpc("nvmf_subsystem_remove_listener")
 def nvmf_subsystem_remove_listener(target, params):
-    p = decode(params, {"nqn": ("str", REQUIRED), "listen_address": ("dict", REQUIRED), "tgt_name": ("str", None)},
-               error=invalid_parameters())
-    _trtype, _adrfam, traddr, trsvcid = decode_listen_address(p.listen_address)
+    p = decode(params, {"nqn": ("str", REQUIRED), "listen_address": (_listen_address, REQUIRED),
+                        "tgt_name": ("str", None)}, error=invalid_parameters())
     state = nvmf_state(target)
     subsystem = state.get(p.nqn)
-    listener = subsystem.find_listener(traddr, trsvcid)
+    trid = listen_trid(p.listen_address)
+    listener = subsystem.find_listener(trid[2], trid[3]) if trid is not None else None
     if listener is None:
         raise invalid_parameters()
     _unlisten(state, subsystem, listener)
@@ -879,16 +974,21 @@ def nvmf_subsystem_get_listeners(target, params):
 @rpc("nvmf_subsystem_listener_set_ana_state")
 def nvmf_subsystem_listener_set_ana_state(target, params):
     """Set a listener's ANA state (one group or all). Unlike set_ns_ana_group this does not wait
-    for in-flight I/O: only commands that start afterwards see the new state."""
-    p = decode(params, {"nqn": ("str", REQUIRED), "listen_address": ("dict", REQUIRED),
-                        "ana_state": ("str", REQUIRED), "anagrpid": ("uint", 0), "tgt_name": ("str", None)},
+    for in-flight I/O: only commands that start afterwards see the new state. Refusals as
+    spdk_nvmf_subsystem_set_ana_state: "error setting ANA state: <-errno>"."""
+    p = decode(params, {"nqn": ("str", REQUIRED), "listen_address": (_listen_address, REQUIRED),
+                        "ana_state": (_ana_state, REQUIRED), "anagrpid": ("uint32", 0), "tgt_name": ("str", None)},
                error=invalid_parameters())
-    if p.ana_state not in ("optimized", "non_optimized", "inaccessible"):
+    subsystem = nvmf_state(target).find(p.nqn)
+    if subsystem is None:
+        raise RpcError(INVALID_PARAMS, "Unable to find subsystem with NQN %s" % p.nqn)
+    trid = listen_trid(p.listen_address)
+    if trid is None:
         raise invalid_parameters()
-    _trtype, _adrfam, traddr, trsvcid = decode_listen_address(p.listen_address)
-    subsystem = nvmf_state(target).get(p.nqn)
-    listener = subsystem.find_listener(traddr, trsvcid)
-    if listener is None or not subsystem.ana_reporting or p.anagrpid > subsystem.ana_groups:
+    if not subsystem.ana_reporting:
+        raise internal_error("error setting ANA state: -22")
+    listener = subsystem.find_listener(trid[2], trid[3])
+    if p.anagrpid > subsystem.ana_groups or listener is None:
         raise internal_error("error setting ANA state: -22")
     groups = [p.anagrpid] if p.anagrpid else list(listener.ana_states)
     for group in groups:
@@ -911,9 +1011,10 @@ def _find_key(target, name):
 
 @rpc("nvmf_subsystem_add_host")
 def nvmf_subsystem_add_host(target, params):
+    # relaxed: transport options (psk) are read by the transport from the same params
     p = decode(params, {"nqn": ("str", REQUIRED), "host": ("str", REQUIRED), "tgt_name": ("str", None),
                         "psk": ("str", None), "dhchap_key": ("str", None), "dhchap_ctrlr_key": ("str", None)},
-               error=invalid_parameters())
+               error=invalid_parameters(), relaxed=True)
     subsystem = nvmf_state(target).get(p.nqn)
     host_key, ctrlr_key = _find_key(target, p.dhchap_key), _find_key(target, p.dhchap_ctrlr_key)
     if not valid_nqn(p.host) or subsystem.find_host(p.host) is not None:
@@ -929,8 +1030,8 @@ def nvmf_subsystem_add_host(target, params):
 @rpc("nvmf_subsystem_remove_host")
 def nvmf_subsystem_remove_host(target, params):
     """Forget a host; its connections drop at once, whatever allow_any_host says (nvmf_hosts L19)."""
-    p = decode(params, {"nqn": ("str", REQUIRED), "host": ("str", REQUIRED), "tgt_name": ("str", None)},
-               error=invalid_parameters())
+    p = decode(params, {"nqn": ("str", REQUIRED), "host": ("str", REQUIRED), "tgt_name": ("str", None),
+                        "timeout_ms": ("uint64", 0)}, error=invalid_parameters())
     subsystem = nvmf_state(target).get(p.nqn)
     host = subsystem.find_host(p.host)
     if host is None:
@@ -961,7 +1062,7 @@ def nvmf_subsystem_set_keys(target, params):
     host_key, ctrlr_key = _find_key(target, p.dhchap_key), _find_key(target, p.dhchap_ctrlr_key)
     host = subsystem.find_host(p.host)
     if host is None or (ctrlr_key is not None and host_key is None):
-        raise internal_error()
+        raise errno_error(EINVAL)       # spdk_nvmf_subsystem_set_keys
     host.set_keys(host_key, ctrlr_key)
     return True
 
@@ -986,31 +1087,66 @@ def nvmf_subsystem_get_qpairs(target, params):
 
 # ---- config dump ----------------------------------------------------------------------------------
 
+# What nvmf_tgt writes before the target's own entries (module/event/subsystems/nvmf), as recorded.
+NVMF_SET_CONFIG = {
+    "discovery_filter": "match_any",
+    "admin_cmd_passthru": {"identify_ctrlr": False, "identify_uuid_list": False, "get_log_page": False,
+                           "get_set_features": False, "sanitize": False, "security_send_recv": False,
+                           "fw_update": False, "nvme_mi": False, "vendor_specific": False},
+    "dhchap_digests": ["sha256", "sha384", "sha512"],
+    "dhchap_dhgroups": ["null", "ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192"],
+    "dup_host_policy": "allow",
+}
+
+
 def config_json(target):
-    """framework_get_config "nvmf": transports, subsystems, namespaces, hosts, listeners."""
+    """framework_get_config "nvmf" (spdk_nvmf_tgt_write_config_json): target settings, transports,
+    then five batches (lists) over the subsystems in NQN order: create_subsystem, add_host,
+    add_ns, ns_add_host (none here) and add_listener (newest listener first)."""
     state = nvmf_state(target)
-    entries = []
+    entries = [{"method": "nvmf_set_config", "params": json_copy(NVMF_SET_CONFIG)},
+               {"method": "nvmf_set_max_subsystems", "params": {"max_subsystems": 1024}},
+               {"method": "nvmf_set_crdt", "params": {"crdt1": 0, "crdt2": 0, "crdt3": 0}}]
     for options in state.transports.values():
         entries.append({"method": "nvmf_create_transport", "params": dict(options)})
-    for subsystem in state.subsystems.values():
-        if subsystem.subtype == "Discovery":
-            continue
-        entries.append({"method": "nvmf_create_subsystem", "params": {
-            "nqn": subsystem.nqn, "allow_any_host": subsystem.allow_any_host,
-            "serial_number": subsystem.serial_number, "model_number": subsystem.model_number,
-            "max_namespaces": subsystem.max_namespaces, "min_cntlid": subsystem.min_cntlid,
-            "max_cntlid": subsystem.max_cntlid, "ana_reporting": subsystem.ana_reporting}})
-        for host in subsystem.hosts:
-            entries.append({"method": "nvmf_subsystem_add_host",
-                            "params": dict(host.to_json(), host=host.nqn, nqn=subsystem.nqn)})
-        for nsid, ns in sorted(subsystem.namespaces.items()):
-            entries.append({"method": "nvmf_subsystem_add_ns", "params": {
-                "nqn": subsystem.nqn, "namespace": {"nsid": nsid, "bdev_name": ns.bdev.name, "nguid": ns.nguid,
-                                                    "uuid": ns.uuid, "anagrpid": ns.anagrpid}}})
-        for listener in reversed(subsystem.listeners):
-            entries.append({"method": "nvmf_subsystem_add_listener", "params": {
-                "nqn": subsystem.nqn, "listen_address": listener.to_json(), "secure_channel": False}})
-    return entries
+    ordered = [state.subsystems[nqn] for nqn in sorted(state.subsystems, key=str.encode)]
+    nvme = [sub for sub in ordered if sub.subtype != "Discovery"]
+    create, hosts, namespaces, listeners = [], [], [], []
+    for sub in nvme:
+        params = {"nqn": sub.nqn, "allow_any_host": sub.allow_any_host, "serial_number": sub.serial_number,
+                  "model_number": sub.model_number}
+        if sub.max_namespaces:
+            params["max_namespaces"] = sub.max_namespaces
+        params.update({"min_cntlid": sub.min_cntlid, "max_cntlid": sub.max_cntlid,
+                       "ana_reporting": sub.ana_reporting, "dmrsl": sub.dmrsl, "wzsl": sub.wzsl,
+                       "passthrough": sub.passthrough, "enable_nssr": sub.enable_nssr})
+        create.append({"method": "nvmf_create_subsystem", "params": params})
+        for host in sub.hosts:
+            params = {"nqn": sub.nqn, "host": host.nqn}
+            if host.dhchap_key is not None:
+                params["dhchap_key"] = host.dhchap_key.name
+            if host.dhchap_ctrlr_key is not None:
+                params["dhchap_ctrlr_key"] = host.dhchap_ctrlr_key.name
+            if host.psk:
+                params["psk"] = host.psk
+            hosts.append({"method": "nvmf_subsystem_add_host", "params": params})
+        for nsid, ns in sorted(sub.namespaces.items()):
+            namespace = {"nsid": nsid, "bdev_name": ns.bdev.name, "nguid": ns.nguid, "uuid": ns.uuid}
+            if sub.ana_reporting:
+                namespace["anagrpid"] = ns.anagrpid
+            namespace["no_auto_visible"] = False
+            namespaces.append({"method": "nvmf_subsystem_add_ns", "params": {"nqn": sub.nqn, "namespace": namespace}})
+    for sub in ordered:
+        for listener in sub.listeners:
+            params = {"nqn": sub.nqn, "listen_address": listener.to_json(), "secure_channel": listener.secure_channel}
+            if listener.sock_impl:
+                params["sock_impl"] = listener.sock_impl
+            listeners.append({"method": "nvmf_subsystem_add_listener", "params": params})
+    return entries + [create, hosts, namespaces, [], listeners]
+
+
+def json_copy(value):
+    return json.loads(json.dumps(value))
 
 
 def _register_config():

@@ -1,9 +1,17 @@
 """Decoding of RPC params the way SPDK's ``spdk_json_decode_object`` does it.
 
-A handler describes its params as ``{name: (kind, default)}``; ``REQUIRED`` as the default marks a
+A handler describes its params as ``{name: (kind, default)}`` (kind: a name in KINDS, or a
+predicate for a value SPDK decodes with its own function); ``REQUIRED`` as the default marks a
 mandatory field. Like SPDK, an unknown key, a missing mandatory key or a value of the wrong JSON
-type fails the whole decode (by default with -32603 "spdk_json_decode_object failed").
+type fails the whole decode (by default with -32603 "spdk_json_decode_object failed"; each SPDK
+handler answers its own code and message, so handlers pass ``error``). ``relaxed=True`` is
+``spdk_json_decode_object_relaxed``: unknown keys are ignored (nvmf_create_transport,
+nvmf_subsystem_add_listener / add_ns / add_host, keyring_file_add_key). Integer kinds check the
+C type's range (``uint16``, ``uint32``, ``uint64``, ``int32``); ``uuid`` must parse as a UUID
+(spdk_json_decode_uuid).
 """
+import uuid as uuidlib
+
 from .errors import decode_failed
 
 REQUIRED = object()
@@ -17,8 +25,28 @@ def _check_uint(value):
     return _is_int(value) and value >= 0
 
 
+def _in_range(low, high):
+    return lambda v: _is_int(v) and low <= v <= high
+
+
+def _is_uuid(v):
+    if not isinstance(v, str):
+        return False
+    try:
+        uuidlib.UUID(v)
+    except ValueError:
+        return False
+    return True
+
+
 KINDS = {
     "str": lambda v: isinstance(v, str),
+    "uint16": _in_range(0, 0xFFFF),
+    "uint32": _in_range(0, 0xFFFFFFFF),
+    "uint64": _in_range(0, 0xFFFFFFFFFFFFFFFF),
+    "uint8": _in_range(0, 0xFF),
+    "int32": _in_range(-0x80000000, 0x7FFFFFFF),
+    "uuid": _is_uuid,
     "bool": lambda v: isinstance(v, bool),
     "int": _is_int,
     "uint": _check_uint,
@@ -38,19 +66,25 @@ class Params(dict):
             raise AttributeError(key) from exc
 
 
-def decode(params, fields, error=None):
-    """Return ``Params`` holding every field of ``fields`` (defaults filled in), or raise ``error``."""
+def decode(params, fields, error=None, relaxed=False, optional=True):
+    """Return ``Params`` holding every field of ``fields`` (defaults filled in), or raise ``error``.
+    ``optional=False``: the handler decodes without checking for params first, and SPDK's decoder
+    fails on none at all, even when every field is optional."""
     failure = error if error is not None else decode_failed()
     if params is None:
+        if not optional:
+            raise failure
         params = {}
     if not isinstance(params, dict):
         raise failure
     out = Params()
     for key, value in params.items():
         if key not in fields:
+            if relaxed:
+                continue
             raise failure
         kind = fields[key][0]
-        if not KINDS[kind](value):
+        if not (kind(value) if callable(kind) else KINDS[kind](value)):
             raise failure
         out[key] = value
     for key, (_kind, default) in fields.items():
@@ -63,6 +97,7 @@ def decode(params, fields, error=None):
 
 
 def no_params(params, error=None):
-    """Methods that take no params accept none or an empty object."""
-    if params not in (None, {}):
+    """Methods that take no params: SPDK refuses any ``params`` member, even ``{}`` (only a
+    missing or null one counts as none, jsonrpc_server.c)."""
+    if params is not None:
         raise error if error is not None else decode_failed()

@@ -1018,7 +1018,8 @@ async def bdev_raid_delete(target, params):
 
 @rpc("bdev_raid_add_base_bdev")
 async def bdev_raid_add_base_bdev(target, params):
-    p = _decode(params, {"raid_bdev": ("str", REQUIRED), "base_bdev": ("str", REQUIRED)})
+    # unlike the other RAID RPCs, add_base_bdev answers a bad decode with -32603 (bdev_raid_rpc.c)
+    p = decode(params, {"raid_bdev": ("str", REQUIRED), "base_bdev": ("str", REQUIRED)})
     raid = module(target).by_name(p.raid_bdev)
     if raid is None:
         raise RpcError(-ENODEV, "raid bdev %s is not found in config" % p.raid_bdev)
