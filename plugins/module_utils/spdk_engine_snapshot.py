@@ -122,6 +122,14 @@ class EngineReplica:
         return out
 
 
+def timeouts_from_record(engine_entry):
+    """The controller loss policy spdk_engine attached the members with; None when the record predates it."""
+    recorded = (engine_entry or {}).get("controller_timeouts")
+    if not isinstance(recorded, dict):
+        return None
+    return {name: recorded[name] for name, _default in em.DEFAULT_TIMEOUTS if isinstance(recorded.get(name), int)}
+
+
 def replicas_from_record(engine_entry):
     """The engine's replicas as spdk_engine recorded them (name, disk | address, nqn, rpc_socket)."""
     out = []

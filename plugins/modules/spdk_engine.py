@@ -347,6 +347,8 @@ class Record:
             record.set_engine(request.name, {
                 "replicas": [r.to_dict() for r in request.replicas], "frontend": request.frontend,
                 "nqn": request.nqn, "size": request.size, "host_nqn": request.host_nqn,
+                # what a later re-attach of a member (engine revert) must use again
+                "controller_timeouts": dict(request.timeouts),
                 "frontend_port": frontend["port"] if frontend else self.engine.get("frontend_port")})
             if frontend is None:
                 record.remove_exposure(request.nqn)

@@ -39,7 +39,10 @@ description:
     otherwise. It deletes the RAID, replaces every head by a clone of its snapshot, clears LBA 0 of
     every new head (the old RAID superblock) with C(bdev_nvme_send_cmd) Write Zeroes through an
     NVMe-oF controller, and creates the RAID again. Each step checks the state first and the progress is
-    kept in the node record, so a re-run after a crash converges.
+    kept in the node record, so a re-run after a crash converges. A remote replica is attached again with
+    the controller loss policy M(spdk.storage.spdk_engine) recorded for the engine (its
+    O(spdk.storage.spdk_engine#module:ctrlr_loss_timeout_sec) and related options; the defaults when the
+    record has none).
   - Engine-level create, delete and revert are refused, before any change, while the engine's RAID rebuilds one
     of its replicas (mode C(WO), seen in the C(process) of C(bdev_raid_get_bdevs)). RAID1 is still filling that
     replica's head, so its snapshot would not be identical to the other replicas' ones. Checking costs one more
@@ -365,7 +368,8 @@ class EngineSnapshot:
             engine=params["engine"], name=params["name"], state=params["state"], replicas=replicas,
             quiesce=params["quiesce"], quiesce_timeout=params["quiesce_timeout"],
             host_nqn=params["host_nqn"] or recorded.get("host_nqn"), node_name=self.node_name,
-            listen_address=params["listen_address"], port_range=params["port_range"])
+            listen_address=params["listen_address"], port_range=params["port_range"],
+            timeouts=es.timeouts_from_record(recorded))
         if params["name"] is None:
             self.record = None    # listing writes nothing
 

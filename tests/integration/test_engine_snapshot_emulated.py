@@ -216,6 +216,10 @@ def test_revert_restores_the_snapshot_bytes_through_a_recreated_frontend(volume)
     methods = [a["method"] for a in reverted.result["actions"]]
     assert methods.count("bdev_nvme_send_cmd") == 3 and methods[-1] == "bdev_raid_create"
     assert methods.index("bdev_raid_delete") < methods.index("bdev_nvme_send_cmd")
+    reattached = [e["params"] for e in volume.nodes[0].rpc_log()[marks[0]:]
+                  if e["method"] == "bdev_nvme_attach_controller" and "revert" not in e["params"]["name"]]
+    assert reattached and all({k: p[k] for k in TIMEOUTS} == TIMEOUTS for p in reattached), \
+        "the revert re-attached the replicas with another loss policy than the engine's: %s" % reattached
     assert volume.snapshot(name="before", state="reverted").changed is False
 
     engine = volume.engine()
