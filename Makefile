@@ -29,7 +29,7 @@ export ANSIBLE_PYTHON_INTERPRETER ?= $(VENV)/bin/python
 
 help:
 	@echo "make venv         create .venv with the pinned tools (requirements/)"
-	@echo "make test         everything CI runs: unit emulator integration lint build sanity molecule"
+	@echo "make test         everything CI runs: unit emulator integration lint changelog build sanity molecule"
 	@echo "make test-real    integration suites, Molecule three_nodes and demo on real SPDK (SPDK_TGT or ../shared/spdk)"
 	@echo "make test-real-ci the real-target subset CI runs (each playbook and module family once)"
 	@echo "make unit         pytest tests/unit"
@@ -77,7 +77,7 @@ build: venv
 	scripts/build.sh
 
 # Fast checks first, so a broken unit test fails in seconds.
-test: unit emulator integration lint build sanity molecule
+test: unit emulator integration lint changelog build sanity molecule
 
 # Real SPDK instead of the emulator (scripts/real_spdk.sh finds it and proves it runs here).
 test-real: venv
