@@ -22,6 +22,10 @@ description:
   - Never changes anything on the target.
   - When a read fails, for example because the target was built without the RAID module, the
     module warns and returns that part empty instead of failing.
+  - V(orphans) in O(gather) also reports what nothing uses any more (see RV(orphans)). It is not in the
+    default because it can cost more reads. It needs five of the reads above. To tell whether an exported
+    replica that no RAID on this node holds is still used by a remote engine, it asks who is connected to
+    each such export (C(nvmf_subsystem_get_controllers), one per export, in a second batch).
 author:
   - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
@@ -38,13 +42,15 @@ options:
   gather:
     description:
       - Which parts to read and return. Parts not gathered are returned empty.
+      - V(orphans) is not in the default; it is described in RV(orphans).
     type: list
     elements: str
-    choices: [disks, replicas, engines, subsystems, controllers, version]
+    choices: [disks, replicas, engines, subsystems, controllers, version, orphans]
     default: [disks, replicas, engines, subsystems, controllers, version]
   disk:
     description:
-      - Return only this disk and the replicas on it. Engines, subsystems and controllers are not filtered.
+      - Return only this disk and the replicas on it (orphan replicas included). Engines, subsystems and
+        controllers are not filtered.
     type: str
 seealso:
   - module: spdk.storage.spdk_disk
@@ -61,6 +67,11 @@ EXAMPLES = r"""
     gather: [replicas]
     disk: disk1
   register: info
+
+- name: List what nothing uses any more on the node (a replica a rebuild replaced, a stale export)
+  spdk.storage.spdk_info:
+    gather: [orphans]
+  register: leftovers
 
 - name: Fail when an engine is rebuilding
   ansible.builtin.assert:
@@ -139,6 +150,34 @@ controllers:
   returned: always
   type: list
   elements: dict
+orphans:
+  description:
+    - The collection's objects on this node that nothing uses any more, or null when V(orphans) is not
+      gathered (or a read it needs failed, with a warning). Each entry says why in C(reason).
+    - C(replicas) are replica heads that no RAID on this node has as a member and that are either not
+      exported or exported with no host connected (for example a replica a rebuild replaced, still
+      exported to the engine node that no longer uses it). An exported replica whose connections could
+      not be read is left out, with a warning.
+    - C(exports) are C(nqn.2026-01.io.spdk-storage:) subsystems none of whose namespaces is a replica head
+      or a RAID (an engine frontend). The bdev is gone, or it is a snapshot or a transient rebuild volume.
+    - C(controllers) are NVMe-oF controllers to C(nqn.2026-01.io.spdk-storage:) subsystems of which no RAID
+      on this node has a namespace bdev as a member.
+    - It is one moment's view. The transient exports and controllers of a running rebuild, and a replica
+      whose engine is reconnecting to it, are listed until they are done.
+  returned: always
+  type: dict
+  sample:
+    replicas:
+      - {name: vol1-node2, disk: disk1, uuid: dde7fa1b-cd0c-4996-8e60-c6709f2493fb,
+         export: "nqn.2026-01.io.spdk-storage:vol1-node2",
+         reason: "no RAID on this node has it as a member and no host is connected to its export
+                  (allowed: nqn.2026-01.io.spdk-storage:host:node1)"}
+    exports:
+      - {nqn: "nqn.2026-01.io.spdk-storage:vol9-node2", bdevs: [5f07c89f-2646-4ee9-9c78-8aaf1fa1cd67],
+         reason: "bdev 5f07c89f-2646-4ee9-9c78-8aaf1fa1cd67 does not exist"}
+    controllers:
+      - {name: img-base-0001, subnqns: ["nqn.2026-01.io.spdk-storage:img-base-0001"], bdevs: [img-base-0001n1],
+         states: [enabled], reason: "no RAID on this node has one of its bdevs as a member"}
 version:
   description: The answer of C(spdk_get_version), or null when not gathered.
   returned: always
@@ -147,11 +186,13 @@ version:
 """
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_model as model
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_orphans
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
-GATHER = ("disks", "replicas", "engines", "subsystems", "controllers", "version")
+GATHER = ("disks", "replicas", "engines", "subsystems", "controllers", "version", "orphans")
+DEFAULT_GATHER = GATHER[:-1]
 
 # The model parts each gathered item needs.
 NEEDS = {
@@ -161,10 +202,11 @@ NEEDS = {
     "subsystems": ("subsystems",),
     "controllers": ("controllers",),
     "version": ("version",),
+    "orphans": spdk_orphans.PARTS,
 }
 
 ARGUMENT_SPEC = dict(
-    gather=dict(type="list", elements="str", choices=list(GATHER), default=list(GATHER)),
+    gather=dict(type="list", elements="str", choices=list(GATHER), default=list(DEFAULT_GATHER)),
     disk=dict(type="str"),
 )
 
@@ -220,10 +262,21 @@ def member_replica(state, member):
     return {"replica": None, "local": None}
 
 
+def gather_orphans(client, state, disk_name):
+    """(orphans, warnings); orphans is None when a part it needs could not be read."""
+    missing = [part for part in spdk_orphans.PARTS if not state.has(part)]
+    if missing:
+        return None, ["orphans are not reported: %s could not be read" % ", ".join(missing)]
+    replicas = [r for r in state.replicas() if not disk_name or r.disk == disk_name]
+    connected, warnings = spdk_orphans.read_connections(client, spdk_orphans.connection_reads(state, replicas))
+    return spdk_orphans.orphans(state, connected, disk_name), warnings
+
+
 def gather_info(state, gather, disk_name):
     in_disk = (lambda name: name == disk_name) if disk_name else (lambda name: True)
     info = dict((item, []) for item in GATHER)
     info["version"] = None
+    info["orphans"] = None
     if "disks" in gather:
         info["disks"] = [d.to_dict() for d in state.disks if in_disk(d.name)]
     if "replicas" in gather:
@@ -248,9 +301,16 @@ def main():
         state, warnings = read_node(module.client, parts)
     except SpdkRpcError as err:
         module.fail_rpc(err)
+    info = gather_info(state, gather, module.params["disk"])
+    if "orphans" in gather:
+        try:
+            info["orphans"], more = gather_orphans(module.client, state, module.params["disk"])
+        except SpdkRpcError as err:
+            module.fail_rpc(err)
+        warnings += more
     for warning in warnings:
         module.warn(warning)
-    module.exit_json(changed=False, **gather_info(state, gather, module.params["disk"]))
+    module.exit_json(changed=False, **info)
 
 
 if __name__ == "__main__":

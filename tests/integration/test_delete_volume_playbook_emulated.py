@@ -9,7 +9,8 @@ snapshot ``s1`` on each. Then the inventory drops node3 (replica_nodes [node1, n
 create_volume.yml takes node3's replica out of the engine: ``dvol-node3`` stays on node3 with its
 snapshot and its export to node1, which is what a replica a rebuild replaced looks like once the
 inventory follows the rebuild's advice. delete_volume.yml must delete it too, plan it all in check
-mode without changing anything, and change nothing when run again.
+mode without changing anything, and change nothing when run again. Before that, spdk_info with
+``gather: [orphans]`` must name node3's replica, and nothing on node1 and node2.
 """
 import json
 import os
@@ -92,33 +93,66 @@ class Inventory(object):
                            capture_output=True, timeout=60, check=False)
 
 
-@pytest.fixture
-def inventory(ansible_runner):
+@pytest.fixture(scope="module")
+def dropped(module_ansible_runner):
+    """dvol on node1-3 with snapshot s1, then node3's replica dropped from the engine (still on node3)."""
     root = tempfile.mkdtemp(prefix="spdk-dv-", dir="/tmp")   # AF_UNIX socket paths must stay short
-    site = Inventory(root, dict(ansible_runner.env(), ANSIBLE_DISPLAY_SKIPPED_HOSTS="false"))
-    yield site
-    site.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    site = Inventory(root, dict(module_ansible_runner.env(), ANSIBLE_DISPLAY_SKIPPED_HOSTS="false"))
+    try:
+        site.run("create_volume.yml", spdk_volumes=[THREE])
+        site.run("snapshot_volume.yml", spdk_volumes=[THREE], volume="dvol", snapshot="s1")
+        site.run("create_volume.yml", spdk_volumes=[TWO])
+        yield site
+    finally:
+        site.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
-def test_delete_volume_deletes_a_replica_on_a_node_the_inventory_no_longer_lists(inventory):
-    inventory.run("create_volume.yml", spdk_volumes=[THREE])
-    inventory.run("snapshot_volume.yml", spdk_volumes=[THREE], volume="dvol", snapshot="s1")
-    inventory.run("create_volume.yml", spdk_volumes=[TWO])
-    before = inventory.everything()
+ORPHANS_PLAYBOOK = [{
+    "name": "Read what nothing uses on every node", "hosts": "storage", "gather_facts": False,
+    "tasks": [
+        {"name": "Read the orphans", "spdk.storage.spdk_info": {"gather": ["orphans"],
+                                                                 "rpc_socket": "{{ spdk_rpc_endpoint }}"},
+         "register": "info"},
+        {"name": "Save them", "ansible.builtin.copy": {
+            "dest": "{{ spdk_emulated_root }}/orphans-{{ inventory_hostname }}.json",
+            "content": "{{ info.orphans | to_json }}", "mode": "0644"}}]}]
+
+
+def test_spdk_info_reports_the_replica_the_engine_dropped_as_an_orphan(dropped):
+    playbook = os.path.join(dropped.root, "orphans.yml")
+    with open(playbook, "w") as handle:
+        json.dump(ORPHANS_PLAYBOOK, handle)   # JSON is YAML
+    dropped.run(playbook)
+    orphans = {}
+    for node in NODES:
+        with open(os.path.join(dropped.root, "orphans-%s.json" % node)) as handle:
+            orphans[node] = json.load(handle)
+    nothing = {"replicas": [], "exports": [], "controllers": []}
+    # node1: its replica is a member of the engine, node2's controller too; node2: node1 is connected.
+    assert orphans["node1"] == nothing and orphans["node2"] == nothing
+    [replica] = orphans["node3"]["replicas"]
+    assert (replica["name"], replica["disk"], replica["export"]) == (
+        "dvol-node3", "disk1", "nqn.2026-01.io.spdk-storage:dvol-node3")
+    assert "no host is connected" in replica["reason"]
+    assert orphans["node3"]["exports"] == [] and orphans["node3"]["controllers"] == []
+
+
+def test_delete_volume_deletes_a_replica_on_a_node_the_inventory_no_longer_lists(dropped):
+    before = dropped.everything()
     nqn = "nqn.2026-01.io.spdk-storage:"
     assert before["node3"] == ["dvol-node3", "dvol-node3-snap-s1", nqn + "dvol-node3"], \
         "node3's replica must be left out of the engine but kept, with its snapshot and export"
     assert nqn + "dvol" in before["node1"] and "dvol" in before["node1"]   # the engine and its frontend
 
-    changed, output = inventory.run("delete_volume.yml", check=True, spdk_volumes=[TWO], volume="dvol")
+    changed, output = dropped.run("delete_volume.yml", check=True, spdk_volumes=[TWO], volume="dvol")
     assert changed["node3"] > 0 and changed["node2"] > 0 and changed["node1"] > 0, output[-6000:]
     assert "dvol-node3 is on node3, which is not in the replica_nodes of dvol" in output
-    assert inventory.everything() == before, "check mode changes nothing"
+    assert dropped.everything() == before, "check mode changes nothing"
 
-    changed, output = inventory.run("delete_volume.yml", spdk_volumes=[TWO], volume="dvol")
+    changed, output = dropped.run("delete_volume.yml", spdk_volumes=[TWO], volume="dvol")
     assert changed["node3"] > 0, output[-6000:]
-    assert inventory.everything() == {"node1": [], "node2": [], "node3": []}
+    assert dropped.everything() == {"node1": [], "node2": [], "node3": []}
 
-    changed, output = inventory.run("delete_volume.yml", spdk_volumes=[TWO], volume="dvol")
+    changed, output = dropped.run("delete_volume.yml", spdk_volumes=[TWO], volume="dvol")
     assert changed == {"node1": 0, "node2": 0, "node3": 0}, output[-6000:]

@@ -1,7 +1,7 @@
 """spdk_info: one batch of reads, answers from a real SPDK v26.05 (more/introspection.jsonl node1)."""
 import pytest
 
-from expected_calls import answer, reads, result, run_module
+from expected_calls import answer, error, reads, result, run_module
 
 pytest.importorskip("ansible_collections.spdk.storage.plugins.module_utils.spdk_common",
                     reason="SpdkModule (spdk_common.py) has not landed yet")
@@ -130,3 +130,102 @@ def test_an_unknown_gather_item_fails_before_any_rpc():
 def test_an_absent_socket_fails_cleanly(tmp_path):
     outcome = run_module(spdk_info, {"rpc_socket": str(tmp_path / "no.sock"), "rpc_timeout": 0.3}, None)
     assert outcome.failed and "no.sock" in outcome.msg
+
+
+# -- orphans ------------------------------------------------------------------------------------
+# node1 of more/introspection.jsonl is an engine node; node2 exports its replica vol1-r-b2c3d4e5 to
+# node1 (controller vol1-r-b2c3d4e5 there) and an lvol img-base-0001 (node1's controller img-base-0001).
+# Only node1's lvstore answer was recorded: node2's disk2 is that answer renamed.
+
+CONNECTIONS = "nvmf_subsystem_get_controllers"
+HOSTS = "more/nvmf_hosts.jsonl"
+NQN = "nqn.2026-01.io.spdk-storage:"
+DISK2 = {"disk1": "disk2", "2ec6438e-114c-47ba-b723-7c1376549bfb": "41fe430b-d3bb-4440-ace3-12420c2f18e4"}
+
+
+def orphan_reads(lvstores, bdevs, subsystems, raids, controllers):
+    """The five reads orphans need, in the module's fixed order."""
+    return reads(("bdev_lvol_get_lvstores", None, lvstores), ("bdev_get_bdevs", None, bdevs),
+                 ("nvmf_get_subsystems", None, subsystems), RAIDS + (raids,),
+                 ("bdev_nvme_get_controllers", None, controllers))
+
+
+def node2_reads(bdevs=None):
+    return orphan_reads(answer(INTRO, 63, DISK2), bdevs or answer(INTRO, 62), answer(INTRO, 72),
+                        answer(INTRO, 6), answer(INTRO, 7))
+
+
+def connections(*nqn_answers):
+    return reads(*[(CONNECTIONS, {"nqn": NQN + name}, response) for name, response in nqn_answers])
+
+
+def test_orphans_are_not_in_the_default_gather(node1):
+    assert node1.result["orphans"] is None
+
+
+def test_on_an_engine_node_orphans_are_unused_replicas_and_controllers_no_raid_uses_with_no_extra_read():
+    outcome = run_module(spdk_info, {"gather": ["orphans"]}, orphan_reads(
+        answer(INTRO, 63), answer(INTRO, 61), answer(INTRO, 78), answer(INTRO, 83), answer(INTRO, 80)))
+    assert not outcome.failed, outcome.msg
+    assert outcome.script.exchanges == [5] and outcome.mutating == []
+    orphans = outcome.result["orphans"]
+    # vol1-r-a1b2c3d4, vol2-*, vol5-r-0a0a0a0a and vol6-r-0c0c0c0c are RAID members; the rest is used by nothing.
+    assert [(r["name"], r["export"]) for r in orphans["replicas"]] == [
+        ("vol5-r-0b0b0b0b", None), ("vol7-clone-01", None), ("vol7-src", None), ("vol8-esnap", None)]
+    assert all("not exported" in r["reason"] for r in orphans["replicas"])
+    assert orphans["exports"] == [], "the only export is vol1-e0's frontend, which exports the RAID"
+    # vol1-r-b2c3d4e5n1 is a member of vol1-e0; img-base-0001n1 is in no RAID.
+    assert orphans["controllers"] == [{
+        "name": "img-base-0001", "subnqns": [NQN + "img-base-0001"], "bdevs": ["img-base-0001n1"],
+        "states": ["enabled"], "reason": "no RAID on this node has one of its bdevs as a member"}]
+    assert outcome.result["replicas"] == [] and outcome.result["engines"] == []
+
+
+def test_an_exported_replica_nobody_is_connected_to_is_an_orphan():
+    outcome = run_module(spdk_info, {"gather": ["orphans"]}, [
+        node2_reads(),
+        # Asked only for the exported replicas no RAID holds, sorted, in a second batch.
+        connections(("img-base-0001", answer(HOSTS, 17)),     # node1's host is connected
+                    ("vol1-r-b2c3d4e5", answer(HOSTS, 20)))])  # nobody (after remove_host)
+    assert not outcome.failed, outcome.msg
+    assert outcome.script.exchanges == [5, 2] and outcome.mutating == []
+    [orphan] = outcome.result["orphans"]["replicas"]
+    assert (orphan["name"], orphan["disk"], orphan["export"]) == ("vol1-r-b2c3d4e5", "disk2", NQN + "vol1-r-b2c3d4e5")
+    assert "no host is connected" in orphan["reason"] and NQN + "host-node1" in orphan["reason"]
+    assert outcome.result["orphans"]["exports"] == [] and outcome.result["orphans"]["controllers"] == []
+
+
+def test_an_export_whose_lvol_is_gone_is_an_orphan():
+    bdevs = [b for b in answer(INTRO, 62)["result"] if b["name"] != "dde7fa1b-cd0c-4996-8e60-c6709f2493fb"]
+    outcome = run_module(spdk_info, {"gather": ["orphans"]}, [
+        node2_reads(result(bdevs)), connections(("img-base-0001", answer(HOSTS, 17)))])
+    assert not outcome.failed, outcome.msg
+    assert outcome.result["orphans"]["replicas"] == []
+    assert outcome.result["orphans"]["exports"] == [{
+        "nqn": NQN + "vol1-r-b2c3d4e5", "bdevs": ["dde7fa1b-cd0c-4996-8e60-c6709f2493fb"],
+        "reason": "bdev dde7fa1b-cd0c-4996-8e60-c6709f2493fb does not exist"}]
+
+
+def test_a_connection_read_that_fails_leaves_that_replica_unjudged_with_a_warning():
+    outcome = run_module(spdk_info, {"gather": ["orphans"]}, [
+        node2_reads(), connections(("img-base-0001", error(-19, "No such device")),
+                                   ("vol1-r-b2c3d4e5", answer(HOSTS, 20)))])
+    assert not outcome.failed, outcome.msg
+    assert [r["name"] for r in outcome.result["orphans"]["replicas"]] == ["vol1-r-b2c3d4e5"]
+    assert any("could not read who is connected to %simg-base-0001" % NQN in w for w in outcome.warnings)
+
+
+def test_orphan_replicas_follow_the_disk_filter_and_no_connection_is_read_for_another_disk():
+    outcome = run_module(spdk_info, {"gather": ["orphans"], "disk": "disk1"}, [node2_reads()])
+    assert not outcome.failed, outcome.msg
+    assert outcome.script.exchanges == [5]
+    assert outcome.result["orphans"]["replicas"] == []
+
+
+def test_without_the_raids_orphans_are_not_reported_and_a_warning_says_why():
+    method_not_found = answer("step5.jsonl", 1)
+    outcome = run_module(spdk_info, {"gather": ["orphans"]}, orphan_reads(
+        answer(INTRO, 63), answer(INTRO, 61), answer(INTRO, 78), method_not_found, answer(INTRO, 80)))
+    assert not outcome.failed
+    assert outcome.result["orphans"] is None
+    assert any("orphans are not reported: raids could not be read" in w for w in outcome.warnings)
