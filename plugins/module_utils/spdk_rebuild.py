@@ -32,7 +32,12 @@ strategies; this file implements them. What real SPDK v26.05 answered
   accepts that for the head and keeps ``process`` progress; ``bdev_raid_set_options
   process_max_bandwidth_mb_sec`` caps it (D4: 32 MB/s gave ~2 s for 64 MiB);
 * ``bdev_raid_delete`` with ``clear_sb`` zeroes the superblock of the members it holds, so after an
-  offline copy the RAID is created again over members now known identical, with no copy at all.
+  offline copy the RAID is created again over members now known identical, with no copy at all;
+* ``bdev_lvol_delete`` of a snapshot with exactly one child merges it into that child, with the head
+  exported, and every byte reads the same (more/lvol_ops L122-L124); with two children it answers
+  -32603 "Operation not permitted" (L126). Once the new member is RW the system snapshots are merged
+  away like this on every member, and the replaced replica is deleted as spdk_replica state=absent
+  deletes a replica (its node being down only leaves a warning).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -46,6 +51,7 @@ import time
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_superblock as sb
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_actions import RecordedSends
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
@@ -59,7 +65,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     split_snapshot_lvol_name,
     validate_lvol_name,
 )
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkConnectionError, SpdkRpcError
 
 MIB = 1 << 20
 STRATEGIES = ("auto", "offline", "online")
@@ -75,6 +81,10 @@ REPLICA_MODEL = "spdk.storage replica"
 COPY_RETRIES = 2                    # copies restarted after the target forgot the operation (-19)
 DONE, COPIED, REBUILDING, PLANNED = "done", "copied", "rebuilding", "planned"
 MAX_SAMPLES = 400                   # progress samples kept in the result
+DISCONNECT_WAIT = 10.0              # seconds the engine node's host may take to leave a replaced export
+# What became of the replaced replica (result rebuild.removed_replica.state).
+REMOVED, ABSENT, KEPT, PENDING, UNREACHABLE, IN_USE, FAILED = (
+    "removed", "absent", "kept", "pending", "unreachable", "in_use", "failed")
 COPY_ERROR_HINTS = {                # what bdev_lvol_check_shallow_copy's error text means (more/d6 L89)
     "Operation not permitted": " (the source lvol is writable, not a snapshot)",
     "Invalid argument": " (the destination is smaller than the snapshot)",
@@ -184,7 +194,7 @@ class RebuildRequest:
 
     def __init__(self, engine, source, destination, replicas, replace=None, strategy="auto", step="all",
                  node_name="localhost", host_nqn=None, listen_address=None, port_range=nvmf.DEFAULT_PORT_RANGE,
-                 bandwidth_mb_sec=None, timeouts=None):
+                 bandwidth_mb_sec=None, timeouts=None, keep_replaced=False):
         self.engine = validate_lvol_name("engine", engine)
         self.replicas = [m if isinstance(m, Member) else Member(**m) for m in replicas]
         names = [m.name for m in self.replicas]
@@ -198,6 +208,7 @@ class RebuildRequest:
         self.replace = self._member(replace, "replace") if replace else None
         if self.replace is not None and self.replace.name == self.source.name:
             raise SpdkInputError("replace and source are both %s: the source must stay in the engine" % source)
+        self.keep_replaced = bool(keep_replaced)
         if strategy not in STRATEGIES:
             raise SpdkInputError("strategy must be one of %s" % ", ".join(STRATEGIES))
         if step not in STEPS:
@@ -367,6 +378,72 @@ def rebuild_target(raid):
     return raid.process["target"] if raid is not None and raid.process else None
 
 
+def raid_is_whole(raid, members):
+    """Why the system snapshots cannot be merged now, or None: the RAID must be online, rebuild nothing,
+    and have every slot held by one of ``members`` (the replicas this run reaches), all RW."""
+    if raid is None or raid.state != "online":
+        return "RAID is %s" % (raid.state if raid else "absent")
+    if raid.process:
+        return "RAID is rebuilding %s (%s%%)" % (raid.process["target"], raid.process["percent"])
+    if raid.discovered != raid.num_base_bdevs:
+        return "RAID has %s of %s members" % (raid.discovered, raid.num_base_bdevs)
+    if len(members) != raid.num_base_bdevs:
+        return "RAID has %s members but this run knows %d of them as RW replicas (%s)" % (
+            raid.num_base_bdevs, len(members), ", ".join(members))
+    return None
+
+
+def plan_system_merge(replicas, is_system):
+    """``(deletes, kept)`` for the system snapshots in the chains of ``replicas`` (model Replicas: every
+    member of the engine's RAID).
+
+    ``deletes`` lists ``(name, index into replicas, snapshot lvol alias, why)``: each system snapshot is
+    deleted on every replica whose chain holds it, which SPDK does by merging it into its one child (the head or
+    the next snapshot): that child takes the clusters it does not own, so what every lvol reads stays the
+    same and the replicas keep identical snapshot sets. ``kept`` maps a system snapshot that has another
+    child than its chain successor on some replica (a clone made from it) to why it stays, on every replica.
+    """
+    names = []
+    for replica in replicas:
+        for name in replica.chain:
+            if is_system(name) and name not in names:
+                names.append(name)
+    deletes, kept = [], {}
+    for name in names:
+        holders = [(index, replica, replica.snapshot(name)) for index, replica in enumerate(replicas)
+                   if name in replica.chain]
+        crowded = [(replica.name, ops.snapshot_children(replica, snap)) for _i, replica, snap in holders
+                   if len(ops.snapshot_children(replica, snap)) != 1]
+        if crowded:
+            kept[name] = ("it has %s on replica %s, and SPDK merges a snapshot only into a single child"
+                          % (", ".join(crowded[0][1]) or "no child", crowded[0][0]))
+            continue
+        for index, replica, snap in holders:
+            why = ("merge system snapshot %s of replica %s into %s (the rebuild needs it no more; data unchanged)"
+                   % (name, replica.name, ops.snapshot_children(replica, snap)[0]))
+            deletes.append((name, index, snap.lvol.alias, why))
+    return deletes, kept
+
+
+def replaced_disk(state, name):
+    """The disk of replica ``name`` on its node: of its head, else of its snapshots (head already deleted)."""
+    disks = sorted({lv.lvstore for lv in state.lvols if lv.name == name and not lv.is_snapshot})
+    if not disks:
+        disks = sorted({lv.lvstore for lv in state.lvols
+                        if (split_snapshot_lvol_name(lv.name) or (None,))[0] == name})
+    if len(disks) > 1:
+        raise ops.SpdkRefusal("replica %s has lvols on several disks (%s) of its node; remove it there with "
+                              "spdk.storage.spdk_replica state=absent and disk" % (name, ", ".join(disks)))
+    return disks[0] if disks else None
+
+
+def plan_replaced_removal(state, name, disk, connected_hosts=(), engines_lookup=None):
+    """The steps that remove replica ``name`` from its node (``state`` with RAIDs): what spdk_replica
+    state=absent does, refusals included (a RAID or another host still uses it)."""
+    request = ops.ReplicaRequest(name, disk=disk, state="absent")
+    return ops.plan_absent(state, request, connected_hosts=connected_hosts, engines_lookup=engines_lookup)
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -378,13 +455,15 @@ class RebuildRun(RecordedSends):
     """
 
     def __init__(self, request, clients, check_mode=False, wait=True, wait_timeout=3600.0, wait_sleep=1.0,
-                 system_snapshot=None, sleep=time.sleep, clock=time.monotonic):
+                 system_snapshot=None, known_system_snapshots=(), sleep=time.sleep, clock=time.monotonic):
         self.request = request
         self.check_mode = check_mode
         self.wait = wait
         self.wait_timeout = wait_timeout
         self.wait_sleep = wait_sleep
         self.system_snapshot_name = system_snapshot
+        self.known_system = set(known_system_snapshots)   # noted kind system in the engine node's record
+        self.taken_system = set()   # system snapshots this run took (the system_snapshot option may name one)
         self.sleep = sleep
         self.clock = clock
         self.engine = Node("engine node", clients["engine"], ENGINE_READS)
@@ -404,6 +483,9 @@ class RebuildRun(RecordedSends):
         self.rebuild_seconds = None
         self._transient_port = None
         self.before = None
+        self.removed_replica = None     # what became of the replaced replica (after the join)
+        self.replaced_controller = None  # the engine node's controller to it, once detached in this run
+        self.merged = []                # system snapshots merged away (planned in check mode)
 
     def _node(self, label, client):
         """One Node per target: roles that share a target share its reads."""
@@ -450,6 +532,7 @@ class RebuildRun(RecordedSends):
         if self._done():
             self.state = DONE
             self._cleanup_transient()
+            self._after_join()
             return self.view()
         if request.step == "plan":
             self.state = PLANNED
@@ -459,8 +542,10 @@ class RebuildRun(RecordedSends):
         if request.step in ("join", "all") and not self.check_mode:
             self._join_phase()
             self._reload(self.dest)    # the RAID rebuild allocated the head: report what it owns now
+            self._after_join()
         elif request.step in ("join", "all"):
             self.warnings.append("check mode stops before joining: the join depends on what the copy creates")
+            self._preview_replaced()
         return self.view()
 
     def _load_all(self):
@@ -475,7 +560,7 @@ class RebuildRun(RecordedSends):
     def _reload(self, *nodes):
         if self.check_mode:
             return
-        for node in set(nodes):
+        for node in dict.fromkeys(nodes):     # each node once, in the order given
             if node.state is not None:
                 node.load()
 
@@ -606,6 +691,7 @@ class RebuildRun(RecordedSends):
             lvol_name = snapshot_lvol_name(member.name, name)
             self.send(node, "bdev_lvol_snapshot", {"lvol_name": view.head.alias, "snapshot_name": lvol_name},
                       "system snapshot %s of replica %s (the point the rebuild copies)" % (name, member.name))
+            self.taken_system.add(name)
         return name
 
     # --- the chain ----------------------------------------------------------------------
@@ -1042,8 +1128,13 @@ class RebuildRun(RecordedSends):
         for step in steps:
             self.send(self.engine, step.method, step.params, step.why + " (replaced replica)",
                       tolerate=step.tolerate)
+            self._note_replaced_controller(step.params["name"])
         em.wait_bdevs_gone(self.engine.client, bdevs, min(self.wait_timeout, 60.0), self.sleep, self.clock)
         self.engine.load()
+
+    def _note_replaced_controller(self, name):
+        if self.request.replace is not None and name == self.request.replace.name:
+            self.replaced_controller = name
 
     # --- online join --------------------------------------------------------------------
     def _join_online(self):
@@ -1085,6 +1176,7 @@ class RebuildRun(RecordedSends):
                 for step in steps:
                     self.send(self.engine, step.method, step.params, step.why + " (replaced replica)",
                               tolerate=step.tolerate)
+                    self._note_replaced_controller(step.params["name"])
                 em.wait_bdevs_gone(self.engine.client, bdevs, min(self.wait_timeout, 60.0), self.sleep, self.clock)
                 self.engine.load()
                 raid = self.raid
@@ -1121,6 +1213,195 @@ class RebuildRun(RecordedSends):
             self.sleep(self.wait_sleep)
             self.engine.state = NodeState(dict(self.engine.state.raw, **fetch(self.engine.client, ("raids",))))
 
+    # --- after the join: the replaced replica goes, the system snapshots are merged ---------
+    def _after_join(self):
+        """Once the new replica is RW in an online RAID (this run's join, or an earlier one): remove the
+        replaced replica and merge the system snapshots away. Only the join and all steps do it; a re-run
+        finishes what an interrupted one left."""
+        if self.state != DONE or self.request.step not in ("join", "all"):
+            return
+        self._remove_replaced()
+        self._merge_system_snapshots()
+
+    def is_system(self, name):
+        """A system snapshot: ``rb-<UTC time>``, one noted kind system in the record, or one this run took."""
+        return is_system_snapshot(name) or name in self.known_system or name in self.taken_system
+
+    def _replaced_report(self, state):
+        replaced = self.request.replace
+        node = "engine node" if replaced.is_local else replaced.rpc_socket
+        return {"name": replaced.name, "node": node, "state": state, "lvols": [], "export": None,
+                "controller": self.replaced_controller, "error": None}
+
+    def _replaced_node(self):
+        replaced = self.request.replace
+        return self.engine if replaced.is_local else self.member_nodes[replaced.name]
+
+    def _remove_replaced(self):
+        """Delete the replaced replica: the engine node's controller to it, then on its node its export, its
+        head and its snapshots (what spdk_replica state=absent deletes). Its node being unreachable (the
+        usual reason to rebuild) or a refusal is a warning: the rebuild itself is done."""
+        replaced = self.request.replace
+        if replaced is None:
+            return
+        if self.request.keep_replaced:
+            self.removed_replica = self._replaced_report(KEPT)
+            return
+        slot = em.find_member(self.raid, em.bdev_refs(self.engine.state, replaced.bdev)[0])
+        if slot is not None:
+            self._replaced_left(IN_USE, "it is still a member of RAID %s (slot %s)"
+                                % (self.request.engine, slot["slot"]))
+            return
+        self._detach_replaced_controllers()
+        report = self.removed_replica = self._replaced_report(PENDING)
+        node = self._replaced_node()
+        try:
+            steps = self._replaced_steps(node, report)
+            for step in steps:
+                self.send(node, step.method, step.params, step.why + " (the replaced replica)",
+                          tolerate=step.tolerate)
+        except SpdkConnectionError as err:
+            self._replaced_left(UNREACHABLE, "its node (%s) cannot be reached: %s" % (report["node"], err))
+            return
+        except ops.SpdkRefusal as err:
+            self._replaced_left(IN_USE, str(err))
+            return
+        except SpdkRpcError as err:
+            self._replaced_left(FAILED, str(err))
+            return
+        if not steps:
+            report["state"] = REMOVED if report["controller"] else ABSENT
+            return
+        report["state"] = PLANNED if self.check_mode else REMOVED
+        if node is self.engine:
+            self._reload(self.engine)
+
+    def _replaced_left(self, state, why):
+        """The replaced replica stays on its node: say so, and how to remove it later."""
+        replaced = self.request.replace
+        report = self.removed_replica = self.removed_replica or self._replaced_report(state)
+        report.update(state=state, error=why)
+        if self.state != DONE:      # check mode, before the join
+            self.warnings.append("after the join the replaced replica %s could not be removed: %s"
+                                 % (replaced.name, why))
+            return
+        self.warnings.append(
+            "the replaced replica %s was not removed: %s. The rebuild itself is done. Its lvols and export stay on "
+            "its node (%s) until removed: run this rebuild again once that is fixed (it finds the new replica RW and "
+            "only removes the replaced one), or spdk.storage.spdk_replica name=%s state=absent on that node"
+            % (replaced.name, why, report["node"], replaced.name))
+
+    def _detach_replaced_controllers(self):
+        """The engine node's controllers to the replaced replica (by its name or its export's NQN), unless a
+        RAID holds their namespace. The join usually detached them already."""
+        replaced = self.request.replace
+        if replaced.is_local:
+            return
+        nqn = replica_nqn(replaced.name)
+        state = self.engine.state
+        bdevs = []
+        for ctrl in state.controllers:
+            if ctrl.name != replaced.name and not any(p["subnqn"] == nqn for p in ctrl.paths):
+                continue
+            bdev = state.bdev_named(ctrl.name + "n1")
+            if bdev is not None and any(em.find_member(raid, em.bdev_refs(state, bdev["name"])[0],
+                                                       configured_only=False) for raid in state.raids):
+                continue
+            self.send(self.engine, "bdev_nvme_detach_controller", {"name": ctrl.name},
+                      "detach controller %s of the replaced replica %s" % (ctrl.name, replaced.name),
+                      tolerate=lambda err: err.is_no_device())
+            self.replaced_controller = ctrl.name
+            if bdev is not None:
+                bdevs.append(bdev["name"])
+        if bdevs and not self.check_mode:
+            em.wait_bdevs_gone(self.engine.client, bdevs, min(self.wait_timeout, 60.0), self.sleep, self.clock)
+            self.engine.load()
+
+    def _replaced_steps(self, node, report):
+        """Read the replaced replica's node and plan its removal; fills ``report`` with what goes."""
+        replaced = self.request.replace
+        state = node.state if node is self.engine else ops.load_state(node.client)
+        disk = replaced.disk or replaced_disk(state, replaced.name)
+        head = ops.find_head(state, replaced.name, disk) if disk else None
+        if head is not None and not state.has("raids"):
+            state = ops.with_raids(node.client, state)
+        hosts = self._hosts_left(node, state, replica_nqn(replaced.name)) if head is not None else ()
+        engines = (lambda: [self.request.engine]) if node is self.engine else None
+        plan = plan_replaced_removal(state, replaced.name, disk, hosts, engines)
+        report["lvols"] = [s.params["name"] for s in plan.steps if s.method == "bdev_lvol_delete"]
+        if any(s.method == "nvmf_delete_subsystem" for s in plan.steps):
+            report["export"] = replica_nqn(replaced.name)
+        return plan.steps
+
+    def _hosts_left(self, node, state, nqn):
+        """Hosts connected to the replaced export, once the engine node's own host left it (the target
+        notices a detached controller a moment later; in check mode that detach is only planned)."""
+        hosts = ops.connected_hosts(node.client, state, nqn)
+        engine_host = self.request.host_nqn
+        if self.check_mode:
+            return [h for h in hosts if h != engine_host]
+        deadline = self.clock() + DISCONNECT_WAIT
+        while hosts and set(hosts) == {engine_host} and self.clock() < deadline:
+            self.sleep(0.2)
+            hosts = ops.connected_hosts(node.client, state, nqn)
+        return hosts
+
+    def _preview_replaced(self):
+        """Check mode before the join: what the removal after it would delete (nothing is sent)."""
+        replaced = self.request.replace
+        if replaced is None or self.request.keep_replaced:
+            return
+        report = self.removed_replica = self._replaced_report(PLANNED)
+        if not replaced.is_local and self.engine.controller(replaced.name) is not None:
+            report["controller"] = replaced.name
+        node = self._replaced_node()
+        try:
+            if not self._replaced_steps(node, report) and not report["controller"]:
+                report["state"] = ABSENT
+        except SpdkConnectionError as err:
+            self._replaced_left(UNREACHABLE, "its node (%s) cannot be reached: %s" % (report["node"], err))
+        except (ops.SpdkRefusal, SpdkRpcError) as err:
+            self._replaced_left(IN_USE if isinstance(err, ops.SpdkRefusal) else FAILED, str(err))
+
+    def _merge_system_snapshots(self):
+        """Delete every system snapshot in the chains of the RAID's members, which SPDK does by merging it into
+        its one child: only with the RAID online, rebuilding nothing, and every member one this run reaches."""
+        members = self.rw_members() + [self.request.dest_member(self.dest_address)]
+        problem = raid_is_whole(self.raid, [m.name for m in members])
+        nodes, replicas = [], []
+        try:
+            for member in members[:-1]:
+                node = self.node_for(member)
+                nodes.append(node)
+                replicas.append(node.state.replica(self._disk_of(member, node), member.name))
+        except SpdkConnectionError as err:
+            problem = problem or "the node of a replica cannot be reached: %s" % err
+        nodes.append(self.dest)
+        replicas.append(self.dest_replica())
+        if problem is None and None in replicas:
+            problem = "replica %s has no head" % members[replicas.index(None)].name
+        system = sorted({n for r in replicas if r is not None for n in r.chain if self.is_system(n)})
+        if problem is not None:
+            if system:
+                self.warnings.append("system snapshots %s are kept for now: %s; a later run of this rebuild merges "
+                                     "them once every replica is RW" % (", ".join(system), problem))
+            return
+        deletes, kept = plan_system_merge(replicas, self.is_system)
+        for name, why in sorted(kept.items()):
+            self.warnings.append("system snapshot %s is kept on every replica: %s. Delete the clone made from it, "
+                                 "then run this rebuild again to merge it" % (name, why))
+        sent = 0
+        try:
+            for _name, index, alias, why in deletes:
+                self.send(nodes[index], "bdev_lvol_delete", {"name": alias}, why)
+                sent += 1
+        except SpdkRpcError as err:
+            self.warnings.append("merging the system snapshots stopped: %s; the replicas hold the same data, but "
+                                 "not yet the same snapshots: run this rebuild again to finish" % err)
+        unfinished = {d[0] for d in deletes[sent:]}
+        self.merged = [name for name in system if name not in kept and name not in unfinished]
+        self._reload(*[nodes[d[1]] for d in deletes[:sent]])
+
     # --- result -------------------------------------------------------------------------
     def summary(self):
         """The compact before/after object of ``--diff``."""
@@ -1148,6 +1429,7 @@ class RebuildRun(RecordedSends):
                 "source": [lv.allocated_clusters for lv in chain_lvols(source)],
                 "destination": [lv.allocated_clusters for lv in chain_lvols(dest)],
                 "destination_head": dest.head.allocated_clusters if dest else None,
+                "source_head": source.head.allocated_clusters if source else None,
             },
             "cluster_size": dest_disk.cluster_size if dest_disk else None,
             "mode": self.dest_mode(),
@@ -1156,8 +1438,27 @@ class RebuildRun(RecordedSends):
             "copy": {"clusters": self.copied_clusters, "seconds": round(self.copy_seconds, 3)},
             "rebuild_seconds": None if self.rebuild_seconds is None else round(self.rebuild_seconds, 3),
             "progress": self.progress,
+            "merged_system_snapshots": list(self.merged),
+            "removed_replica": self._removed_view(),
         }
         return out
+
+    def _removed_view(self):
+        if self.removed_replica is not None or self.request.replace is None:
+            return self.removed_replica
+        return self._replaced_report(KEPT if self.request.keep_replaced else PENDING)
+
+    def predicted_chain(self):
+        """Check mode: the new replica's chain once the run is through (the source's, plus the system
+        snapshot about to be taken, without the system snapshots the end of the run merges away)."""
+        chain = chain_names(self._safe(self.source_replica))
+        if self.snapshot and self.snapshot not in chain:
+            chain.append(self.snapshot)
+        if self.state == DONE:
+            return [name for name in chain if name not in self.merged]
+        if self.request.step not in ("join", "all"):
+            return chain
+        return [name for name in chain if not self.is_system(name)]
 
     def _engine_replica(self):
         """The new replica as spdk_engine's replicas[] entry."""

@@ -28,10 +28,24 @@ description:
   - V(online) (a frontend serves I/O) copies the older snapshots first, then the new head joins the RAID
     with C(bdev_raid_add_base_bdev) and SPDK's RAID1 rebuild copies the whole volume into it (the head ends
     fully allocated); O(bandwidth_mb_sec) caps that copy. The replaced replica leaves the RAID first.
+  - Once the new replica is C(RW) in an online RAID, the V(join) and V(all) steps remove the replaced replica
+    (O(replace)) unless O(keep_replaced). They detach the engine node's controller to it, then delete on its
+    node its export, its head and its snapshots (what M(spdk.storage.spdk_replica) C(state=absent) deletes).
+    Its node being unreachable (a dead node, the usual reason to rebuild) does not fail the run, nor does a
+    host other than the engine node still connected to its export; RV(rebuild.removed_replica) and a warning
+    say what stays and how to remove it later.
+  - Then the system snapshots (C(rb-<UTC time>), or noted kind system in the record) in the chains of the
+    RAID's members are deleted on every member, which SPDK does by merging each into its one child. What
+    every lvol reads stays the same, the replicas keep identical snapshot sets and a thin replica stays thin.
+    This needs the RAID online, rebuilding nothing, with every member one this run reaches; otherwise they
+    stay, with a warning, until a later run. A system snapshot that has a clone of its own stays on every
+    replica.
   - Every step reads the state first and is resumable; a run interrupted at any point (or a target killed)
     converges when run again, and the transient lvol C(<destination>-rebuild), its export and controller are
-    removed. A copy whose result the source target forgot (it reports a result once) is copied again.
-  - One run that finds the rebuild finished sends its reads only (five on the engine node, four on the destination node) and removes leftovers.
+    removed. A copy whose result the source target forgot (it reports a result once) is copied again. A run
+    that finds the new replica C(RW) finishes the removal of the replaced replica and the merge.
+  - One run that finds the rebuild finished and the replaced replica gone sends its reads only (five on the
+    engine node, four on the destination node, three on the replaced replica's node) and removes leftovers.
 author:
   - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
@@ -42,7 +56,9 @@ attributes:
   check_mode:
     support: full
     details: Plans and lists the copy step's actions with reads only. The join step depends on what the copy
-      creates and is only described.
+      creates and is only described; RV(rebuild.removed_replica) says what the removal after it would delete.
+      When the rebuild is finished, the removal of the replaced replica and the merge of the system snapshots
+      are listed in RV(actions).
 options:
   engine:
     description: Name of the engine (its RAID1 bdev on the engine node, the node of O(rpc_socket)).
@@ -60,10 +76,17 @@ options:
     required: true
   replace:
     description:
-      - The replica the new one replaces (one of O(replicas)), typically the failed one. It leaves the RAID (its
-        data stays on its node). Without it the RAID must have an empty slot (online) and every other replica
-        stays (offline).
+      - The replica the new one replaces (one of O(replicas)), typically the failed one. It leaves the RAID, and
+        once the new replica is C(RW) it is deleted from its node (see O(keep_replaced)). Without it the RAID
+        must have an empty slot (online) and every other replica stays (offline).
     type: str
+  keep_replaced:
+    description:
+      - Keep the replaced replica (O(replace)) on its node, with its export, instead of deleting it once the
+        new replica is C(RW). Its data then stays until M(spdk.storage.spdk_replica) C(state=absent) removes it,
+        and a later rebuild onto that node under the same replica name is refused until then.
+    type: bool
+    default: false
   destination:
     description: Where the new replica is made.
     type: dict
@@ -226,8 +249,24 @@ rebuild:
     snapshot_sets_match:
       description: Whether both chains are equal.
       type: bool
+    merged_system_snapshots:
+      description:
+        - System snapshots this run deleted on every member of the RAID (merged into their one child), or in
+          check mode would delete.
+      type: list
+      elements: str
+    removed_replica:
+      description:
+        - What became of the replaced replica (O(replace)); null without O(replace).
+        - C(state) is V(removed) (this run removed it), V(absent) (nothing of it was left), V(planned) (check
+          mode), V(kept) (O(keep_replaced)), V(pending) (the new replica is not C(RW) yet, or the step is not
+          V(join) or V(all)), V(unreachable) (its node could not be reached), V(in_use) (a RAID or a host other
+          than the engine node still uses it) or V(failed); C(error) says why for the last three.
+        - C(node) is its node's O(replicas[].rpc_socket) (or C(engine node)); C(lvols) the lvols deleted,
+          C(export) the NQN unexported, C(controller) the engine node's controller detached in this run.
+      type: dict
     allocated_clusters:
-      description: Clusters owned by each snapshot of both chains, and by the new head.
+      description: Clusters owned by each snapshot of both chains, by the new head and by the source's head.
       type: dict
     replica:
       description: The new replica as an O(spdk.storage.spdk_engine#module:replicas) entry.
@@ -282,6 +321,7 @@ ARGUMENT_SPEC = dict(
     replicas=replicas_option(required=True),
     source=dict(type="str", required=True),
     replace=dict(type="str"),
+    keep_replaced=dict(type="bool", default=False),
     destination=dict(type="dict", required=True, options=DESTINATION_OPTIONS),
     strategy=dict(type="str", choices=list(rb.STRATEGIES), default="auto"),
     step=dict(type="str", choices=list(rb.STEPS), default="all"),
@@ -311,7 +351,8 @@ def build_request(params):
         replace=params["replace"], strategy=params["strategy"], step=params["step"],
         node_name=default_node_name(params["node_name"]),
         host_nqn=params["host_nqn"], listen_address=params["listen_address"], port_range=params["port_range"],
-        bandwidth_mb_sec=params["bandwidth_mb_sec"], timeouts=controller_timeouts(params))
+        bandwidth_mb_sec=params["bandwidth_mb_sec"], timeouts=controller_timeouts(params),
+        keep_replaced=params["keep_replaced"])
 
 
 class Clients:
@@ -337,14 +378,35 @@ class Clients:
                 client.close()
 
 
-def record_system_snapshot(module, request, snapshot):
-    """Note the system snapshot in the engine node's record (kind system), as engine snapshots are noted."""
+def recorded_system_snapshots(module, request):
+    """The engine's snapshots noted kind system in the engine node's record (so they are merged too)."""
     directory = module.params["record_dir"]
-    if not directory or not snapshot or module.check_mode:
-        return False
+    if not directory:
+        return ()
     try:
-        _record, written = rec.update(rec.record_path(directory, request.node_name), request.node_name,
-                                      lambda record: record.add_snapshot(request.engine, snapshot, "system"))
+        record = rec.load(rec.record_path(directory, request.node_name), request.node_name)
+    except rec.RecordError as exc:
+        module.warn(str(exc))
+        return ()
+    return tuple(name for name, entry in record.snapshots_of(request.engine).items()
+                 if entry.get("kind") == "system")
+
+
+def record_system_snapshots(module, request, snapshot, merged):
+    """Note the system snapshot in the engine node's record (kind system), as engine snapshots are noted;
+    drop the ones merged away."""
+    directory = module.params["record_dir"]
+    if not directory or module.check_mode or not (snapshot or merged):
+        return False
+
+    def change(record):
+        if snapshot and snapshot not in merged:
+            record.add_snapshot(request.engine, snapshot, "system")
+        for name in merged:
+            record.remove_snapshot(request.engine, name)
+
+    try:
+        _record, written = rec.update(rec.record_path(directory, request.node_name), request.node_name, change)
     except rec.RecordError as exc:
         module.warn(str(exc))
         return False
@@ -360,19 +422,17 @@ def run(module, request, clients):
                   "source": module.client if source.is_local else clients.get(source.rpc_socket),
                   "destination": clients.get(request.destination.rpc_socket)},
         check_mode=module.check_mode, wait=params["wait"], wait_timeout=params["wait_timeout"],
-        wait_sleep=params["wait_sleep"], system_snapshot=params["system_snapshot"])
+        wait_sleep=params["wait_sleep"], system_snapshot=params["system_snapshot"],
+        known_system_snapshots=recorded_system_snapshots(module, request))
     try:
         view = run_.run(member_clients)
     finally:
         for warning in run_.warnings:
             module.warn(warning)
-    written = record_system_snapshot(module, request, view["system_snapshot"])
+    written = record_system_snapshots(module, request, view["system_snapshot"], view["merged_system_snapshots"])
     after = run_.summary()
     if module.check_mode:     # what the run would reach: a member with the source's chain
-        chain = list(view["source_chain"])
-        if view["system_snapshot"] and view["system_snapshot"] not in chain:
-            chain.append(view["system_snapshot"])
-        after = dict(after, present=True, mode=em.RW, chain=chain)
+        after = dict(after, present=True, mode=em.RW, chain=run_.predicted_chain())
     return dict(changed=bool(run_.actions) or written, diff={"before": run_.before, "after": after}, rebuild=view,
                 actions=run_.actions)
 

@@ -4,6 +4,8 @@ n0 is the engine node and holds replica r0 (local), n1 holds r1 (remote), n2 is 
 the rebuild: r1 is replaced by r2. Data goes in through the engine's frontend with spdk_io; after
 the rebuild the engine is deleted (replica data and superblocks stay) and the source and the new
 replica are read through their own exports, byte for byte, from the RAID data offset (1 MiB).
+Once the new replica is RW the rebuild removes the replaced one (lvols, export, the engine node's
+controller) and merges its system snapshot away on every replica.
 """
 import os
 import threading
@@ -23,6 +25,7 @@ from volume_helpers import (
     sha256_in,
     spdk_io,
     start_writer,
+    wait_for,
 )
 
 from ansible_collections.spdk.storage.plugins.modules import (
@@ -95,14 +98,50 @@ class Cluster(Nodes):
         return sha256_in(spdk_io("read", export["nqn"], node.addr, export["port"], "--offset", str(SB),
                                  "--length", str(VOLUME), "--sha256", "--hostnqn", ENGINE_HOST).stdout)
 
-    def source_and_new_replica_hold_the_same_data(self):
-        """Delete the engine (replica data and superblocks stay), then compare r0 and r2 byte for byte."""
-        n0, n2 = self.nodes[0], self.nodes[2]
+    def source_and_new_replica_hold_the_same_data(self, node=None, name="r2"):
+        """Delete the engine (replica data and superblocks stay), then compare r0 and the new replica byte
+        for byte."""
+        n0 = self.nodes[0]
         self.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=self.records)
-        return self.replica_image(n0, "r0") == self.replica_image(n2, "r2")
+        return self.replica_image(n0, "r0") == self.replica_image(node or self.nodes[2], name)
+
+    def written_around_a_snapshot(self, offset, length):
+        """3 MiB written, replica snapshot s1 on r0 and r1, ``length`` bytes written at ``offset`` after it;
+        the engine is left without frontend (as the offline strategy needs). The volume's sha256 as the host
+        read it before that."""
+        nqn, addr, port = self.frontend
+        spdk_io("write", nqn, addr, port, "--offset", "0", "--length", str(3 * MIB), "--seed", "A")
+        self.engine("none", self.replicas)
+        self.snapshot_both("s1")
+        self.engine("nvmf", self.replicas)
+        spdk_io("write", nqn, addr, port, "--offset", str(offset), "--length", str(length), "--seed", "B")
+        written = self.volume_sha256()
+        self.engine("none", self.replicas)
+        return written
+
+    def volume_sha256(self):
+        """sha256 of the whole volume as the host reads it through the frontend."""
+        nqn, addr, port = self.frontend
+        return sha256_in(spdk_io("read", nqn, addr, port, "--offset", "0", "--length", str(VOLUME),
+                                 "--sha256").stdout)
 
     def calls(self, node, since):
         return node.rpc_log()[since:]
+
+    def exports(self, node):
+        return [s["nqn"] for s in node.call("nvmf_get_subsystems") if s.get("subtype") != "Discovery"]
+
+    def controllers(self, node):
+        return [c["name"] for c in node.call("bdev_nvme_get_controllers")]
+
+    def system_snapshots(self, node):
+        return sorted(name for name in self.lvols(node) if "-snap-rb-" in name)
+
+    def snapshot_sets(self, replicas):
+        """What engine-level spdk_snapshot lists for vol1: each replica's snapshots, and whether they match."""
+        listed = self.ok(spdk_snapshot, self.nodes[0], engine="vol1", replicas=replicas, node_name="n0",
+                         record_dir=self.records).result["engine"]
+        return listed["snapshot_sets"], listed["consistent"]
 
 
 def report(outcome):
@@ -126,39 +165,51 @@ def mutating(entries):
 
 def test_offline_rebuild_copies_the_chain_thin_and_recreates_the_raid_without_a_copy(cluster):
     n0, n1, n2 = cluster.build()
-    nqn, addr, port = cluster.frontend
-    spdk_io("write", nqn, addr, port, "--offset", "0", "--length", str(3 * MIB), "--seed", "A")
-    cluster.engine("none", cluster.replicas)
-    cluster.snapshot_both("s1")
-    cluster.engine("nvmf", cluster.replicas)
-    spdk_io("write", nqn, addr, port, "--offset", str(5 * MIB), "--length", str(64 * 1024), "--seed", "B")
-    cluster.engine("none", cluster.replicas)
+    written = cluster.written_around_a_snapshot(5 * MIB, 64 * 1024)
 
     marks = [len(node.rpc_log()) for node in (n0, n1, n2)]
     planned = cluster.rebuild(check_mode=True)
     assert planned.changed and planned.result["rebuild"]["strategy"] == "offline"
     assert [mutating(node.rpc_log()[mark:]) for node, mark in zip((n0, n1, n2), marks)] == [[], [], []]
+    assert planned.result["rebuild"]["removed_replica"] == {
+        "name": "r1", "node": n1.sock, "state": "planned", "lvols": ["disk1/r1", "disk1/r1-snap-s1"],
+        "export": NQN_PREFIX + "r1", "controller": "r1", "error": None}
 
     done = cluster.rebuild()
     view = done.result["rebuild"]
     assert view["state"] == "done" and view["mode"] == "RW"
     snapshot = view["system_snapshot"]
-    assert view["source_chain"] == view["destination_chain"] == ["s1", snapshot]
-    # Thin stays thin: every copy owns exactly the clusters of the source's snapshot, the head none.
-    assert view["allocated_clusters"]["destination"] == view["allocated_clusters"]["source"]
-    assert view["allocated_clusters"]["destination_head"] <= 1
+    # The system snapshot served the copy; once the RAID is whole again it is merged into every head.
+    assert view["merged_system_snapshots"] == [snapshot]
+    assert view["source_chain"] == view["destination_chain"] == ["s1"]
+    assert cluster.system_snapshots(n0) == cluster.system_snapshots(n2) == []
+    # Thin stays thin: every copy owns exactly the clusters of the source's snapshot, and the merge gave
+    # both heads the same clusters (the system snapshot's and the superblock's).
+    clusters = view["allocated_clusters"]
+    assert clusters["destination"] == clusters["source"] and clusters["destination_head"] == clusters["source_head"]
     raid = n0.call("bdev_raid_get_bdevs", category="all")[0]
     assert raid["state"] == "online" and raid["num_base_bdevs_discovered"] == 2 and "process" not in raid
-    assert sorted(cluster.lvols(n2)) == sorted(["r2", "r2-snap-s1", "r2-snap-" + snapshot])
-    assert n2.call("nvmf_get_subsystems")[-1]["nqn"].endswith(":r2")        # no transient export left
-    assert [c["name"] for c in n0.call("bdev_nvme_get_controllers")] == ["r2"]   # r1's controller detached
+    assert sorted(cluster.lvols(n2)) == ["r2", "r2-snap-s1"]
+    assert cluster.exports(n2) == [NQN_PREFIX + "r2"]                     # no transient export left
+    # The replaced replica is gone: the engine node's controller, its export, its head and snapshot.
+    assert cluster.controllers(n0) == ["r2"]
+    assert cluster.lvols(n1) == {} and cluster.exports(n1) == []
+    assert view["removed_replica"] == {
+        "name": "r1", "node": n1.sock, "state": "removed", "lvols": ["disk1/r1", "disk1/r1-snap-s1"],
+        "export": NQN_PREFIX + "r1", "controller": "r1", "error": None}
+    assert done.warnings == []
 
     again = cluster.rebuild()
     assert again.changed is False and again.result["rebuild"]["state"] == "done"
+    assert again.result["rebuild"]["removed_replica"]["state"] == "absent"
     print("offline no-op RPCs:", again.result["rpc_calls"], again.result["rpc_calls_by_node"])
 
-    after = cluster.engine("none", [cluster.replicas[0], view["replica"]])
+    new_replicas = [cluster.replicas[0], dict(view["replica"], rpc_socket=n2.sock)]
+    assert cluster.snapshot_sets(new_replicas) == ({"r0": ["s1"], "r2": ["s1"]}, True)
+    after = cluster.engine("nvmf", new_replicas)
     assert after.result["engine"]["state"] == "healthy"
+    cluster.frontend = frontend(after)
+    assert cluster.volume_sha256() == written
     assert cluster.source_and_new_replica_hold_the_same_data()
 
 
@@ -191,6 +242,8 @@ def test_online_rebuild_keeps_serving_copies_the_snapshots_and_lets_raid1_rebuil
     with open(log) as handle:
         writes = [line for line in handle if line.strip()]
     assert writes and all('"ok": true' in line for line in writes)   # no write failed during the rebuild
+    assert view["removed_replica"]["state"] == "removed"
+    assert cluster.lvols(n1) == {} and cluster.exports(n1) == [] and cluster.controllers(n0) == ["r2"]
     assert cluster.rebuild().changed is False
 
     after = cluster.engine("nvmf", [cluster.replicas[0], view["replica"]])
@@ -251,3 +304,66 @@ def test_engine_snapshots_are_refused_while_the_new_replica_is_rebuilt_and_taken
     taken = cluster.module(spdk_snapshot, n0, **snapshot)
     assert not taken.failed, taken.msg
     assert taken.result["engine"]["snapshot_sets"] == {"r0": ["during"], "r2": ["during"]}
+
+
+def test_a_rebuild_back_onto_the_node_of_the_replaced_replica_works(cluster):
+    """r1 (n1) is replaced by r2 (n2), then r2 by a new r1 on n1 again: the first rebuild removed the old r1,
+    so nothing of it is in the way (it used to stay and the second rebuild was refused: "lvol disk1/r1 exists
+    on the destination ... it is not this rebuild's head")."""
+    n0, n1, n2 = cluster.build()
+    written = cluster.written_around_a_snapshot(6 * MIB, 2 * MIB)
+
+    first = cluster.rebuild().result["rebuild"]
+    assert first["state"] == "done"
+    replicas = [cluster.replicas[0], dict(first["replica"], rpc_socket=n2.sock)]
+    back = cluster.rebuild(replicas=replicas, replace="r2",
+                           destination={"replica": "r1", "disk": "disk1", "rpc_socket": n1.sock,
+                                        "listen_address": n1.addr, "port_range": PORT_RANGE})
+    view = back.result["rebuild"]
+    assert view["state"] == "done" and view["mode"] == "RW"
+    assert view["source_chain"] == view["destination_chain"] == ["s1"]
+    assert view["allocated_clusters"]["destination"] == view["allocated_clusters"]["source"]
+    assert view["removed_replica"]["state"] == "removed"
+    assert cluster.lvols(n2) == {} and cluster.exports(n2) == [] and cluster.controllers(n0) == ["r1"]
+    assert sorted(cluster.lvols(n1)) == ["r1", "r1-snap-s1"]
+    assert cluster.system_snapshots(n0) == []
+    assert cluster.snapshot_sets([cluster.replicas[0], dict(view["replica"], rpc_socket=n1.sock)]) == (
+        {"r0": ["s1"], "r1": ["s1"]}, True)
+    cluster.frontend = frontend(cluster.engine("nvmf", [cluster.replicas[0], dict(view["replica"],
+                                                                                  rpc_socket=n1.sock)]))
+    assert cluster.volume_sha256() == written
+    assert cluster.source_and_new_replica_hold_the_same_data(n1, "r1")
+
+
+def test_a_dead_replaced_node_does_not_fail_the_rebuild_and_a_later_run_removes_its_replica(cluster):
+    n0, n1, n2 = cluster.build()
+    nqn, addr, port = cluster.frontend
+    spdk_io("write", nqn, addr, port, "--offset", "0", "--length", str(4 * MIB), "--seed", "A")
+    written = cluster.volume_sha256()
+    cluster.engine("none", cluster.replicas)
+    n1.kill()
+    assert wait_for(lambda: n0.call("bdev_raid_get_bdevs", category="all")[0]["num_base_bdevs_discovered"] == 1)
+
+    done = cluster.rebuild()
+    view = done.result["rebuild"]
+    assert view["state"] == "done" and view["mode"] == "RW"
+    assert view["removed_replica"]["state"] == "unreachable"
+    assert any("the replaced replica r1 was not removed: its node (%s) cannot be reached" % n1.sock in w
+               for w in done.warnings)
+    assert view["merged_system_snapshots"] == [view["system_snapshot"]]
+
+    # The node comes back with its replica (and the RAID SPDK assembles from its superblock): a run of the
+    # same rebuild finds it done and removes the replaced replica; the next one has nothing left to do.
+    n1.start()
+    cluster.disk(n1)
+    assert "r1" in cluster.lvols(n1)
+    later = cluster.rebuild()
+    assert later.changed is True and later.result["rebuild"]["removed_replica"]["state"] == "removed"
+    assert cluster.lvols(n1) == {} and n1.call("bdev_raid_get_bdevs", category="all") == []
+    last = cluster.rebuild()
+    assert last.changed is False and last.result["rebuild"]["removed_replica"]["state"] == "absent"
+
+    cluster.frontend = frontend(cluster.engine("nvmf", [cluster.replicas[0], dict(view["replica"],
+                                                                                  rpc_socket=n2.sock)]))
+    assert cluster.volume_sha256() == written
+    assert cluster.source_and_new_replica_hold_the_same_data()

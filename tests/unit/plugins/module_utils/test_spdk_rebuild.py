@@ -8,8 +8,8 @@ more/d6 L50-L66).
 import json
 
 import pytest
-
-from replica_scenarios import chain
+from expected_calls import answer
+from replica_scenarios import chain, node1
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild as rb
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
@@ -195,3 +195,88 @@ class TestStrategy:
 
     def test_online_may_be_asked_for_without_frontend(self):
         assert rb.choose_strategy("online", False, None) == "online"
+
+
+def with_system_parent(raw, old="02", replica="vol1"):
+    """The node with snapshot ``<replica>-snap-<old>`` named as a system snapshot (as the offline strategy
+    names the one it takes), its links renamed with it."""
+    text = json.dumps(raw).replace("%s-snap-%s" % (replica, old), "%s-snap-rb-20261125021209" % replica)
+    return NodeState(json.loads(text))
+
+
+def whole_copy(raw, old, new):
+    """The node as if the whole replica ``old`` (head and snapshots) were named ``new``."""
+    text = json.dumps(renamed(raw, old, new)).replace('"disk1/%s"' % old, '"disk1/%s"' % new)
+    return json.loads(text.replace('"%s"' % old, '"%s"' % new))
+
+
+class TestSystemSnapshotMerge:
+    """After the join every RAID member holds the same chain; its system snapshots are merged away on each."""
+
+    def test_a_system_snapshot_whose_one_child_is_the_head_is_deleted_on_every_replica(self):
+        source = with_system_parent(chain().raw()).replica("disk1", "vol1")
+        copy = with_system_parent(whole_copy(chain().raw(), "vol1", "vol9"), replica="vol9").replica("disk1", "vol9")
+        deletes, kept = rb.plan_system_merge([source, copy], rb.is_system_snapshot)
+        assert kept == {}
+        assert [(name, index, alias) for name, index, alias, _why in deletes] == [
+            ("rb-20261125021209", 0, "disk1/vol1-snap-rb-20261125021209"),
+            ("rb-20261125021209", 1, "disk1/vol9-snap-rb-20261125021209")]
+        assert "merge system snapshot rb-20261125021209 of replica vol1 into vol1" in deletes[0][3]
+
+    def test_user_snapshots_are_never_merged(self):
+        source = source_state().replica("disk1", "vol1")
+        assert rb.plan_system_merge([source], rb.is_system_snapshot) == ([], {})
+
+    def test_a_system_snapshot_with_a_clone_of_its_own_stays_on_every_replica(self):
+        """vol1-snap-01 has two children in the recording (vol1-snap-02 and the clone vol1-clone-01)."""
+        source = with_system_parent(chain().raw(), old="01").replica("disk1", "vol1")
+        other = with_system_parent(chain().raw(), old="01").replica("disk1", "vol1")
+        deletes, kept = rb.plan_system_merge([source, other], rb.is_system_snapshot)
+        assert deletes == []
+        assert kept == {"rb-20261125021209": "it has 02, vol1-clone-01 on replica vol1, and SPDK merges a "
+                                             "snapshot only into a single child"}
+
+    def test_a_system_snapshot_left_on_one_replica_by_an_interrupted_merge_is_deleted_there(self):
+        merged = source_state().replica("disk1", "vol1")
+        left = with_system_parent(chain().raw()).replica("disk1", "vol1")
+        deletes, _kept = rb.plan_system_merge([merged, left], rb.is_system_snapshot)
+        assert [(index, alias) for _name, index, alias, _why in deletes] == [
+            (1, "disk1/vol1-snap-rb-20261125021209")]
+
+    def test_the_raid_must_be_online_whole_and_rebuilding_nothing(self):
+        raids = {raid.name: raid for raid in NodeState({"raids": node1().raw(with_raids=True)["raids"]}).raids}
+        assert rb.raid_is_whole(raids["vol1-e0"], ["vol1-r-a1b2c3d4", "vol9"]) is None
+        assert rb.raid_is_whole(raids["vol1-e0"], ["vol1-r-a1b2c3d4"]) == (
+            "RAID has 2 members but this run knows 1 of them as RW replicas (vol1-r-a1b2c3d4)")
+        assert rb.raid_is_whole(raids["vol5-e0"], ["vol5-r-0a0a0a0a", "vol5-r-not-attached-yet"]) == \
+            "RAID is configuring"
+        assert rb.raid_is_whole(None, []) == "RAID is absent"
+        degraded = NodeState({"raids": answer("more/d2_raid_sb_restart_clean_remove.jsonl", 34)["result"]})
+        assert rb.raid_is_whole(degraded.raid("vol1-e0"), ["a"]) == "RAID has 1 of 2 members"
+        rebuilding = NodeState({"raids": answer("more/d4_raid_add_base_rebuild_alloc.jsonl", 29)["result"]})
+        assert rb.raid_is_whole(rebuilding.raid("vol-sb-e0"), ["a", "b"]).startswith("RAID is rebuilding")
+
+
+class TestReplacedRemoval:
+    def test_the_replaced_replica_is_found_by_its_head_or_by_its_snapshots(self):
+        state = source_state()
+        assert rb.replaced_disk(state, "vol1") == "disk1"
+        headless = NodeState(dict(chain().raw(), bdevs=[b for b in chain().raw()["bdevs"]
+                                                        if "disk1/vol1" not in b["aliases"]]))
+        assert rb.replaced_disk(headless, "vol1") == "disk1"
+        assert rb.replaced_disk(state, "vol7") is None
+
+    def test_its_removal_is_what_spdk_replica_absent_deletes(self):
+        raw = dict(chain().raw(), raids=[])
+        plan = rb.plan_replaced_removal(NodeState(raw), "vol1", "disk1")
+        assert [(s.method, s.params) for s in plan.steps] == [
+            ("nvmf_delete_subsystem", {"nqn": "nqn.2026-01.io.spdk-storage:vol1"}),
+            ("bdev_lvol_delete", {"name": "disk1/vol1"}),
+            ("bdev_lvol_delete", {"name": "disk1/vol1-snap-02"}),
+            ("bdev_lvol_delete", {"name": "disk1/vol1-snap-01"})]
+
+    def test_a_host_still_connected_to_its_export_keeps_it(self):
+        raw = dict(chain().raw(), raids=[])
+        with pytest.raises(rb.ops.SpdkRefusal, match="host-anyone are connected"):
+            rb.plan_replaced_removal(NodeState(raw), "vol1", "disk1",
+                                     connected_hosts=["nqn.2026-01.io.spdk-storage:host-anyone"])
