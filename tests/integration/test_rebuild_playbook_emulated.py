@@ -9,8 +9,11 @@ override the inventory), so the demo, Molecule and other test sessions are not d
    frontend is read whole (its sha256 is what every replica must hold); create_volume.yml again with
    ``frontend: none`` leaves the engine without I/O, as the offline strategy needs.
 2. rebuild_replica.yml rebuilds node2's replica on node3 from node1's, offline; it runs twice and the
-   second run changes nothing.
-3. verify: create_volume.yml with the new replica list brings the frontend back; replica_checksums.yml
+   second run changes nothing. The first run removed node2's replica (lvols, export, node1's controller)
+   and merged the system snapshot away on node1 and node3.
+3. rebuild_replica.yml rebuilds node1's replica (the engine node's own) on node2 from node3's, back onto
+   the node whose replica step 2 removed; it removes node1's replica.
+4. verify: create_volume.yml with the new replica list brings the frontend back; replica_checksums.yml
    deletes the engine, reads each replica through its own export (after the superblock area) and the
    frontend, and the test compares all of them with the sha256 of step 1.
 """
@@ -24,6 +27,8 @@ import sys
 import tempfile
 
 import pytest
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,6 +50,9 @@ OFFLINE = dict(VOLUME, frontend="none")
 REBUILT = dict(VOLUME, replica_nodes=["node1", "node3"])
 REQUEST = {"volume": "rbvol", "source_node": "node1", "destination_node": "node3", "replaced_node": "node2",
            "rebuild_strategy": "offline"}
+BACK = {"volume": "rbvol", "source_node": "node3", "destination_node": "node2", "replaced_node": "node1",
+        "rebuild_strategy": "offline"}
+REBUILT_BACK = dict(VOLUME, replica_nodes=["node2", "node3"])
 
 
 def create_volume(volume):
@@ -82,15 +90,15 @@ def prepare_playbook(root):
     ]
 
 
-def verify_playbook(root):
+def verify_playbook(root, volume):
     return [
-        create_volume(REBUILT),
+        create_volume(volume),
         {"name": "Compare every replica with the frontend", "hosts": "node1", "gather_facts": False,
          "vars_files": [os.path.join(PLAYBOOKS, "vars", "conventions.yml")],
-         "vars": {"spdk_volumes": [REBUILT]},
+         "vars": {"spdk_volumes": [volume]},
          "tasks": [{"name": "Checksum the frontend and each replica",
                     "ansible.builtin.include_tasks": os.path.join(PLAYBOOKS, "tasks", "replica_checksums.yml"),
-                    "vars": {"vol": REBUILT}},
+                    "vars": {"vol": volume}},
                    {"name": "Save the checksums", "ansible.builtin.copy": {
                        "dest": os.path.join(root, "verified.json"), "mode": "0644",
                        "content": "{{ {'frontend': spdk_frontend_sha256, 'replicas': spdk_replica_sha256} | to_json }}"}}]},
@@ -131,6 +139,24 @@ class Site(object):
         assert all(int(failed) == 0 for _node, _ok, _changed, _unreachable, failed in recap), output[-8000:]
         return {node: int(changed) for node, _ok, changed, _unreachable, _failed in recap}, done.stdout
 
+    def call(self, node, method, **params):
+        """One RPC to a node's target (its socket under the private root)."""
+        client = SpdkRpcClient(os.path.join(self.root, node, "spdk.sock"), timeout=30.0)
+        try:
+            return client.call(method, params or None)
+        finally:
+            client.close()
+
+    def lvols(self, node):
+        return sorted(lv["name"] for lv in self.call(node, "bdev_lvol_get_lvols"))
+
+    def exports(self, node):
+        return sorted(s["nqn"].split(":")[-1] for s in self.call(node, "nvmf_get_subsystems")
+                      if s.get("subtype") != "Discovery")
+
+    def controllers(self, node):
+        return sorted(c["name"] for c in self.call(node, "bdev_nvme_get_controllers"))
+
     def stop_nodes(self):
         """Kill the nodes' targets (each leads its own session: setsid in the role's supervisor)."""
         for node in ("node1", "node2", "node3"):
@@ -164,13 +190,28 @@ def test_offline_rebuild_playbook_copies_the_volume_exactly_and_a_second_run_cha
     assert "rbvol: offline rebuild of rbvol-node3 from rbvol-node1" in output
     assert "rbvol-node3 is RW, engine healthy (offline rebuild)" in output
     assert "Set replica_nodes of rbvol to ['node1', 'node3']" in output
+    # The replaced replica is gone from node2, with its export and node1's controller to it; the system
+    # snapshot of the copy was merged away on both replicas, which keep the engine snapshot s1 only.
+    assert site.lvols("node2") == [] and site.exports("node2") == []
+    assert site.controllers("node1") == ["rbvol-node3"]
+    assert site.lvols("node1") == ["rbvol-node1", "rbvol-node1-snap-s1"]
+    assert site.lvols("node3") == ["rbvol-node3", "rbvol-node3-snap-s1"]
+    assert "replaced replica rbvol-node2: removed" in output
 
     changed, output = site.play(rebuild, spdk_volumes=[OFFLINE], **REQUEST)
     assert changed == {"node1": 0, "node3": 0}, output[-6000:]   # node2 (replaced) has no task
-    assert "state done" in output
+    assert "state done" in output and "replaced replica rbvol-node2: absent" in output
 
-    site.play(site.write_playbook("verify.yml", verify_playbook(site.root)))
+    # Back onto node2, replacing the engine node's own replica: node2's old replica is not in the way.
+    changed, output = site.play(rebuild, spdk_volumes=[dict(OFFLINE, replica_nodes=["node1", "node3"])], **BACK)
+    assert "rbvol-node2 is RW, engine healthy (offline rebuild)" in output
+    assert "replaced replica rbvol-node1: removed" in output
+    assert site.lvols("node1") == [] and site.controllers("node1") == ["rbvol-node2", "rbvol-node3"]
+    assert site.lvols("node2") == ["rbvol-node2", "rbvol-node2-snap-s1"]
+    assert site.lvols("node3") == ["rbvol-node3", "rbvol-node3-snap-s1"]
+
+    site.play(site.write_playbook("verify.yml", verify_playbook(site.root, REBUILT_BACK)))
     with open(os.path.join(site.root, "verified.json")) as handle:
         verified = json.load(handle)
     assert verified["frontend"] == written
-    assert verified["replicas"] == {"rbvol-node1": written, "rbvol-node3": written}
+    assert verified["replicas"] == {"rbvol-node2": written, "rbvol-node3": written}
