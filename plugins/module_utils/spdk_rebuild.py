@@ -437,6 +437,23 @@ def replaced_disk(state, name):
     return disks[0] if disks else None
 
 
+def without_raid(state, name):
+    """``state`` once RAID ``name`` is gone: its members are no longer claimed by it (SPDK releases a base
+    bdev's claim with the RAID, more/d2 L28-L30)."""
+    raid = state.raid(name)
+    if raid is None:
+        return state
+    refs = {m["name"] for m in raid.members if m["name"]} | {m["uuid"] for m in raid.members if m["uuid"]}
+    bdevs = []
+    for bdev in state.raw.get("bdevs") or []:
+        if refs & ({bdev["name"], bdev.get("uuid")} | set(bdev.get("aliases") or [])):
+            bdev = dict(bdev, claimed=False)
+            bdev.pop("claim_type", None)
+        bdevs.append(bdev)
+    raids = [r for r in state.raw.get("raids") or [] if r.get("name") != name]
+    return NodeState(dict(state.raw, bdevs=bdevs, raids=raids))
+
+
 def plan_replaced_removal(state, name, disk, connected_hosts=(), engines_lookup=None):
     """The steps that remove replica ``name`` from its node (``state`` with RAIDs): what spdk_replica
     state=absent does, refusals included (a RAID or another host still uses it)."""
@@ -1317,10 +1334,13 @@ class RebuildRun(RecordedSends):
             em.wait_bdevs_gone(self.engine.client, bdevs, min(self.wait_timeout, 60.0), self.sleep, self.clock)
             self.engine.load()
 
-    def _replaced_steps(self, node, report):
-        """Read the replaced replica's node and plan its removal; fills ``report`` with what goes."""
+    def _replaced_steps(self, node, report, after_join=False):
+        """Read the replaced replica's node and plan its removal; fills ``report`` with what goes.
+        ``after_join``: plan it as it will be once the join took the replica out of the engine's RAID."""
         replaced = self.request.replace
         state = node.state if node is self.engine else ops.load_state(node.client)
+        if after_join and state.has("raids"):
+            state = without_raid(state, self.request.engine)
         disk = replaced.disk or replaced_disk(state, replaced.name)
         head = ops.find_head(state, replaced.name, disk) if disk else None
         if head is not None and not state.has("raids"):
@@ -1356,7 +1376,7 @@ class RebuildRun(RecordedSends):
             report["controller"] = replaced.name
         node = self._replaced_node()
         try:
-            if not self._replaced_steps(node, report) and not report["controller"]:
+            if not self._replaced_steps(node, report, after_join=True) and not report["controller"]:
                 report["state"] = ABSENT
         except SpdkConnectionError as err:
             self._replaced_left(UNREACHABLE, "its node (%s) cannot be reached: %s" % (report["node"], err))

@@ -312,3 +312,21 @@ def test_bad_input_fails_before_any_rpc(args, change, message):
     outcome = run_module(spdk_replica_rebuild, dict(args, **change), [])
     assert outcome.failed and message in outcome.msg
     assert outcome.result["rpc_calls"] == 0
+
+
+def test_check_mode_plans_the_removal_of_a_replaced_replica_on_the_engine_node_as_after_the_join(args):
+    """The replaced replica is the engine node's own (the RAID holds it now): the preview plans its removal
+    as it will be once the join took it out of the RAID, not refused as in use."""
+    remote_source = {"name": "vol1-r-b2c3d4e5", "address": "127.0.0.1:4421", "rpc_socket": "/n2.sock"}
+    swapped = dict(args, replicas=[SOURCE, remote_source], source="vol1-r-b2c3d4e5", replace="vol1-r-a1b2c3d4")
+    outcome = run_module(spdk_replica_rebuild, swapped, [
+        engine_reads(), dest_reads(),
+        reads(("rpc_get_methods", None, answer(INTRO, 2))),
+        reads(("rpc_get_methods", None, answer(INTRO, 2))),
+    ], check_mode=True)
+    assert not outcome.failed, outcome.msg
+    assert outcome.mutating == [] and outcome.warnings == ["check mode stops before joining: the join depends on "
+                                                           "what the copy creates"]
+    assert outcome.result["rebuild"]["removed_replica"] == {
+        "name": "vol1-r-a1b2c3d4", "node": "engine node", "state": "planned", "lvols": ["disk1/vol1-r-a1b2c3d4"],
+        "export": None, "controller": None, "error": None}
