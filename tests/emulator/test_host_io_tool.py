@@ -225,6 +225,23 @@ def test_a_write_issued_during_an_ana_pause_completes_after_it(volume):
     io.verify(4 * MIB, length=MIB, seed="paused")
 
 
+def test_a_read_across_a_pause_longer_than_anatt_waits_for_the_data(volume):
+    """SPDK's target gives hosts an ANA transition time of 10 s: then bdev_nvme fails the read without a word,
+    and spdk_dd exits 0 with zeros in place of the data. The read must still return the data once it is back."""
+    io = volume.host(timeout=60)
+    io.write(0, length=MIB, seed="kept")
+    volume.pause()
+    started = time.monotonic()
+    reader = subprocess.Popen(io.argv("verify", "--offset", 0, "--length", MIB, "--seed", "kept"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(13.0)
+    assert reader.poll() is None, "the read ended while the namespace was inaccessible: %s" % (reader.communicate(),)
+    volume.resume()
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, out + err
+    assert time.monotonic() - started >= 13.0
+
+
 def test_the_writer_survives_an_ana_pause_and_every_ok_write_is_on_the_volume(volume, tmp_path):
     io = volume.host()
     log = str(tmp_path / "writes.jsonl")
@@ -329,3 +346,32 @@ def test_spdk_dd_config_attaches_as_the_host_and_retries_through_ana_pauses(tmp_
     assert attach["dhchap_key"] == "hio-key"
     assert host.bdev == "hion2"
 
+
+
+# Lines real spdk_dd runs logged (SPDK v26.05): a path error bdev_nvme retried (an ANA pause), a write the
+# target refused (a read-only lvol; spdk_dd still exited 0), a failed attach.
+ANA_PATH_ERROR = (
+    "[2026-12-02 18:28:53.746204] nvme_qpair.c: 603:spdk_nvme_qpair_print_completion_ext: *NOTICE*: "
+    "[nqn.2026-01.io.spdk-storage:host:app,nqn.2026-01.io.spdk-storage:hv,127.0.0.5,cntlid:2,qid:1,"
+    "qpair:0x56153790f110,ENABLED] ASYMMETRIC ACCESS INACCESSIBLE (03/02) qid:1 cid:5 cdw0:00000000 sqhd:0005 "
+    "p:0 m:0 dnr:0")
+REFUSED_WRITE = (
+    "[2026-12-02 18:28:45.266882] nvme_qpair.c: 603:spdk_nvme_qpair_print_completion_ext: *NOTICE*: "
+    "[nqn.2026-01.io.spdk-storage:host:app,nqn.2026-01.io.spdk-storage:hv,127.0.0.5,cntlid:1,qid:1,"
+    "qpair:0x55bb7752d110,ENABLED] INTERNAL DEVICE ERROR (00/06) qid:1 cid:0 cdw0:00000000 sqhd:0002 p:0 m:0 dnr:0")
+FAILED_ATTACH = (
+    "[2026-12-02 18:31:27.863925] nvme.c: 834:nvme_dummy_attach_fail_cb: *ERROR*: Failed to attach nvme ctrlr: "
+    "trtype=TCP adrfam=IPv4 traddr=127.0.0.5 trsvcid=4455 subnqn=nqn.2026-01.io.spdk-storage:hv, Operation not "
+    "permitted")
+PROGRESS = "\x1b[2KCopying: 8192/8192 [B] (average 8000 kBps)"
+
+
+def test_spdk_dd_runs_are_judged_by_their_log_and_length():
+    def judged(log, seconds=1.5):
+        return host_io_dd.Run([], 0, log, seconds, False).suspect()
+    assert judged(PROGRESS) is None
+    assert judged("\n".join([ANA_PATH_ERROR, PROGRESS])) is None             # retried by bdev_nvme: fine
+    assert "INTERNAL DEVICE ERROR (00/06)" in judged("\n".join([REFUSED_WRITE, PROGRESS]))
+    assert "Failed to attach nvme ctrlr" in judged(FAILED_ATTACH)
+    # As long as ANATT: bdev_nvme may have failed I/O on an inaccessible path without a line.
+    assert "ANATT" in judged(PROGRESS, seconds=host_io_dd.ANATT_SECONDS)

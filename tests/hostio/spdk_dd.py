@@ -17,7 +17,11 @@ bdev. Every run gets:
   ``--no-huge -s 1024`` (no hugepages; 1 GiB of ordinary memory), ``--no-pci``,
   ``--disable-cpumask-locks`` (runs share cores with the targets);
 - ``--bs``: the largest power of two from 512 up to ``--io-size`` dividing offset and length;
-  ``--qd``: ``--queue-depth``; ``--seek``/``--skip``/``--count`` in units of ``--bs``.
+  ``--qd``: ``--queue-depth``; ``--seek``/``--skip``/``--count`` in units of ``--bs``;
+- at most ``max(--timeout, ANATT) + 30`` seconds, then SIGINT (SPDK's clean stop), then SIGKILL.
+
+``--timeout`` bounds the retries of one operation: a failed try is repeated every 0.5 s while
+the time since the operation started is shorter.
 
 Why every write is read back, and when a read counts
 ----------------------------------------------------
@@ -26,11 +30,12 @@ spdk_dd never looks at the completion status of its I/Os (``_dd_write_bdev_done`
 
 - a write counts only once a second run has read the range back and found exactly the bytes
   written. A difference rewrites the range until ``--timeout``, then the write fails (exit 3);
-- a read counts only from a clean run: exit 0, no ``*ERROR*`` line, and no failed NVMe completion
-  in its log except path errors (status code type 3, such as ANA inaccessible), which bdev_nvme
-  retries. Even a run with path errors is suspect once it lasted ``ANATT_SECONDS`` (SPDK's target
-  reports an ANA transition time of 10 s): only then does bdev_nvme give up on an inaccessible
-  path, silently. A suspect read is repeated until ``--timeout``, then the read fails (exit 3).
+- a read counts only from a clean run: exit 0, no ``*ERROR*`` line, no failed NVMe completion in
+  its log except path errors (status code type 3, such as ANA inaccessible, which bdev_nvme
+  retries), and shorter than ``ANATT_SECONDS``: SPDK's target reports an ANA transition time of
+  10 s, and once a path has been inaccessible that long bdev_nvme fails its I/O without logging a
+  thing (a namespace already inaccessible when the run attached leaves no line at all). A suspect
+  read is repeated until ``--timeout``, then the read fails (exit 3).
 
 ANA pauses and reconnects (module/bdev/nvme/bdev_nvme.c, v26.05)
 ----------------------------------------------------------------
@@ -87,10 +92,12 @@ ANATT_SECONDS = 10.0             # lib/nvmf/ctrlr.c ANA_TRANSITION_TIME_IN_SEC
 RETRY_DELAY = 0.5
 DEFAULT_BATCH = 256
 STOP_GRACE = 5.0
+RUN_START_ALLOWANCE = 30.0       # seconds a run may take beyond its I/O: start-up and exit on a loaded machine
 MIN_UNIT = 512
 
-# spdk_nvme_qpair_print_completion(): "<status text> (<sct>/<sc>) qid:<n> cid:<n> ..."
-COMPLETION = re.compile(r"\*NOTICE\*: (?P<status>[^*]*?) \((?P<sct>[0-9a-f]{2})/(?P<sc>[0-9a-f]{2})\) qid:\d+ cid:")
+# spdk_nvme_qpair_print_completion(_ext)(): "*NOTICE*: [<qpair>] <status text> (<sct>/<sc>) qid:<n> cid:<n> ..."
+COMPLETION = re.compile(r"\*NOTICE\*: (?:\[[^\]]*\] )?(?P<status>[^*\[\]]*?) \((?P<sct>[0-9a-f]{2})/(?P<sc>[0-9a-f]{2})\) "
+                        r"qid:\d+ cid:")
 PATH_ERROR_SCT = "03"
 ERROR_LINE = re.compile(r"\*ERROR\*: (?P<text>.*)")
 # spdk_dd's answer to a --skip past the end: how the namespace's size is learnt without I/O.
@@ -131,9 +138,9 @@ class Run(object):
         if failed:
             return "an NVMe command failed: %s (%s/%s)" % (failed[0].group("status"), failed[0].group("sct"),
                                                           failed[0].group("sc"))
-        if completions and self.elapsed >= ANATT_SECONDS:
-            return ("path errors (%s) in a run of %.1f s: bdev_nvme gives up on an inaccessible path after "
-                    "ANATT (%d s)" % (completions[0].group("status"), self.elapsed, ANATT_SECONDS))
+        if self.elapsed >= ANATT_SECONDS:
+            return ("a run of %.1f s: once a path has been inaccessible for ANATT (%d s) bdev_nvme fails its I/O "
+                    "without a word" % (self.elapsed, ANATT_SECONDS))
         return None
 
 
@@ -167,6 +174,8 @@ class SpdkDdHost(object):
         self.hostnqn = hostnqn or "nqn.2014-08.org.nvmexpress:uuid:%s" % uuidlib.uuid4()
         self.nsid = nsid
         self.timeout = float(timeout)
+        # One run may wait out a reconnect (ctrlr_loss_timeout_sec) or an ANA pause (up to ANATT), after its start.
+        self.run_limit = max(self.timeout, ANATT_SECONDS) + RUN_START_ALLOWANCE
         self.io_size = io_size
         self.queue_depth = queue_depth
         self.app_args = shlex.split(app_args if app_args is not None
@@ -236,7 +245,7 @@ class SpdkDdHost(object):
         """A run that ended well (exit 0, the namespace opened); SpdkDdError otherwise."""
         run = self._run(what, io_args)
         if run.timed_out:
-            raise SpdkDdError("io", "spdk_dd %s did not finish within %.0f s" % (what, self.timeout), run.log)
+            raise SpdkDdError("io", "spdk_dd %s did not finish within %.0f s" % (what, self.run_limit), run.log)
         if run.returncode != 0:
             kind = "usage" if USAGE_FAILURE.search(run.log) else (
                 "connect" if not self.attached and CONNECT_FAILURE.search(run.log) else "io")
@@ -254,7 +263,7 @@ class SpdkDdHost(object):
         proc = self.child
         timed_out = False
         try:
-            out, _err = proc.communicate(timeout=self.timeout)
+            out, _err = proc.communicate(timeout=self.run_limit)
         except subprocess.TimeoutExpired:
             timed_out = True
             self._stop_child()
@@ -268,12 +277,14 @@ class SpdkDdHost(object):
     # -- operations, each one try -----------------------------------------------------------------
 
     def _write_once(self, offset, data):
+        """One write run; returns what its log says against it (None: nothing), for the error message."""
         unit = io_unit(offset, len(data), self.io_size)
         path = os.path.join(self.workdir, "write.bin")
         with open(path, "wb") as handle:
             handle.write(data)
-        self._checked("write", ["--if", path, "--ob", self.bdev, "--bs", unit, "--seek", offset // unit,
-                                "--count", len(data) // unit, "--qd", self.queue_depth])
+        run = self._checked("write", ["--if", path, "--ob", self.bdev, "--bs", unit, "--seek", offset // unit,
+                                      "--count", len(data) // unit, "--qd", self.queue_depth])
+        return run.suspect()
 
     def _read_once(self, offset, length):
         """The bytes of one clean read run of exactly ``length`` bytes."""
@@ -339,14 +350,15 @@ class SpdkDdHost(object):
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                self._write_once(offset, data)
+                against = self._write_once(offset, data)
                 back = self._read_once(offset, len(data))
                 matched = [back[i * block:(i + 1) * block] == piece for i, piece in enumerate(pieces)]
                 if all(matched):
                     return matched, None
                 at = first_difference(back, data)
-                error = SpdkDdError("io", "wrote %d bytes at %d; they read back different from byte offset %d on"
-                                    % (len(data), offset, offset + at))
+                error = SpdkDdError("io", "wrote %d bytes at %d (spdk_dd exit 0); they read back different from byte "
+                                    "offset %d on%s" % (len(data), offset, offset + at,
+                                                        " (the write's log: %s)" % against if against else ""))
             except SpdkDdError as exc:
                 if exc.kind == "usage":
                     raise
