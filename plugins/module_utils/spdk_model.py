@@ -91,7 +91,12 @@ class Lvol:
         self.num_blocks = bdev["num_blocks"]
         self.size = self.block_size * self.num_blocks
         self.thin = bool(info.get("thin_provision"))
-        self.is_snapshot = bool(info.get("snapshot"))
+        # SPDK lists a snapshot as one only while it has a clone or since it was made in this run: after a
+        # restart, a snapshot whose clones were all deleted says "snapshot": false (and SPDK refuses
+        # set_parent onto it until it is cloned again), yet it is still read-only: no write I/O.
+        self.listed_as_snapshot = bool(info.get("snapshot"))
+        self.read_only = (bdev.get("supported_io_types") or {}).get("write") is False
+        self.is_snapshot = self.listed_as_snapshot or self.read_only
         self.is_clone = bool(info.get("clone"))
         self.is_esnap_clone = bool(info.get("esnap_clone"))
         self.parent = info.get("base_snapshot")  # lvol name of the parent snapshot, same lvstore

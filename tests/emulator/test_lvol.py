@@ -185,3 +185,31 @@ def test_grow_and_delete_lvstore(node):
     assert node.call("bdev_get_bdevs", name="disk1")[0]["claimed"] is False
     assert node.error("bdev_lvol_rename_lvstore", old_name="disk1", new_name="x") == {
         "code": -2, "message": "Lvol store disk1 not found"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["clean", "kill9"])
+def test_a_snapshot_without_clones_is_listed_as_none_after_a_restart_until_it_is_cloned_again(node, sig):
+    """Real v26.05 (fixtures/childless_snapshot_restart.real.jsonl): SPDK rebuilds its snapshot
+    list at load from the clones' parent links, so a snapshot whose clones were all deleted reports
+    is_snapshot false after a restart and set_parent onto it is refused; it stays read-only and clonable."""
+    node.call("bdev_lvol_create", lvol_name="h", size_in_mib=8, thin_provision=True, lvs_name="disk1")
+    node.call("bdev_lvol_snapshot", lvol_name="disk1/h", snapshot_name="s")
+    node.call("bdev_lvol_delete", name="disk1/h")
+    assert lvols(node)["s"]["is_snapshot"] is True           # in the same run it is still listed
+    node.restart(sig)
+    node.call("bdev_aio_create", name="disk1", filename=node.disk("n1.img", GIB), block_size=4096)
+    node.call("bdev_wait_for_examine")
+    s = lvols(node)["s"]
+    assert (s["is_snapshot"], s["is_clone"]) == (False, False)
+    assert node.call("bdev_get_bdevs", name="disk1/s")[0]["driver_specific"]["lvol"]["snapshot"] is False
+    node.call("bdev_lvol_create", lvol_name="t", size_in_mib=8, thin_provision=True, lvs_name="disk1")
+    assert node.error("bdev_lvol_set_parent", lvol_name="disk1/t", parent_name="disk1/s") == {
+        "code": -32602, "message": "Invalid argument"}
+    assert node.error("bdev_lvol_snapshot", lvol_name="disk1/s", snapshot_name="s9") == {
+        "code": -32602, "message": "Invalid argument"}
+    assert node.error("bdev_lvol_resize", name="disk1/s", size_in_mib=16) == {
+        "code": -32602, "message": "Operation not permitted"}
+    node.call("bdev_lvol_clone", snapshot_name="disk1/s", clone_name="c1")
+    node.call("bdev_lvol_delete", name="disk1/c1")
+    assert lvols(node)["s"]["is_snapshot"] is True
+    assert node.call("bdev_lvol_set_parent", lvol_name="disk1/t", parent_name="disk1/s") is True

@@ -92,7 +92,7 @@ class Blob:
         self.thin = thin
         self.read_only = False
         self.data_ro = False             # in memory: snapshots, and read-only blobs once reloaded
-        self.snapshot = False            # sticky: set by snapshot creation or by being cloned
+        self.snapshot = False            # set by snapshot creation or by being cloned; at load: has a clone
         self.parent_id = None            # a snapshot blob of the same store
         self.esnap_id = None             # an external snapshot: the bdev's UUID
         self.clear_method = "unmap"
@@ -311,7 +311,7 @@ class Blobstore:
         blocks = self.cluster_size // self.bdev.block_size
         lba = physical * blocks
         try:
-            if clear_method == "unmap" and self.bdev.supported_io_types().get("unmap"):
+            if clear_method == "unmap" and self.bdev.io_types().get("unmap"):
                 await self.bdev.unmap(lba, blocks)
             elif clear_method == "write_zeroes":
                 await self.bdev.write_zeroes(lba, blocks)
@@ -378,7 +378,7 @@ class Blobstore:
         blocks = (self.total_clusters - self.geometry.md_clusters) * self.cluster_size // self.bdev.block_size
         first = self.geometry.md_bytes // self.bdev.block_size
         try:
-            if self.clear_method == "unmap" and self.bdev.supported_io_types().get("unmap"):
+            if self.clear_method == "unmap" and self.bdev.io_types().get("unmap"):
                 await self.bdev.unmap(first, blocks)
             elif self.clear_method == "write_zeroes":
                 await self.bdev.write_zeroes(first, blocks)
@@ -418,6 +418,12 @@ class Blobstore:
             store.order.append(blob.id)
             for physical in blob.clusters.values():
                 store.claim_cluster(physical)
+        # SPDK rebuilds its list of snapshots at load from the clones' parent links: a snapshot with no
+        # clone left is listed as none (is_snapshot false, set_parent onto it refused) until it is cloned
+        # again. It stays read-only (clonable, never written).
+        parents = {blob.parent_id for blob in store.blobs.values()}
+        for blob in store.blobs.values():
+            blob.snapshot = blob.id in parents
         return store
 
     @staticmethod

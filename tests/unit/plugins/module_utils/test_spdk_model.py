@@ -1,4 +1,6 @@
 """The read model built from real SPDK v26.05 answers (more/introspection.jsonl, d6)."""
+import copy
+import json
 import os
 import sys
 
@@ -160,3 +162,31 @@ def test_loading_a_node_is_one_batch_of_read_only_calls():
 def test_unknown_parts_are_a_programming_error():
     with pytest.raises(ValueError, match="unknown model parts"):
         spdk_model.fetch(FakeBatchClient({}), ["lvstores", "everything"])
+
+
+CHILDLESS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "emulator", "fixtures",
+                         "childless_snapshot_restart.real.jsonl")
+
+
+def childless_snapshot_bdev():
+    """Real v26.05: snapshot ``s`` whose one clone was deleted, read after a kill -9 and restart."""
+    with open(CHILDLESS) as handle:
+        for line in handle:
+            entry = json.loads(line)
+            if entry.get("request", {}).get("method") == "bdev_get_bdevs":
+                return entry["response"]["result"][0]
+    raise AssertionError("no bdev_get_bdevs answer in %s" % CHILDLESS)
+
+
+def test_a_snapshot_without_clones_after_a_restart_is_still_a_snapshot():
+    bdev = childless_snapshot_bdev()
+    assert bdev["driver_specific"]["lvol"]["snapshot"] is False          # what SPDK says after the restart
+    lvol = spdk_model.Lvol(bdev)
+    assert lvol.is_snapshot and lvol.read_only and not lvol.listed_as_snapshot
+
+
+def test_a_writable_lvol_is_never_a_snapshot_whatever_its_name():
+    bdev = copy.deepcopy(childless_snapshot_bdev())
+    bdev["aliases"] = ["disk1/vol-snap-s1"]
+    bdev["supported_io_types"]["write"] = True
+    assert not spdk_model.Lvol(bdev).is_snapshot
