@@ -57,6 +57,7 @@ class Bdev:
         self._remove_callbacks = []   # callables(bdev) run when the bdev goes away
         self._resize_callbacks = []   # callables(bdev) run after the size changed
         self.fault = None             # emulator-only fault injection: an error reason string
+        self._io_types = None         # supported_io_types() as taken when the bdev registered
 
     # ---- I/O (override) ------------------------------------------------------------------
     async def read(self, offset_blocks, num_blocks):
@@ -80,7 +81,14 @@ class Bdev:
 
     # ---- description ---------------------------------------------------------------------
     def supported_io_types(self):
+        """What the module answers now (override); see io_types()."""
         return {name: name in ("read", "write", "flush", "reset") for name in IO_TYPES}
+
+    def io_types(self):
+        """spdk_bdev_io_type_supported: bdev_register asks the module once and keeps the mask, so a
+        RAID keeps the types of its first members, and an lvol made read-only later still shows
+        write (bdev_get_bdevs, the RAID's and the NVMe-oF target's own checks all use this)."""
+        return dict(self._io_types) if self._io_types is not None else self.supported_io_types()
 
     def config_json(self):
         """The ``{"method", "params"}`` that re-creates this bdev in framework_get_config, or None."""
@@ -117,7 +125,7 @@ class Bdev:
         if self.claim is not None:
             info["claim_type"] = self.claim.claim_type
         info["zoned"] = False
-        info["supported_io_types"] = self.supported_io_types()
+        info["supported_io_types"] = self.io_types()
         domains = self.memory_domains()
         if domains:
             info["memory_domains"] = domains
@@ -195,6 +203,7 @@ class BdevRegistry:
             if self.name_taken(label):
                 raise RpcError(-EEXIST, "File exists")
         bdev.registry = self
+        bdev._io_types = bdev.supported_io_types()
         self._bdevs.append(bdev)
         if examine is None:
             examine = self.auto_examine or bdev.name in self.examine_allowlist

@@ -429,7 +429,12 @@ class NvmeBdev(Bdev):
     def supported_io_types(self):
         yes = ("read", "write", "unmap", "flush", "reset", "nvme_admin", "nvme_io", "write_zeroes", "compare",
                "compare_and_write", "abort", "copy")
-        return {name: name in yes for name in super().supported_io_types()}
+        types = {name: name in yes for name in super().supported_io_types()}
+        # UNMAP and WRITE_ZEROES follow the controller's ONCS (bdev_nvme_io_type_supported)
+        oncs = self.ctrlr.paths[0].ctrlr_data.get("oncs", {}) if self.ctrlr.paths else {}
+        types["unmap"] = oncs.get("dsm", True)
+        types["write_zeroes"] = oncs.get("write_zeroes", True)
+        return types
 
     def extra_info_before_uuid(self):
         return {"preferred_write_alignment": 1, "preferred_write_granularity": 1, "optimal_write_size": 32,
@@ -808,6 +813,7 @@ def config_json(target):
     """framework_get_config "bdev" entries: options, one attach per path, hotplug (nvme_options L16)."""
     state = nvme_state(target)
     entries = [{"method": "bdev_nvme_set_options", "params": dict(state.options)}]
+    attach = []                          # written as a batch (bdev_nvme_config_json)
     for ctrlr in state.controllers.values():
         for path in ctrlr.paths:
             params = {"name": ctrlr.name, "trtype": "TCP", "adrfam": path.adrfam, "traddr": path.traddr,
@@ -825,7 +831,8 @@ def config_json(target):
                 params["dhchap_key"] = path.host_key.name
             if path.ctrlr_key is not None:
                 params["dhchap_ctrlr_key"] = path.ctrlr_key.name
-            entries.append({"method": "bdev_nvme_attach_controller", "params": params})
+            attach.append({"method": "bdev_nvme_attach_controller", "params": params})
+    entries.append(attach)
     entries.append({"method": "bdev_nvme_set_hotplug", "params": dict(state.hotplug)})
     return entries
 

@@ -362,6 +362,7 @@ class Session:
         self.cntlid = None
         self.phase = "connecting"        # -> authenticating -> enabled
         self.auth = None                 # {"state", "digest", "dhgroup"} once authenticated
+        self.oncs = None                 # identify's ONCS bits, taken at the first identify
         self._challenge = None
         self._host_key = None
         self._ctrlr_key = None
@@ -505,9 +506,15 @@ class Session:
         for nsid, ns in sorted(subsystem.namespaces.items()):
             namespaces.append({"nsid": nsid, "uuid": ns.uuid, "block_size": ns.bdev.block_size,
                                "num_blocks": ns.bdev.num_blocks, "ana_state": self.ana_state(ns)})
+        if self.oncs is None:
+            # the controller's ONCS, fixed when the controller is set up: Dataset Management and
+            # Write Zeroes only when every namespace's bdev takes UNMAP / WRITE_ZEROES (ctrlr_bdev.c)
+            types = [ns.bdev.io_types() for ns in subsystem.namespaces.values()]
+            self.oncs = {"dsm": all(t.get("unmap") for t in types),
+                         "write_zeroes": all(t.get("write_zeroes") for t in types)}
         return {"ctrlr": {"model_number": subsystem.model_number, "serial_number": subsystem.serial_number,
                           "firmware_revision": "26.05", "subnqn": subsystem.nqn,
-                          "ana_reporting": subsystem.ana_reporting},
+                          "ana_reporting": subsystem.ana_reporting, "oncs": dict(self.oncs)},
                 "namespaces": namespaces}
 
     def ana_state(self, ns):

@@ -287,12 +287,13 @@ class RaidBdev(Bdev):
             raise BdevIOError("LBA out of range")
 
     def supported_io_types(self):
-        members = [s.bdev.supported_io_types() for s in self.raid.configured()]
+        members = [s.bdev.io_types() for s in self.raid.configured()]
         types = {name: False for name in super().supported_io_types()}
-        types.update(read=True, write=True, reset=True, write_zeroes=True)
-        # null-payload commands pass only if every member takes them (lvols: unmap yes, flush no)
-        types["unmap"] = all(m.get("unmap") for m in members)
-        types["flush"] = self.raid.level != "raid1" and all(m.get("flush") for m in members)
+        types.update(read=True, write=True, write_zeroes=True)
+        # raid_bdev_io_type_supported: reset and the null-payload commands (raid1 has them) pass only
+        # if every member takes them (lvols: unmap yes, flush no; aio: flush yes)
+        for name in ("reset", "unmap", "flush"):
+            types[name] = all(m.get(name) for m in members)
         return types
 
     def memory_domains(self):
