@@ -256,14 +256,16 @@ def test_a_destination_killed_mid_copy_then_a_second_run_converges_and_leaves_no
     nqn, addr, port = cluster.frontend
     spdk_io("write", nqn, addr, port, "--offset", "0", "--length", str(6 * MIB), "--seed", "A")
     cluster.engine("none", cluster.replicas)
-    n2.call("emu_bdev_fault", name="disk2", ops=["write"], delay_ms=150)   # a slow destination disk
+    # The destination dies as the copy starts: the source node holds the start request one second,
+    # long enough to kill the destination first (the same on the emulator and on a real target, where a
+    # small copy would end before any mid-copy kill could land).
+    n0.delay("bdev_lvol_start_shallow_copy", 1.0)
     mark = len(n0.rpc_log())
 
     def kill_when_copying():
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if "bdev_lvol_start_shallow_copy" in [e["method"] for e in n0.rpc_log()[mark:]]:
-                time.sleep(0.3)
                 n2.kill()
                 return
             time.sleep(0.05)
@@ -272,6 +274,7 @@ def test_a_destination_killed_mid_copy_then_a_second_run_converges_and_leaves_no
     killer.start()
     first = cluster.rebuild(failed_ok=True)
     killer.join()
+    n0.delay("bdev_lvol_start_shallow_copy", 0)
     assert first.failed, "the copy should have failed when the destination died"
 
     n2.start()
