@@ -63,7 +63,12 @@ again (same bytes) until ``--timeout``; blocks still differing are logged with `
 So every ``ok`` write was read back from the volume after spdk_dd submitted it, and the log names
 the blocks written since a given moment, round by round. SIGTERM or SIGINT lets the current round
 finish and be logged, then prints ``{"ok": n, "failed": m}`` and exits 0. The rate is bounded by
-two spdk_dd starts per round: raise ``--batch`` for more writes per second.
+two spdk_dd starts per round: raise ``--batch`` for more writes per second. Measured on a
+loaded 2-core machine (SPDK v26.05): one run takes 0.9-2.5 s, mostly start-up and exit; 4 KiB
+blocks at queue depth 8 gave 14 (batch 64), 46 (256) and 138 (1024) confirmed writes per second.
+A 3 s pause stalls the rounds and they go on; a 13 s pause costs one suspect read run (11 s).
+
+``--hostid`` has no counterpart here (SPDK derives the host ID itself).
 
 Not chosen: one long-running spdk_dd fed from a FIFO (``--if``). spdk_dd reads its input with
 Linux AIO or io_uring at computed offsets (a pipe has none), sizes the copy when it starts, writes
