@@ -225,6 +225,7 @@ def test_a_write_issued_during_an_ana_pause_completes_after_it(volume):
     io.verify(4 * MIB, length=MIB, seed="paused")
 
 
+@pytest.mark.slow
 def test_a_read_across_a_pause_longer_than_anatt_waits_for_the_data(volume):
     """SPDK's target gives hosts an ANA transition time of 10 s: then bdev_nvme fails the read without a word,
     and spdk_dd exits 0 with zeros in place of the data. The read must still return the data once it is back."""
