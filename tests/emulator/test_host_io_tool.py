@@ -21,6 +21,7 @@ import pytest
 
 from nvmf_support import SPDK_IO, address, free_port
 from spdk_emu import hostio as spdk_io_module
+from spdk_emu.fabric import format_dhchap_key
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TESTS)
@@ -197,6 +198,26 @@ def test_the_cli_is_spdk_ios_command_line_with_the_same_output(volume):
 def test_a_host_not_on_the_allow_list_cannot_connect(volume):
     with pytest.raises(ConnectError):
         volume.host(hostnqn="nqn.2026-01.io.spdk-storage:host:intruder", timeout=3).write(0, length=4096)
+
+
+def test_a_host_admitted_with_dh_hmac_chap_keys_connects_with_them_only(volume, tmp_path):
+    keys = {}
+    for name in ("host", "ctrlr"):
+        target_copy = os.path.join(volume.node.workdir, "key-" + name)
+        with open(os.open(target_copy, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+            handle.write(format_dhchap_key(os.urandom(32)) + "\n")
+        volume.node.call("keyring_file_add_key", name="key-" + name, path=target_copy)
+        keys[name] = tmp_path / ("key-" + name)
+        keys[name].write_text(open(target_copy).read())          # the host's copy, readable by others
+    volume.node.call("nvmf_subsystem_remove_host", nqn=NQN, host=HOST)
+    volume.node.call("nvmf_subsystem_add_host", nqn=NQN, host=HOST, dhchap_key="key-host", dhchap_ctrlr_key="key-ctrlr")
+    io = HostIO(volume.backend, NQN, volume.node.addr, volume.port, HOST, timeout=30,
+                spdk_dd=REAL_DD if volume.backend == "spdk_dd" else None,
+                dhchap_key=str(keys["host"]), dhchap_ctrlr_key=str(keys["ctrlr"]))
+    io.write(0, length=64 * 1024, seed="auth")
+    io.verify(0, length=64 * 1024, seed="auth")
+    with pytest.raises(ConnectError):
+        volume.host(timeout=3).verify(0, length=64 * 1024, seed="auth")
 
 
 def test_a_write_the_volume_refuses_fails_even_though_the_host_tool_says_ok(volume):

@@ -110,10 +110,12 @@ class HostIO(object):
     ``hostnqn`` is the host NQN to connect as (subsystems admit only their allowed hosts; spdk_io
     makes one up when it is None). ``timeout`` is how long one operation keeps retrying (ANA
     pauses, reconnects). ``spdk_dd`` is the binary for the spdk_dd backend (default: SPDK_DD).
+    ``dhchap_key``/``dhchap_ctrlr_key``: files holding the host's and the controller's DH-HMAC-CHAP
+    keys (``DHHC-1:...``) when the subsystem admits this host with keys.
     """
 
     def __init__(self, backend, nqn, traddr, trsvcid=4420, hostnqn=None, nsid=1, timeout=30.0, spdk_dd=None,
-                 python=None):
+                 python=None, dhchap_key=None, dhchap_ctrlr_key=None):
         self.backend = choose_backend(backend)
         self.nqn = nqn
         self.traddr = traddr
@@ -125,6 +127,8 @@ class HostIO(object):
         if self.backend == "spdk_dd" and not self.spdk_dd:
             raise ValueError("the spdk_dd backend needs the spdk_dd binary: pass spdk_dd= or set SPDK_DD")
         self.python = python or sys.executable
+        self.dhchap_key = dhchap_key
+        self.dhchap_ctrlr_key = dhchap_ctrlr_key
 
     def __repr__(self):
         return "HostIO(%s, %s at %s:%s as %s)" % (self.backend, self.nqn, self.traddr, self.trsvcid, self.hostnqn)
@@ -141,6 +145,10 @@ class HostIO(object):
             argv += ["--hostnqn", self.hostnqn]
         if self.spdk_dd:
             argv += ["--spdk-dd", self.spdk_dd]
+        if self.dhchap_key:
+            argv += ["--dhchap-key", self.dhchap_key]
+        if self.dhchap_ctrlr_key:
+            argv += ["--dhchap-ctrlr-key", self.dhchap_ctrlr_key]
         return argv + [str(arg) for arg in args]
 
     def run(self, command, *args, check=True, timeout=None):
