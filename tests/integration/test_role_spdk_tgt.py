@@ -18,11 +18,17 @@ import time
 
 import pytest
 
+from spdk_targets import TARGET
+
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EMULATOR = os.path.join(REPO, "tests", "emulator", "spdk_tgt")
-BINARY = os.environ.get("SPDK_TGT") or EMULATOR
+BINARY = TARGET.binary
+# A real target without hugepages needs 2 GiB and a private DPDK configuration (-i -1); the emulator
+# takes any size.
+TARGET_VARIABLES = ({"spdk_tgt_mem_size_mb": 256, "spdk_tgt_stop_timeout": 5} if TARGET.is_emulator else
+                    {"spdk_tgt_mem_size_mb": 2048, "spdk_tgt_stop_timeout": 20, "spdk_tgt_instance_id": -1,
+                     "spdk_tgt_extra_args": ["--disable-cpumask-locks"]})
 BIN_DIR = os.path.dirname(os.path.abspath(sys.executable))
 RECAP = re.compile(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -78,12 +84,11 @@ class Node(object):
             "spdk_tgt_service_manager": "supervised",
             "spdk_tgt_no_huge": True,
             "spdk_tgt_no_pci": True,
-            "spdk_tgt_mem_size_mb": 256,
             "spdk_tgt_wait_timeout": 30,
-            "spdk_tgt_stop_timeout": 5,
             "spdk_tgt_recovery_tasks": os.path.join(self.root, "recover.yml"),
             "recovery_mark": self.recovery_mark,
         }
+        variables.update(TARGET_VARIABLES)
         variables.update(overrides)
         return variables
 
@@ -391,7 +396,7 @@ def test_without_a_hugetlbfs_and_without_mounting_the_role_fails_before_the_star
 
 def test_without_a_hugetlbfs_the_role_mounts_one_then_starts_the_target(node):
     wrap = private_namespace(node)
-    if BINARY != EMULATOR:
+    if not TARGET.is_emulator:
         pytest.skip("a real spdk_tgt without --no-huge needs reserved hugepages, and tests must not reserve "
                     "hugepages on this machine")
     path = os.path.join(node.root, "hugepages")
