@@ -190,8 +190,6 @@ def test_started_twice_changes_nothing_the_second_time_nor_in_check_mode(node):
 
 def test_nvme_options_are_set_before_any_controller(node):
     node.play(spdk_tgt_nvme_options={})
-    if "bdev_nvme_set_options" not in node.call("rpc_get_methods"):
-        pytest.skip("the emulator does not offer bdev_nvme_set_options yet")
     wanted = {"ctrlr_loss_timeout_sec": 10, "reconnect_delay_sec": 2, "fast_io_fail_timeout_sec": 5}
     _ok, changed, _out = node.play(spdk_tgt_nvme_options=wanted)
     assert changed > 0
@@ -253,8 +251,6 @@ def attach_a_controller_to_itself(node):
 def test_other_nvme_options_once_a_controller_exists_need_a_restart(node):
     wanted = {"ctrlr_loss_timeout_sec": 10, "reconnect_delay_sec": 2, "fast_io_fail_timeout_sec": 5}
     node.play(spdk_tgt_nvme_options=wanted)
-    if "bdev_nvme_attach_controller" not in node.call("rpc_get_methods"):
-        pytest.skip("the emulator does not offer bdev_nvme_attach_controller yet")
     attach_a_controller_to_itself(node)
     pid = node.pid()
 
