@@ -8,7 +8,6 @@ beside them.
 """
 import signal
 
-
 from nvmf_support import NQN, address, free_port, io_target, spdk_io, wait_until
 from spdk_emu.hostio import pattern_bytes
 
