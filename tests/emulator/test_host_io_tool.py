@@ -369,7 +369,6 @@ def test_spdk_dd_config_attaches_as_the_host_and_retries_through_ana_pauses(tmp_
     assert host.bdev == "hion2"
 
 
-
 # Lines real spdk_dd runs logged (SPDK v26.05): a path error bdev_nvme retried (an ANA pause), a write the
 # target refused (a read-only lvol; spdk_dd still exited 0), a failed attach.
 ANA_PATH_ERROR = (

@@ -262,8 +262,8 @@ class Writer(object):
             self.proc.send_signal(signal.SIGTERM)
         self.stdout, self.stderr = self.proc.communicate(timeout=timeout)
         if check and self.proc.returncode != 0:
-            raise ERRORS.get(self.proc.returncode, HostIOError)(self.argv, self.proc.returncode, self.stdout,
-                                                                 self.stderr)
+            error = ERRORS.get(self.proc.returncode, HostIOError)
+            raise error(self.argv, self.proc.returncode, self.stdout, self.stderr)
         lines = self.stdout.strip().splitlines()
         return json.loads(lines[-1]) if lines else None
 

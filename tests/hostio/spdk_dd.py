@@ -141,8 +141,8 @@ class Run(object):
         completions = list(COMPLETION.finditer(self.log))
         failed = [m for m in completions if m.group("sct") != PATH_ERROR_SCT]
         if failed:
-            return "an NVMe command failed: %s (%s/%s)" % (failed[0].group("status"), failed[0].group("sct"),
-                                                          failed[0].group("sc"))
+            first = failed[0]
+            return "an NVMe command failed: %s (%s/%s)" % (first.group("status"), first.group("sct"), first.group("sc"))
         if self.elapsed >= ANATT_SECONDS:
             return ("a run of %.1f s: once a path has been inaccessible for ANATT (%d s) bdev_nvme fails its I/O "
                     "without a word" % (self.elapsed, ANATT_SECONDS))

@@ -114,7 +114,7 @@ class RpcRecorder(object):
     def _accept(self, server):
         while not self.stopping.is_set():
             try:
-                client, _ = server.accept()
+                client = server.accept()[0]
             except OSError:
                 return
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -111,8 +111,8 @@ def dropped(module_ansible_runner):
 ORPHANS_PLAYBOOK = [{
     "name": "Read what nothing uses on every node", "hosts": "storage", "gather_facts": False,
     "tasks": [
-        {"name": "Read the orphans", "spdk.storage.spdk_info": {"gather": ["orphans"],
-                                                                 "rpc_socket": "{{ spdk_rpc_endpoint }}"},
+        {"name": "Read the orphans",
+         "spdk.storage.spdk_info": {"gather": ["orphans"], "rpc_socket": "{{ spdk_rpc_endpoint }}"},
          "register": "info"},
         {"name": "Save them", "ansible.builtin.copy": {
             "dest": "{{ spdk_emulated_root }}/orphans-{{ inventory_hostname }}.json",

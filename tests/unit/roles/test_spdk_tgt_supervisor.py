@@ -288,8 +288,8 @@ def test_hugetlbfs_mounts_are_matched_by_page_size():
     assert sv.hugetlbfs_mounts(sv.read_mounts(PROC_MOUNTS.replace("pagesize=2M", "pagesize=1G")), 2 << 20) == []
     # Without pagesize= a hugetlbfs serves the default size.
     assert sv.hugetlbfs_mounts(sv.read_mounts("none /h hugetlbfs rw 0 0\n"), 2 << 20) == ["/h"]
-    assert [sv.parse_page_size(v) for v in ("2M", "2048K", "1G", "2097152", "x")] == [2 << 20, 2 << 20, 1 << 30,
-                                                                                       2 << 20, None]
+    sizes = [sv.parse_page_size(v) for v in ("2M", "2048K", "1G", "2097152", "x")]
+    assert sizes == [2 << 20, 2 << 20, 1 << 30, 2 << 20, None]
 
 
 def test_the_default_hugepage_size_comes_from_meminfo(tmp_path):
