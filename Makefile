@@ -25,16 +25,17 @@ override export VENV := $(abspath $(VENV))
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_PYTHON_INTERPRETER ?= $(VENV)/bin/python
 
-.PHONY: help venv unit emulator integration molecule sanity lint build test test-real test-real-ci demo changelog constraints clean distclean
+.PHONY: help venv unit emulator integration multihost molecule sanity lint build test test-real test-real-ci demo changelog constraints clean distclean
 
 help:
 	@echo "make venv         create .venv with the pinned tools (requirements/)"
-	@echo "make test         everything CI runs: unit emulator integration lint changelog build sanity molecule"
+	@echo "make test         everything CI runs: unit emulator integration multihost lint changelog build sanity molecule"
 	@echo "make test-real    integration suites, Molecule three_nodes and demo on real SPDK (SPDK_TGT or ../shared/spdk)"
 	@echo "make test-real-ci the real-target subset CI runs (each playbook and module family once)"
 	@echo "make unit         pytest tests/unit"
 	@echo "make emulator     pytest tests/emulator (the SPDK emulator's own tests)"
 	@echo "make integration  pytest tests/integration (modules against the emulator, or SPDK_TGT)"
+	@echo "make multihost    the playbooks over SSH on one-host-per-node namespaces (scripts/multihost.sh; root)"
 	@echo "make molecule     Molecule scenarios in extensions/molecule"
 	@echo "make sanity       ansible-test sanity on a private copy in .cache/sanity.*"
 	@echo "make lint         ansible-lint, production profile"
@@ -62,6 +63,11 @@ emulator: venv
 integration: venv
 	scripts/pytest_suite.sh tests/integration $(PYTEST_ARGS)
 
+# Every node its own host: a mount namespace and an sshd each (scripts/multihost.sh), Ansible over SSH.
+multihost: venv
+	scripts/collection_link.sh
+	scripts/pytest_suite.sh tests/multihost $(PYTEST_ARGS)
+
 molecule: venv
 	scripts/molecule.sh
 
@@ -77,7 +83,7 @@ build: venv
 	scripts/build.sh
 
 # Fast checks first, so a broken unit test fails in seconds.
-test: unit emulator integration lint changelog build sanity molecule
+test: unit emulator integration multihost lint changelog build sanity molecule
 
 # Real SPDK instead of the emulator (scripts/real_spdk.sh finds it and proves it runs here).
 test-real: venv

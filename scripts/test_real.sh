@@ -14,7 +14,8 @@ VENV="${VENV:-$ROOT/.venv}"
 MODE="${1:-all}"
 
 # The subset CI runs: every playbook and every module family once on real SPDK, within 30 minutes
-# (measured here: about 17 minutes of integration tests, then Molecule three_nodes and the demo).
+# (measured here: about 17 minutes of integration tests, then Molecule three_nodes and the demo), plus the
+# host I/O tool on both kinds of target and the playbooks over SSH on the multi-host topology.
 REAL_CI_TESTS=(
     tests/integration/test_foundation_emulated.py
     tests/integration/test_engine_emulated.py
@@ -27,6 +28,8 @@ REAL_CI_TESTS=(
     tests/integration/test_delete_volume_playbook_emulated.py
     tests/integration/test_role_spdk_tgt.py::test_started_twice_changes_nothing_the_second_time_nor_in_check_mode
     tests/integration/test_role_spdk_tgt.py::test_a_killed_target_is_started_again_and_recovery_runs
+    tests/emulator/test_host_io_tool.py
+    tests/multihost/test_playbooks_multihost.py
 )
 
 found="$("$ROOT/scripts/real_spdk.sh")"
@@ -35,12 +38,13 @@ SPDK_DD="$(sed -n 2p <<<"$found")"
 export SPDK_TGT SPDK_DD
 echo "test_real: SPDK_TGT=$SPDK_TGT SPDK_DD=$SPDK_DD"
 cd "$ROOT"
+"$ROOT/scripts/collection_link.sh"
 
 start=$SECONDS
 if [ "$MODE" = ci ]; then
     "$VENV/bin/python" -m pytest -p no:xdist "${REAL_CI_TESTS[@]}"
 else
-    "$VENV/bin/python" -m pytest -p no:xdist tests/integration
+    "$VENV/bin/python" -m pytest -p no:xdist tests/integration tests/emulator/test_host_io_tool.py tests/multihost
 fi
 echo "test_real: integration suites in $((SECONDS - start)) s"
 

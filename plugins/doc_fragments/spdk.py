@@ -18,6 +18,10 @@ options:
         or the URL of SPDK's C(rpc_http_proxy) (C(http://), C(https://), or C(http+unix://) followed by the
         proxy's socket path). The HTTP forms need the Python library C(requests)
         (C(http+unix://) also C(requests-unixsocket)) on that host; the other forms need no extra library.
+      - SPDK's JSON-RPC has no authentication and no encryption; anyone who reaches a C(host:port) listener
+        controls the target (deletes its lvstores, exports its replicas to itself). Use C(host:port) only on
+        loopback. To reach another node's target, use the socket the SSH RPC relay makes on this node
+        (M(spdk.storage.spdk_rpc_relay); the playbooks do this with C(spdk_rpc_relay=true)).
       - If not set, the environment variable E(SPDK_RPC_SOCKET) is used, then the default.
       - Set it once for a play with C(module_defaults) and the group C(group/spdk.storage.spdk).
     type: str

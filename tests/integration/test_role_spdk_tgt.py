@@ -418,3 +418,11 @@ def test_without_a_hugetlbfs_the_role_mounts_one_then_starts_the_target(node):
                                    **HUGEPAGES)
     assert changed == 0
     assert node.pid() == pid
+
+
+def test_an_rpc_listener_on_a_tcp_address_is_refused_before_anything_starts(node):
+    # SPDK's JSON-RPC has no authentication: the role never opens it on the network.
+    _ok, _changed, out = node.play(expect_failure=True, spdk_tgt_rpc_socket="0.0.0.0:5260")
+    assert "must be an absolute Unix socket path (got '0.0.0.0:5260')" in out
+    assert "SSH RPC relay" in out
+    assert not os.path.exists(node.pid_file)
