@@ -3,18 +3,18 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""SpdkModule: the shared connection options, the client, and the one place errors become fail_json.
+"""SpdkModule: the shared connection options, the client, and how a run ends.
 
     module = SpdkModule(argument_spec=..., supports_check_mode=True)
     client = module.client           # SpdkRpcClient from rpc_socket / rpc_timeout, check mode wired
     try:
         ...
-    except SpdkRpcError as err:
-        module.fail_rpc(err, hint="what the user should do")
+    except SpdkError as err:         # every refusal and RPC failure (spdk_errors)
+        err.fail(module, actions=...)
     module.exit_with(changed, diff={"before": ..., "after": ...}, disk=...)
 
-``module.run(fn)`` or the ``@spdk_main`` decorator on ``main()`` turn any exception that
-escapes (an RPC error or a bug) into fail_json with a clear message instead of a traceback.
+The ``@spdk_main`` decorator on ``main()`` turns any exception that escapes (an SpdkError or
+a bug) into fail_json with a clear message instead of a traceback.
 """
 
 from __future__ import annotations
@@ -24,16 +24,13 @@ import functools
 import socket
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
     DEFAULT_SOCKET,
     DEFAULT_TIMEOUT,
-    SpdkCapabilityError,
-    SpdkConnectionError,
-    SpdkMissingLibraryError,
     SpdkRpcClient,
-    SpdkRpcError,
 )
 
 SPDK_COMMON_ARGS = dict(
@@ -43,11 +40,6 @@ SPDK_COMMON_ARGS = dict(
     rpc_password=dict(type="str", no_log=True, fallback=(env_fallback, ["SPDK_RPC_PASSWORD"])),
     rpc_validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["SPDK_RPC_VALIDATE_CERTS"])),
 )
-
-# RPCs that open an NVMe-oF connection: SPDK reports every failure of theirs as -5.
-CONNECT_METHODS = frozenset((
-    "bdev_nvme_attach_controller", "bdev_nvme_start_discovery", "bdev_nvme_set_keys",
-))
 
 # One entry of the ``replicas`` list that spdk_engine, spdk_snapshot and spdk_replica_rebuild take
 # (documented once in the doc fragment spdk.storage.spdk.replicas).
@@ -93,55 +85,6 @@ def default_node_name(name=None):
     return name or socket.gethostname().split(".")[0]
 
 
-def explain_connect_failure(params=None):
-    """Why an NVMe-oF attach or connect answered -5, naming what the call asked for."""
-    params = params or {}
-    where = "%s:%s" % (params.get("traddr", "the target address"), params.get("trsvcid", "the port"))
-    subsystem = params.get("subnqn", "the subsystem")
-    host = params.get("hostnqn") or "this node's default host NQN"
-    return (
-        "SPDK answers -5 (Input/output error) for every failed NVMe-oF connect; the likely causes are: "
-        "%s does not allow the host %s (add it to the exporting replica's allowed_hosts); "
-        "a wrong or missing DH-CHAP key on either side; "
-        "nothing reachable listens on %s, or %s is not exported there "
-        "(target down, wrong address or port, firewall)" % (subsystem, host, where, subsystem))
-
-
-def default_hint(err):
-    """A generic next step for an SPDK error code, or None when nothing useful can be said."""
-    message = err.message or ""
-    if err.code == -5 and err.method in CONNECT_METHODS:
-        return explain_connect_failure(err.params)
-    if err.code == -32601:
-        return ("this spdk_tgt has no such RPC: it is older than the collection expects or was built "
-                "without that module")
-    if "spdk_json_decode_object failed" in message:
-        return "the target refused the parameters: this SPDK version expects other parameters for %s" % err.method
-    if err.is_exists():
-        return "an object with that name already exists on the target"
-    if err.is_no_device():
-        return "the object the call names does not exist on the target (or no longer)"
-    if err.code == -1 or "Operation not permitted" in message:
-        return "the bdev is in use: claimed by another bdev (an lvstore or a RAID) or already holding an lvstore"
-    if err.code == -16 or "busy" in message:
-        return "the object is busy; retry once the operation that holds it has finished"
-    if err.code == -28 or "No space left" in message:
-        return "the lvstore has not enough free clusters"
-    return None
-
-
-def describe_rpc_error(err, hint=None):
-    """One sentence for the user: what failed, SPDK's code and message, and what to do."""
-    if isinstance(err, (SpdkConnectionError, SpdkCapabilityError)):
-        text = str(err) if isinstance(err, SpdkConnectionError) else err.message
-    else:
-        text = "SPDK RPC %s failed with error %s (%s)" % (err.method, err.code, err.message)
-    advice = hint or (None if isinstance(err, (SpdkConnectionError, SpdkCapabilityError)) else default_hint(err))
-    if advice:
-        text = "%s%s %s" % (text.rstrip("."), "" if text.endswith("?") else ":", advice)
-    return text if text.endswith((".", "?", "!")) else text + "."
-
-
 class SpdkModule(AnsibleModule):
     """AnsibleModule with the shared SPDK connection options and an SpdkRpcClient."""
 
@@ -184,11 +127,8 @@ class SpdkModule(AnsibleModule):
         self.exit_json(**result)
 
     def fail_rpc(self, err, hint=None, **result):
-        """fail_json for an SpdkRpcError: method, SPDK code and message, and what to do."""
-        if isinstance(err, SpdkMissingLibraryError):
-            self.fail_json(msg=missing_required_lib(err.library), exception=err.import_traceback, **result)
-        result.update(rpc_method=err.method, rpc_error_code=err.code, rpc_error_message=err.message)
-        self.fail_json(msg=describe_rpc_error(err, hint), **result)
+        """fail_json for an SpdkError (an SpdkRpcError: method, SPDK code and message), and what to do."""
+        err.fail(self, hint=hint, **result)
 
     def fail_unexpected(self, exc):
         """fail_json for an exception nobody expected (a bug): a message, the traceback only in -vvv."""
@@ -232,8 +172,8 @@ class SpdkModule(AnsibleModule):
         """End the run for ``exc``; re-raises it if this run already ended (exit in tests)."""
         if self._finished:
             raise exc
-        if isinstance(exc, SpdkRpcError):
-            self.fail_rpc(exc)
+        if isinstance(exc, SpdkError):
+            exc.fail(self)
         self.fail_unexpected(exc)
 
 

@@ -44,7 +44,7 @@ import re
 import time
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import describe_rpc_error
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NULL_UUID, NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     NQN_PREFIX,
@@ -76,7 +76,7 @@ HEALTHY, DEGRADED, FAULTED, ABSENT = "healthy", "degraded", "faulted", "absent"
 Step = nvmf.Step
 
 
-class EngineRefusal(Exception):
+class EngineRefusal(SpdkError):
     """The request is valid but unsafe or impossible in the node's current state."""
 
 
@@ -447,7 +447,7 @@ def address_warnings(state, request):
 
 def describe_attach_error(err):
     """SPDK's answer to a failed attach, with the likely causes of a -5."""
-    return describe_rpc_error(err)
+    return err.describe()
 
 
 def _gone(err):
@@ -863,13 +863,16 @@ class KernelInitiator:
 # ---------------------------------------------------------------- one run
 
 
-class EngineRpcFailure(Exception):
-    """An RPC failed; ``hint`` says what it means for an engine (the module adds it to the message)."""
+class EngineRpcFailure(SpdkError):
+    """An RPC failed; ``hint`` says what it means for an engine. Reported as the SpdkRpcError ``err``
+    itself, with this hint."""
 
     def __init__(self, err, hint):
-        super(EngineRpcFailure, self).__init__(str(err))
+        super(EngineRpcFailure, self).__init__(str(err), method=err.method, code=err.code, hint=hint)
         self.err = err
-        self.hint = hint
+
+    def fail(self, module, hint=None, **result):
+        self.err.fail(module, hint=hint or self.hint, **result)
 
 
 SUPERBLOCK_CLASH_HINT = (

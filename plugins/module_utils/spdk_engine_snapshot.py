@@ -50,6 +50,7 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_superblock as sb
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_actions import RecordedSends
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     SpdkInputError,
@@ -69,15 +70,20 @@ TEMP_EXPORT_INFIX = "-revert-"
 ZEROING_WHY = "Write Zeroes to %s (clears the old RAID superblock the snapshot carried)"
 
 
-class EngineSnapshotRefusal(Exception):
+class EngineSnapshotRefusal(SpdkError):
     """Refused before any change (bad state, missing snapshot, unreachable replica...)."""
 
 
-class ReplicaFailed(Exception):
-    """An RPC on one replica failed after changes began; names the replica."""
+class ReplicaFailed(SpdkError):
+    """An RPC on one replica failed after changes began; names the replica, and the RPC's method, code and
+    message when ``err`` is an SpdkRpcError."""
 
     def __init__(self, replica, err, what):
-        super(ReplicaFailed, self).__init__("%s on replica %s failed: %s" % (what, replica, err))
+        rpc = isinstance(err, SpdkRpcError)
+        extra = dict(rpc_error_message=err.message) if rpc else {}
+        super(ReplicaFailed, self).__init__("%s on replica %s failed: %s" % (what, replica, err),
+                                            method=err.method if rpc else None, code=err.code if rpc else None,
+                                            **extra)
         self.replica = replica
         self.err = err
         self.what = what

@@ -31,6 +31,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+
 MAX_LVOL_NAME = 63
 """SPDK's lvol and lvstore name limit (SPDK_LVOL_NAME_MAX - 1)."""
 
@@ -57,8 +59,8 @@ _BINARY_UNITS = {
 _HUMAN_UNITS = (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
 
 
-class SpdkInputError(ValueError):
-    """A user-supplied name or size that the collection refuses before any RPC."""
+class SpdkInputError(SpdkError, ValueError):
+    """A user-supplied name or size that the collection refuses before any RPC (still a ValueError)."""
 
 
 def validate_lvol_name(kind, name):

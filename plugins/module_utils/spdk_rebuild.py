@@ -54,6 +54,7 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as n
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_superblock as sb
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_actions import RecordedSends
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     MAX_LVOL_NAME,
@@ -91,7 +92,7 @@ COPY_ERROR_HINTS = {                # what bdev_lvol_check_shallow_copy's error 
 }
 
 
-class RebuildError(Exception):
+class RebuildError(SpdkError):
     """Refused or failed; the message says why and what to do. Nothing beyond ``actions`` changed."""
 
 

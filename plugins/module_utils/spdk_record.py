@@ -48,6 +48,8 @@ try:
 except ImportError:  # pragma: no cover - not a POSIX system
     fcntl = None
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+
 RECORD_FORMAT = "spdk.storage/node-record"
 RECORD_VERSION = 1
 DEFAULT_RECORD_DIR = "/var/lib/spdk-storage"
@@ -57,7 +59,7 @@ SECTIONS = ("engines", "exposures", "snapshots")
 _NODE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 
 
-class RecordError(Exception):
+class RecordError(SpdkError):
     """The record cannot be read or written; the message says which file and why."""
 
 

@@ -35,6 +35,7 @@ import signal
 import subprocess
 import time
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import DEFAULT_SOCKET
 
 DEFAULT_PEER_DIR = "/run/spdk-storage/peers"
@@ -90,15 +91,17 @@ ARGUMENT_SPEC = dict(
 REQUIRED_IF = [("state", "present", ("nodes",))]
 
 
-class RelayError(Exception):
-    """A failure to report with fail_json: the message plus node, ssh argv and ssh's stderr."""
+class RelayError(SpdkError):
+    """A failure to report with fail_json: the message plus node, ssh argv and ssh's stderr (``details``)."""
 
     def __init__(self, msg, node=None, argv=None, stderr=None, unreachable=False):
-        super(RelayError, self).__init__(msg)
-        self.msg = msg
+        super(RelayError, self).__init__(msg, **dict((key, value) for key, value in (
+            ("node", node), ("ssh_argv", argv), ("ssh_stderr", stderr)) if value is not None))
         self.unreachable = unreachable      # ssh could not connect (allow_unreachable makes it a warning)
-        self.details = dict((key, value) for key, value in
-                            (("node", node), ("ssh_argv", argv), ("ssh_stderr", stderr)) if value is not None)
+
+    @property
+    def details(self):
+        return self.result
 
 
 def last_line(text):

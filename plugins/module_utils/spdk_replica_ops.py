@@ -36,6 +36,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import (
     Exposure,
     NodeState,
@@ -59,7 +60,7 @@ DEFAULT_CLEAR_METHOD = "write_zeroes"
 REPLICA_MODEL = "spdk.storage replica"
 
 
-class SpdkRefusal(Exception):
+class SpdkRefusal(SpdkError):
     """The request is valid but unsafe or impossible in the node's current state.
 
     Raised while planning, so nothing has been changed when it is reported.

@@ -21,6 +21,8 @@ import re
 import socket
 import time
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError, default_hint, with_hint
+
 DEFAULT_SOCKET = "/var/tmp/spdk.sock"
 DEFAULT_TIMEOUT = 60.0
 REDACTED = "********"
@@ -77,17 +79,17 @@ _RETRY_ERRNOS = frozenset((errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN))
 RpcCall = collections.namedtuple("RpcCall", ["method", "params", "mutating"])
 
 
-class SpdkRpcError(Exception):
+class SpdkRpcError(SpdkError):
     """An RPC failed: the target answered an error object, or the exchange failed.
 
-    ``params`` holds the call's parameters with secrets already redacted.
+    ``params`` holds the call's parameters with secrets already redacted. Reported with
+    ``rpc_method``, ``rpc_error_code`` and ``rpc_error_message``; without a ``hint`` the message
+    ends with the generic one for SPDK's code (spdk_errors.default_hint).
     """
 
-    def __init__(self, method, code=None, message="", params=None, data=None):
-        super(SpdkRpcError, self).__init__(method, code, message)
-        self.method = method
-        self.code = code
+    def __init__(self, method, code=None, message="", params=None, data=None, hint=None):
         self.message = message
+        super(SpdkRpcError, self).__init__(_rpc_text(method, code, message), method=method, code=code, hint=hint)
         self.params = params
         self.data = data
 
@@ -98,13 +100,30 @@ class SpdkRpcError(Exception):
         return self.code == -19 or "No such device" in (self.message or "")
 
     def __str__(self):
-        if self.code is None:
-            return "%s: %s" % (self.method, self.message)
-        return "%s failed: SPDK error %s (%s)" % (self.method, self.code, self.message)
+        return _rpc_text(self.method, self.code, self.message)
+
+    def describe(self, hint=None):
+        """One sentence for the user: what failed, SPDK's code and message, and what to do."""
+        text = "SPDK RPC %s failed with error %s (%s)" % (self.method, self.code, self.message)
+        return with_hint(text, hint or self.hint or default_hint(self))
+
+    def result_fields(self):
+        fields = super(SpdkRpcError, self).result_fields()
+        fields.update(rpc_method=self.method, rpc_error_code=self.code, rpc_error_message=self.message)
+        return fields
+
+
+def _rpc_text(method, code, message):
+    if code is None:
+        return "%s: %s" % (method, message)
+    return "%s failed: SPDK error %s (%s)" % (method, code, message)
 
 
 class SpdkConnectionError(SpdkRpcError):
     """No usable connection: socket absent or refused, timeout, EOF, broken stream."""
+
+    def describe(self, hint=None):
+        return with_hint(str(self), hint or self.hint)
 
 
 class SpdkUnreachableError(SpdkConnectionError):
@@ -122,6 +141,9 @@ class SpdkProtocolError(SpdkConnectionError):
 class SpdkCapabilityError(SpdkRpcError):
     """The target lacks an RPC that the requested operation needs."""
 
+    def describe(self, hint=None):
+        return with_hint(self.message, hint or self.hint)
+
 
 class SpdkMissingLibraryError(SpdkConnectionError):
     """An optional transport needs a Python library that is not installed."""
@@ -131,6 +153,12 @@ class SpdkMissingLibraryError(SpdkConnectionError):
             method, None, "the %s Python library is required for this rpc_socket" % library)
         self.library = library
         self.import_traceback = import_traceback
+
+    def fail(self, module, hint=None, **result):
+        """Ansible's usual message for a missing library, with the import traceback."""
+        # Imported here: the client itself needs nothing beyond the standard library.
+        from ansible.module_utils.basic import missing_required_lib  # pylint: disable=import-outside-toplevel
+        module.fail_json(msg=missing_required_lib(self.library), exception=self.import_traceback, **result)
 
 
 def redact(value, secret_params=SECRET_PARAMS):

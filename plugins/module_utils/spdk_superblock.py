@@ -23,12 +23,13 @@ import base64
 import struct
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 
 SEND_CMD_TIMEOUT_MS = 5000
 WRITE_ZEROES = 0x08
 
 
-class WriteZeroesFailed(Exception):
+class WriteZeroesFailed(SpdkError):
     """The command completed with an NVMe error status."""
 
 

@@ -235,6 +235,7 @@ import stat
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_model as model
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     SpdkInputError,
     human_size,
@@ -266,7 +267,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-class DiskRefusal(Exception):
+class DiskRefusal(SpdkError):
     """The module refuses the request as it stands; the message says why and what to do."""
 
 
@@ -604,6 +605,9 @@ RPC_HINTS = {
 
 
 def rpc_hint(err):
+    """What to do about a failed RPC of this module, better said than the generic hint; else None."""
+    if not isinstance(err, SpdkRpcError):
+        return None
     if err.method == "bdev_aio_create" and "decode" in (err.message or ""):
         return ("this SPDK does not accept the fallocate parameter of bdev_aio_create (an older release); "
                 "upgrade SPDK, or set fallocate: false and accept that freed clusters are not cleared")
@@ -617,8 +621,8 @@ def main():
     module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
         request = DiskRequest(module.params, target_is_local(module.params.get("rpc_socket")))
-    except SpdkInputError as exc:
-        module.fail_json(msg=str(exc))
+    except SpdkError as err:
+        err.fail(module)
     run = DiskRun(module, request)
     try:
         if request.state == "present":
@@ -626,10 +630,8 @@ def main():
         else:
             run.absent()
         disk = run.after()
-    except (DiskRefusal, SpdkInputError) as exc:
-        module.fail_json(msg=str(exc), actions=run.actions)
-    except SpdkRpcError as err:
-        module.fail_rpc(err, hint=rpc_hint(err))
+    except SpdkError as err:
+        err.fail(module, hint=rpc_hint(err), actions=run.actions)
     for warning in run.warnings:
         module.warn(warning)
     module.exit_with(changed=run.changed, diff={"before": run.before, "after": disk},

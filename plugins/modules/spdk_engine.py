@@ -278,8 +278,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     replicas_option,
     spdk_main,
 )
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -400,17 +399,9 @@ def main():
         required_if=[("state", "present", ["replicas"])],
     )
     try:
-        request = build_request(module.params)
-    except (SpdkInputError, rec.RecordError) as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        result = run(module, request)
-    except (SpdkInputError, em.EngineRefusal, rec.RecordError) as exc:
-        module.fail_json(msg=str(exc))
-    except em.EngineRpcFailure as exc:
-        module.fail_rpc(exc.err, hint=exc.hint)
-    except SpdkRpcError as err:
-        module.fail_rpc(err)
+        result = run(module, build_request(module.params))
+    except SpdkError as err:
+        err.fail(module)
     module.exit_with(**result)
 
 

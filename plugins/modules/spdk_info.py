@@ -188,6 +188,7 @@ version:
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_model as model
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_orphans
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
@@ -299,15 +300,12 @@ def main():
     parts = parts_for(gather)
     try:
         state, warnings = read_node(module.client, parts)
-    except SpdkRpcError as err:
-        module.fail_rpc(err)
-    info = gather_info(state, gather, module.params["disk"])
-    if "orphans" in gather:
-        try:
+        info = gather_info(state, gather, module.params["disk"])
+        if "orphans" in gather:
             info["orphans"], more = gather_orphans(module.client, state, module.params["disk"])
-        except SpdkRpcError as err:
-            module.fail_rpc(err)
-        warnings += more
+            warnings += more
+    except SpdkError as err:
+        err.fail(module)
     for warning in warnings:
         module.warn(warning)
     module.exit_json(changed=False, **info)

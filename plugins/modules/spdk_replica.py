@@ -272,8 +272,7 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as n
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -361,19 +360,14 @@ def main():
     )
     try:
         request = build_request(module.params)
-    except SpdkInputError as exc:
-        module.fail_json(msg=str(exc))
-    client = module.client
-    try:
+        client = module.client
         plan = make_plan(client, request, engines_lookup(module.params))
         for warning in plan.warnings:
             module.warn(warning)
         ops.execute(client, plan)
         replica = result_view(client, request, plan, module.check_mode)
-    except (SpdkInputError, ops.SpdkRefusal) as exc:
-        module.fail_json(msg=str(exc))
-    except SpdkRpcError as err:
-        module.fail_rpc(err)
+    except SpdkError as err:
+        err.fail(module)
     module.exit_with(changed=plan.changed, diff=plan.diff(), replica=replica,
                      released_stray_raid=plan.released_stray_raid,
                      actions=[step.describe() for step in plan.steps])

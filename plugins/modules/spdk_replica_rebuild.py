@@ -304,8 +304,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     replicas_option,
     spdk_main,
 )
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 
 DESTINATION_OPTIONS = dict(
     replica=dict(type="str", required=True),
@@ -442,16 +441,13 @@ def main():
     module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
         request = build_request(module.params)
-    except SpdkInputError as exc:
-        module.fail_json(msg=str(exc))
+    except SpdkError as err:
+        err.fail(module)
     clients = Clients(module)
     try:
         result = run(module, request, clients)
-    except (SpdkInputError, rb.RebuildError, em.EngineRefusal, rec.RecordError) as exc:
-        module.fail_json(msg=str(exc), rpc_calls=sum(clients.counts().values()),
-                         rpc_calls_by_node=clients.counts())
-    except SpdkRpcError as err:
-        module.fail_rpc(err, rpc_calls=sum(clients.counts().values()), rpc_calls_by_node=clients.counts())
+    except SpdkError as err:
+        err.fail(module, rpc_calls=sum(clients.counts().values()), rpc_calls_by_node=clients.counts())
     finally:
         clients.close()
     counts = clients.counts()

@@ -267,6 +267,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_relay import (
     ARGUMENT_SPEC,
     REQUIRED_IF,
@@ -280,8 +281,8 @@ def main():
     relay = Relay(module.params, check_mode=module.check_mode)
     try:
         result = relay.apply()
-    except RelayError as err:
-        module.fail_json(msg=err.msg, relays=relay.relays, **err.details)
+    except SpdkError as err:        # a RelayError: node, ssh_argv and ssh_stderr as result fields
+        err.fail(module, relays=relay.relays)
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="spdk_rpc_relay stopped on an unexpected error (%s: %s). This is a bug in "
                              "spdk.storage: please report it with the output of -vvv." % (type(exc).__name__, exc),

@@ -283,8 +283,8 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     replicas_option,
     spdk_main,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str"),
@@ -304,7 +304,8 @@ ARGUMENT_SPEC = dict(
 
 
 class ReplicaSnapshot:
-    """Snapshot of one replica. An engine-level class with the same methods will sit next to it."""
+    """Snapshot of one replica; EngineSnapshot below does the same for every replica of an engine. main()
+    calls ``run()`` of either."""
 
     def __init__(self, params):
         if params["name"] is None:
@@ -332,6 +333,14 @@ class ReplicaSnapshot:
     @staticmethod
     def _view(replica, entries):
         return {"replica": replica.name, "disk": replica.disk, "snapshots": entries}
+
+    def run(self, module):
+        """Plan, execute, and the module's result."""
+        client = module.client
+        plan = self.plan(client)
+        ops.execute(client, plan)
+        return dict(self.result(client, plan, module.check_mode), changed=plan.changed, diff=plan.diff(),
+                    actions=[s.describe() for s in plan.steps])
 
     def result(self, client, plan, check_mode):
         """The tree after the run: predicted in check mode, read again after a change."""
@@ -384,11 +393,8 @@ class EngineSnapshot:
                     engine.listing()
                 else:
                     getattr(engine, {"present": "present", "absent": "absent", "reverted": "reverted"}[request.state])()
-            except (es.EngineSnapshotRefusal, es.ReplicaFailed, SpdkInputError, ops.SpdkRefusal,
-                    rec.RecordError) as exc:
-                self._fail(engine, str(exc))
-            except SpdkRpcError as err:
-                self._fail(engine, str(err))
+            except SpdkError as err:
+                self._fail(engine, err)
             view = es.set_view(request, engine.views)
             before = engine.before
         finally:
@@ -400,14 +406,14 @@ class EngineSnapshot:
                     engine=view, actions=engine.actions, paused_seconds=engine.paused_seconds,
                     rpc_calls=engine.rpc_calls, rpc_calls_per_node=engine.rpc_calls_per_node())
 
-    def _fail(self, engine, msg):
+    def _fail(self, engine, err):
         views = es.set_view(self.request, engine.views) if all(v.node.state for v in engine.views) else None
         for warning in engine.warnings:
             self.module.warn(warning)
         engine.warnings = []
-        self.module.fail_json(msg=msg, engine=views, actions=engine.actions, rpc_calls=engine.rpc_calls,
-                              rpc_calls_per_node=engine.rpc_calls_per_node(),
-                              failed_replicas=[v.spec.name for v in engine.views if v.mode == es.ERR])
+        err.fail(self.module, engine=views, actions=engine.actions, rpc_calls=engine.rpc_calls,
+                 rpc_calls_per_node=engine.rpc_calls_per_node(),
+                 failed_replicas=[v.spec.name for v in engine.views if v.mode == es.ERR])
 
     @staticmethod
     def _close(engine):
@@ -420,26 +426,14 @@ class EngineSnapshot:
 def main():
     module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                         mutually_exclusive=[("replica", "engine")], required_one_of=[("replica", "engine")])
-    if module.params["engine"] is not None:
-        try:
-            target = EngineSnapshot(module)
-        except (SpdkInputError, rec.RecordError) as exc:
-            module.fail_json(msg=str(exc))
-        module.exit_with(**target.run())
     try:
-        target = ReplicaSnapshot(module.params)
-    except SpdkInputError as exc:
-        module.fail_json(msg=str(exc))
-    client = module.client
-    try:
-        plan = target.plan(client)
-        ops.execute(client, plan)
-        result = target.result(client, plan, module.check_mode)
-    except (SpdkInputError, ops.SpdkRefusal) as exc:
-        module.fail_json(msg=str(exc))
-    except SpdkRpcError as err:
-        module.fail_rpc(err)
-    module.exit_with(changed=plan.changed, diff=plan.diff(), actions=[s.describe() for s in plan.steps], **result)
+        if module.params["engine"] is not None:
+            result = EngineSnapshot(module).run()    # fails by itself with what the engine run did
+        else:
+            result = ReplicaSnapshot(module.params).run(module)
+    except SpdkError as err:
+        err.fail(module)
+    module.exit_with(**result)
 
 
 if __name__ == "__main__":

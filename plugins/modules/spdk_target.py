@@ -233,6 +233,8 @@ raid_options:
 import time
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
     SpdkConnectionError,
     SpdkRpcError,
@@ -254,7 +256,7 @@ RESTART_HINT = ("Restart the target to apply this before anything else happens "
                 "(role spdk.storage.spdk_tgt with spdk_tgt_state=restarted).")
 
 
-class TargetConfigError(Exception):
+class TargetConfigError(SpdkError):
     """A wanted setting that SPDK cannot reach on this running target."""
 
 
@@ -357,26 +359,26 @@ def wait_for_target(client, timeout, want_config, want_transports, clock=time.mo
 
 
 def check_resiliency(options):
-    """Raise ValueError unless the three timeouts fit together the way SPDK checks them."""
+    """Raise SpdkInputError (a ValueError) unless the three timeouts fit together the way SPDK checks them."""
     loss = options.get("ctrlr_loss_timeout_sec", 0)
     delay = options.get("reconnect_delay_sec", 0)
     fail = options.get("fast_io_fail_timeout_sec", 0)
     values = "ctrlr_loss_timeout_sec=%s, reconnect_delay_sec=%s, fast_io_fail_timeout_sec=%s" % (loss, delay, fail)
     if loss < -1:
-        raise ValueError("ctrlr_loss_timeout_sec must be -1 (reconnect forever) or at least 0 (%s)" % values)
+        raise SpdkInputError("ctrlr_loss_timeout_sec must be -1 (reconnect forever) or at least 0 (%s)" % values)
     if loss == 0:
         if delay != 0 or fail != 0:
-            raise ValueError("with ctrlr_loss_timeout_sec=0 SPDK needs reconnect_delay_sec and "
-                             "fast_io_fail_timeout_sec to be 0 too (%s)" % values)
+            raise SpdkInputError("with ctrlr_loss_timeout_sec=0 SPDK needs reconnect_delay_sec and "
+                                 "fast_io_fail_timeout_sec to be 0 too (%s)" % values)
         return
     if delay <= 0:
-        raise ValueError("reconnect_delay_sec must be at least 1 when ctrlr_loss_timeout_sec is not 0 (%s)" % values)
+        raise SpdkInputError("reconnect_delay_sec must be at least 1 when ctrlr_loss_timeout_sec is not 0 (%s)" % values)
     if loss != -1 and delay > loss:
-        raise ValueError("reconnect_delay_sec may not exceed ctrlr_loss_timeout_sec (%s)" % values)
+        raise SpdkInputError("reconnect_delay_sec may not exceed ctrlr_loss_timeout_sec (%s)" % values)
     if fail != 0 and loss != -1 and fail > loss:
-        raise ValueError("fast_io_fail_timeout_sec may not exceed ctrlr_loss_timeout_sec (%s)" % values)
+        raise SpdkInputError("fast_io_fail_timeout_sec may not exceed ctrlr_loss_timeout_sec (%s)" % values)
     if fail != 0 and fail < delay:
-        raise ValueError("fast_io_fail_timeout_sec may not be less than reconnect_delay_sec (%s)" % values)
+        raise SpdkInputError("fast_io_fail_timeout_sec may not be less than reconnect_delay_sec (%s)" % values)
 
 
 def requested_options(params):
@@ -452,13 +454,13 @@ def plan_auto_examine(plan, wanted, state):
 
 
 def check_raid_options(options):
-    """Raise ValueError for values SPDK would refuse (-22 for a zero window) or that make no sense."""
+    """Raise SpdkInputError (a ValueError) for values SPDK would refuse (-22 for a zero window) or that make no sense."""
     if options.get("process_max_bandwidth_mb_sec", 0) < 0:
-        raise ValueError("raid_options.process_max_bandwidth_mb_sec must be 0 (unlimited) or more MB/s, got %s"
-                         % options["process_max_bandwidth_mb_sec"])
+        raise SpdkInputError("raid_options.process_max_bandwidth_mb_sec must be 0 (unlimited) or more MB/s, got %s"
+                             % options["process_max_bandwidth_mb_sec"])
     if options.get("process_window_size_kb", 1) < 1:
-        raise ValueError("raid_options.process_window_size_kb must be at least 1 KiB, got %s"
-                         % options["process_window_size_kb"])
+        raise SpdkInputError("raid_options.process_window_size_kb must be at least 1 KiB, got %s"
+                             % options["process_window_size_kb"])
 
 
 def plan_raid(plan, wanted, state):
@@ -596,10 +598,8 @@ def main():
         final = state
         if plan.changed and not module.check_mode:
             final = read_target(client, want_config, params["nvmf_tcp"])
-    except (ValueError, TargetConfigError) as exc:
-        module.fail_json(msg=str(exc))
-    except SpdkRpcError as err:
-        module.fail_rpc(err, hint=hint_for(err))
+    except SpdkError as err:
+        err.fail(module, hint=hint_for(err))
     after = snapshot(final, params) if final is not state else expected(state, params)
     module.exit_with(
         changed=plan.changed,

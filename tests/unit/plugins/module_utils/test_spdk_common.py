@@ -16,10 +16,10 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     SPDK_COMMON_ARGS,
     SpdkModule,
     default_node_name,
-    explain_connect_failure,
     replicas_option,
     spdk_main,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import explain_connect_failure
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
     SpdkCapabilityError,
     SpdkConnectionError,

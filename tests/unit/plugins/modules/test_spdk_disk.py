@@ -6,7 +6,7 @@ file of the test, and names follow the collection's rule (lvstore name = disk na
 import pytest
 
 import replica_scenarios as sc
-from expected_calls import answer, expect, reads, result, run_module
+from expected_calls import answer, error, expect, reads, result, run_module
 
 pytest.importorskip("ansible_collections.spdk.storage.plugins.module_utils.spdk_common",
                     reason="SpdkModule (spdk_common.py) has not landed yet")
@@ -399,3 +399,16 @@ def test_an_answer_the_module_cannot_understand_fails_without_a_traceback(disk_f
     assert outcome.failed
     assert "unexpected error" in outcome.msg and "KeyError" in outcome.msg
     assert outcome.mutating == []
+
+
+def test_a_failed_rpc_reports_the_actions_already_taken(disk_file):
+    """An RPC failure returns ``actions`` as a refusal does: the aio attach, then the lvstore create that failed."""
+    calls = create_calls(disk_file)[:5]
+    calls[-1] = expect("bdev_lvol_create_lvstore", {"bdev_name": "disk1d", "lvs_name": "disk1d",
+                                                    "cluster_sz": 1048576, "clear_method": "unmap"},
+                       error(-28, "No space left on device"))
+    outcome = run_module(spdk_disk, {"name": "disk1d", "path": disk_file}, calls)
+    assert outcome.failed
+    assert (outcome.result["rpc_method"], outcome.result["rpc_error_code"]) == ("bdev_lvol_create_lvstore", -28)
+    assert "check that the device is large enough for the cluster size" in outcome.msg
+    assert [a["method"] for a in outcome.result["actions"]] == ["bdev_aio_create", "bdev_lvol_create_lvstore"]

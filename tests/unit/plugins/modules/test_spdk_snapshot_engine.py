@@ -11,7 +11,7 @@ import json
 
 import engine_snapshot_scenarios as sc
 import pytest
-from expected_calls import answer, expect, reads, result
+from expected_calls import answer, error, expect, reads, result
 
 from ansible_collections.spdk.storage.plugins.modules import spdk_snapshot
 
@@ -164,3 +164,34 @@ def test_replica_and_engine_together_are_refused_before_any_rpc(args):
 def test_reverted_is_refused_for_a_replica(args):
     outcome, wire = sc.run_module(spdk_snapshot, {"replica": "vol-r0", "name": "s2", "state": "reverted"}, {sc.E: []})
     assert outcome.failed and "give engine instead of replica" in outcome.msg
+
+
+def test_a_failed_replica_snapshot_reports_the_rpc_method_and_code_and_rolls_back(args):
+    """The engine path reports a failed RPC like every other module: rpc_method, rpc_error_code and
+    rpc_error_message next to the message naming the replica."""
+    before = sc.nodes(snapshots=(("s1",),) * 3)
+    scripts = create_scripts(before, before)
+    scripts[sc.N2] = [node_reads(before, sc.N2),
+                      expect("bdev_lvol_snapshot", {"lvol_name": "disk2/vol-r2", "snapshot_name": "vol-r2-snap-s2"},
+                             error(-17, "File exists"))]   # what SPDK answers for a name already taken
+    scripts[sc.E][-1] = expect("bdev_lvol_delete", {"name": "disk0/vol-r0-snap-s2"}, result(True))
+    scripts[sc.N1][-1] = expect("bdev_lvol_delete", {"name": "disk1/vol-r1-snap-s2"}, result(True))
+    outcome, _wire = sc.run_module(spdk_snapshot, args, scripts)
+    assert outcome.failed
+    assert "snapshot on replica vol-r2 failed: bdev_lvol_snapshot failed: SPDK error -17 (File exists)" in outcome.msg
+    assert (outcome.result["rpc_method"], outcome.result["rpc_error_code"], outcome.result["rpc_error_message"]) == (
+        "bdev_lvol_snapshot", -17, "File exists")
+    assert outcome.result["failed_replicas"] == ["vol-r2"]
+    assert [a["method"] for a in outcome.result["actions"]][-2:] == ["bdev_lvol_delete", "bdev_lvol_delete"]
+
+
+def test_an_rpc_failing_outside_a_replica_step_is_described_like_in_every_module(args):
+    nodes = sc.nodes(snapshots=(("s1",),) * 3)
+    scripts = reads_only(nodes)
+    scripts[sc.E] += [sc.raids(), expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN},
+                                         error(-19, "No such device"))]
+    outcome, _wire = sc.run_module(spdk_snapshot, args, scripts)
+    assert outcome.failed
+    assert outcome.msg.startswith("SPDK RPC nvmf_subsystem_get_listeners failed with error -19 (No such device): ")
+    assert (outcome.result["rpc_method"], outcome.result["rpc_error_code"]) == ("nvmf_subsystem_get_listeners", -19)
+    assert outcome.result["actions"] == [] and outcome.result["failed_replicas"] == []
