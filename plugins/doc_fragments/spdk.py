@@ -116,21 +116,3 @@ options:
             M(spdk.storage.spdk_engine) keeps it in the node record for them.
         type: str
 """
-
-    # Use together with ATTRIBUTES in modules that only read (spdk_info).
-    INFO_MODULE = r"""
-options: {}
-attributes:
-  check_mode:
-    support: full
-    details:
-      - This action does not modify state.
-  diff_mode:
-    support: N/A
-    details:
-      - This action does not modify state.
-  idempotent:
-    support: full
-    details:
-      - This action does not modify state.
-"""

@@ -154,20 +154,6 @@ class SpdkModule(AnsibleModule):
 
     # -- guarded execution ------------------------------------------------------------
 
-    def run(self, fn, *args, **kwargs):
-        """Call ``fn(*args, **kwargs)``; a returned dict is the result (it must hold ``changed``).
-
-        An SpdkRpcError becomes fail_rpc, any other exception fail_unexpected.
-        """
-        try:
-            result = fn(*args, **kwargs)
-        except Exception as exc:  # pylint: disable=broad-except
-            self.handle_exception(exc)
-            raise  # reached only when a test double's fail_json returns
-        if isinstance(result, dict):
-            self.exit_json(**result)
-        self.fail_json(msg="internal error: %r returned neither a result nor exited" % getattr(fn, "__name__", fn))
-
     def handle_exception(self, exc):
         """End the run for ``exc``; re-raises it if this run already ended (exit in tests)."""
         if self._finished:

@@ -125,10 +125,6 @@ class NodeRecord:
     def remove_exposure(self, nqn):
         return self.exposures.pop(nqn, None) is not None
 
-    def recorded_ports(self):
-        """{port: nqn} of every recorded exposure, to keep port choices stable."""
-        return {entry["port"]: nqn for nqn, entry in self.exposures.items() if entry.get("port") is not None}
-
     # --- snapshots -------------------------------------------------------------
     def snapshots_of(self, owner):
         return copy.deepcopy(self.snapshots.get(owner, {}))

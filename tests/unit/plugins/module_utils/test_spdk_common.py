@@ -19,7 +19,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     replicas_option,
     spdk_main,
 )
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import explain_connect_failure
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError, explain_connect_failure
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
     SpdkCapabilityError,
     SpdkConnectionError,
@@ -236,34 +236,40 @@ def test_secrets_stay_out_of_the_failure(monkeypatch):
 
 # -- guarded execution -------------------------------------------------------------------------
 
-def test_run_turns_a_returned_dict_into_the_result(monkeypatch):
-    scripted(monkeypatch, {"spdk_get_version": REAL["spdk_get_version"]["response"]["result"]})
-    module = make_module()
-    result = failure_of(lambda: module.run(lambda: {"changed": False, "version": module.client.version()["version"]}))
-    assert result == {"changed": False, "version": "SPDK v26.05 git sha1 d519b163cb", "rpc_calls": 1}
-
-
-def test_run_turns_an_rpc_error_into_fail_rpc():
-    module = make_module()
-
-    def body():
+def test_spdk_main_turns_an_escaped_rpc_error_into_fail_rpc():
+    @spdk_main
+    def main():
+        make_module()
         raise SpdkRpcError("bdev_lvol_resize", -19, "No such device")
-    result = failure_of(lambda: module.run(body))
+    result = failure_of(main)
     assert result["msg"].startswith("SPDK RPC bdev_lvol_resize failed with error -19 (No such device)")
+    assert (result["rpc_method"], result["rpc_error_code"]) == ("bdev_lvol_resize", -19)
 
 
-def test_run_turns_a_bug_into_a_clear_failure_without_traceback_in_the_message():
-    module = make_module()
-    result = failure_of(lambda: module.run(lambda: {}["replicas"]))
+def test_spdk_main_turns_an_escaped_refusal_into_its_message():
+    @spdk_main
+    def main():
+        make_module()
+        raise SpdkError("refused: nothing was changed", node="n1")
+    assert failure_of(main) == {"msg": "refused: nothing was changed", "node": "n1", "rpc_calls": 0, "failed": True}
+
+
+def test_spdk_main_turns_a_bug_into_a_clear_failure_without_traceback_in_the_message():
+    @spdk_main
+    def main():
+        make_module()
+        return {}["replicas"]
+    result = failure_of(main)
     assert "stopped on an unexpected error (KeyError: 'replicas')" in result["msg"]
     assert "Traceback" not in result["msg"]
     assert "KeyError" in result["exception"]  # shown by Ansible only with -vvv
 
 
-def test_run_lets_an_exit_inside_the_body_through():
-    module = make_module()
-    result = failure_of(lambda: module.run(lambda: module.exit_with(False, found=True)))
-    assert result == {"changed": False, "found": True, "rpc_calls": 0}
+def test_spdk_main_lets_an_exit_through():
+    @spdk_main
+    def main():
+        make_module().exit_with(False, found=True)
+    assert failure_of(main) == {"changed": False, "found": True, "rpc_calls": 0}
 
 
 def test_spdk_main_guards_a_whole_main_function():
