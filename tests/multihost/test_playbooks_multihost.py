@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 
@@ -131,6 +132,7 @@ def site(multihost):
     for node in multihost.nodes:
         node.run("test -f /run/spdk-storage/spdk_tgt.pid && kill -9 $(cat /run/spdk-storage/spdk_tgt.pid); "
                  "rm -rf /var/lib/spdk-storage/disks /var/lib/spdk-storage/record", check=False)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_1_create_volume_over_ssh_builds_the_engine_through_the_relay_and_a_second_run_changes_nothing(site):
