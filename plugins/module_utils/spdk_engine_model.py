@@ -8,14 +8,16 @@ An engine runs on its engine node. A local replica joins the RAID directly (its 
 (``bdev_nvme_attach_controller``), whose namespace bdev is ``<replica>n1``. The frontend is
 the NVMe-oF/TCP subsystem ``nqn.2026-01.io.spdk-storage:<engine>`` (docs/ENGINE.md).
 
-What real SPDK v26.05 answered (shared/spdk-transcripts) and how it shapes this file:
+What real SPDK v26.05 answered (recordings in tests/unit/fixtures/transcripts/ and
+tests/emulator/fixtures/) and how it shapes this file:
 
 * a controller attached with the default ``ctrlr_loss_timeout_sec`` 0 is never deleted, so a
   dead replica never leaves the RAID; every attach sets explicit loss / reconnect /
   fast-I/O-fail timeouts (more/nvme_reconnect R1: the member drops after the loss timeout);
 * every failed attach answers -5, so the failure names the likely causes (spdk_common);
 * the RAID always carries a superblock, which is the authority on which member is current
-  (more/ANSWERS.md D2): after a restart SPDK assembles the RAID from the members' superblocks,
+  (tests/emulator/fixtures/d2_raid_sb_restart_*.session.jsonl): after a restart SPDK assembles the
+  RAID from the members' superblocks,
   and attaching a member re-adds it by examine with a rebuild. So members are attached first,
   examine is awaited, and only then is the RAID planned: an existing RAID is adopted as it is,
   never created again over members its superblocks do not vouch for (D3: a re-created RAID
@@ -100,8 +102,9 @@ def parse_address(text, what="address"):
 def check_timeouts(ctrlr_loss, reconnect_delay, fast_io_fail):
     """Refuse what SPDK refuses (bdev_nvme_check_io_error_resiliency_params) and what never heals.
 
-    ``ctrlr_loss_timeout_sec`` 0 keeps a dead controller (and so a dead RAID member) forever
-    (more/ANSWERS.md, doc difference 1), so it is refused here.
+    ``ctrlr_loss_timeout_sec`` 0 keeps a dead controller (and so a dead RAID member) forever: SPDK
+    deletes a controller only once a non-zero loss timeout has passed
+    (tests/unit/fixtures/transcripts/more__nvme_reconnect.json), so it is refused here.
     """
     if ctrlr_loss == 0:
         raise SpdkInputError("ctrlr_loss_timeout_sec 0 never deletes a lost controller, so a dead replica would "

@@ -8,7 +8,8 @@ this node (``disk``) or on other nodes (``address``, reached for management thro
 ``rpc_socket``). An engine snapshot ``<name>`` is the lvol ``<replica>-snap-<name>`` on every
 replica, so all replicas keep identical snapshot sets (docs/ENGINE.md "Engine snapshots").
 
-What real SPDK v26.05 answered (shared/spdk-transcripts) and how it shapes this file:
+What real SPDK v26.05 answered (recordings in tests/unit/fixtures/transcripts/ and
+tests/emulator/fixtures/) and how it shapes this file:
 
 * replicas are snapshotted one after the other, so under host I/O the writes in flight land
   before one replica's snapshot and after another's (more/ana run1/run13: 2 of 10 pairs

@@ -5,16 +5,17 @@
 
 One ``client.batch`` fetches the raw answers (``fetch``), ``NodeState`` turns
 them into objects; nothing here mutates the target. Facts relied on (recorded
-from real SPDK v26.05, shared/spdk-transcripts):
+from real SPDK v26.05; recordings in tests/unit/fixtures/transcripts/ and tests/emulator/fixtures/):
 
 * an lvol's bdev name is its UUID and its alias ``<lvstore>/<lvol>``;
   ``bdev_get_bdevs`` carries everything an lvol needs (size, thin, allocation,
   ``base_snapshot`` parent, ``clones`` children, claim) under
-  ``driver_specific.lvol`` (more/introspection.jsonl L49-L53, L61);
+  ``driver_specific.lvol`` (tests/unit/fixtures/transcripts/more__introspection.json line 61);
 * ``bdev_lvol_get_lvstores`` gives name, uuid, base bdev, cluster counts;
 * ``nvmf_get_subsystems`` names a namespace's bdev by UUID;
 * ``bdev_raid_get_bdevs`` (``category`` required) names a member by alias at
-  creation but by UUID after examine-assembly (ANSWERS.md D2), so members are
+  creation but by UUID after examine-assembly
+  (tests/unit/fixtures/transcripts/more__d2_raid_sb_restart_clean_remove.json line 34), so members are
   matched on both.
 
 Both an NVMe-oF export and a RAID claim show as ``claimed: exclusive_write``,
@@ -139,7 +140,7 @@ def _lvol_alias(bdev):
 
 
 class Disk:
-    """An lvstore and the base bdev it lives on (DESIGN.md: disk UUID = lvstore UUID)."""
+    """An lvstore and the base bdev it lives on (a disk's UUID is its lvstore's UUID)."""
 
     def __init__(self, lvstore, base):
         self.name = lvstore["name"]

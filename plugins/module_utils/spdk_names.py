@@ -6,13 +6,14 @@
 Everything here is pure (no I/O) so it runs before any RPC: a bad name or size
 must fail the task before anything changes on the target.
 
-Names (DESIGN.md section 2):
+Names:
 
 * lvstore name = disk name; replica head lvol = ``<replica>``;
   replica snapshot lvol = ``<replica>-snap-<snapshot>``.
 * SPDK limits lvol and lvstore names to 63 characters, but ``bdev_lvol_rename``
   does not check and a longer name makes the whole lvstore unloadable after a
-  restart (more/ANSWERS.md B, lvol_ops L161-L186), so every name is checked here.
+  restart (recorded on SPDK v26.05: tests/emulator/fixtures/lvol_ops.session.jsonl, the
+  records from lvol_ops.jsonl:161-186), so every name is checked here.
 * Allowed characters ``[A-Za-z0-9_.-]``, no leading ``-`` or ``.``.
 * Replica names may not contain ``-snap-`` so a snapshot lvol name splits back
   into replica and snapshot unambiguously; the transient rebuild suffixes

@@ -7,9 +7,10 @@ Generic on purpose: "expose bdev B as subsystem NQN X on address:port, open to
 these host NQNs". spdk_replica exposes a replica head with it; spdk_engine will
 expose its RAID bdev (the volume frontend) with the same code.
 
-What SPDK answered (shared/spdk-transcripts) and how it shapes this file:
+What SPDK answered (recordings in tests/unit/fixtures/transcripts/ and tests/emulator/fixtures/)
+and how it shapes this file:
 - the TCP transport exists once per target; a second create answers -32603
-  "Transport type 'TCP' already exists" (step6 L21), which is a harmless race;
+  "Transport type 'TCP' already exists" (tests/unit/fixtures/transcripts/step6.json line 21), which is a harmless race;
 - ``nvmf_get_subsystems`` shows a namespace's bdev by UUID, never by alias
   (step2 L6), so the namespace is compared with the bdev's UUID;
 - adding a host twice, removing a host not on the list and an invalid host NQN

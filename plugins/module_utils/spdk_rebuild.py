@@ -5,8 +5,8 @@
 
 The run lives on the engine node (like spdk_engine); the source replica's node and the
 destination node are reached through their own ``rpc_socket``. docs/REBUILD.md explains the
-strategies; this file implements them. What real SPDK v26.05 answered
-(shared/spdk-transcripts) and how it shapes the code:
+strategies; this file implements them. What real SPDK v26.05 answered (recordings in
+tests/unit/fixtures/transcripts/ and tests/emulator/fixtures/) and how it shapes the code:
 
 * ``bdev_lvol_start_shallow_copy`` copies exactly the clusters a snapshot owns, whole, to the same
   offsets of any bdev (step4 L37-L39, more/d6): a destination lvol that starts with no cluster of
@@ -20,15 +20,18 @@ strategies; this file implements them. What real SPDK v26.05 answered
   below (or a new thin lvol for the root), then snapshotted under the same snapshot name
   (more/sbclone q3 L30-L38). ``bdev_lvol_snapshot`` turns the copied lvol into a clone of the new
   snapshot with no cluster of its own, which is exactly the next level's starting point. Nothing
-  is ever written into a thin lvol that has no parent and then re-parented, the D1 trap
-  (ANSWERS.md D1): shallow copies write whole clusters and the head is created as a clone;
+  is ever written into a thin lvol that has no parent and then re-parented (after a partial-cluster
+  write and ``bdev_lvol_set_parent`` it does not read the parent in the rest of that cluster,
+  tests/emulator/fixtures/d1_set_parent_thin_no_parent.session.jsonl): shallow copies write whole
+  clusters and the head is created as a clone;
 * every copied head and snapshot carries the old RAID's superblock at LBA 0, read through from the
   source. ``bdev_raid_create`` and ``bdev_raid_add_base_bdev`` refuse such a base (more/sendcmd
   L39) until LBA 0 is zeroed; the one RPC way is ``bdev_nvme_send_cmd`` Write Zeroes through an
   NVMe-oF controller attached to that head (L45), for a local head through a temporary export of it
   attached by the same node (L49-L53). It bypasses bdev claims, so it is only ever aimed at a head
   that no RAID uses;
-* ``bdev_raid_add_base_bdev`` always copies the whole volume (ANSWERS.md D4): the online strategy
+* ``bdev_raid_add_base_bdev`` always copies the whole volume
+  (tests/emulator/fixtures/d4_raid_add_base_rebuild_alloc.session.jsonl): the online strategy
   accepts that for the head and keeps ``process`` progress; ``bdev_raid_set_options
   process_max_bandwidth_mb_sec`` caps it (D4: 32 MB/s gave ~2 s for 64 MiB);
 * ``bdev_raid_delete`` with ``clear_sb`` zeroes the superblock of the members it holds, so after an

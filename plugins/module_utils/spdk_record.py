@@ -11,18 +11,25 @@ Path: ``<record_dir>/<node>.json``, ``record_dir`` defaulting to ``/var/lib/spdk
       "version": 1,
       "node": "node1",
       "updated": "2026-11-25T02:11:48Z",
-      "engines":   {"<engine>": {"replicas": [{"name": ..., "disk"|"address": ...}, ...],
-                                 "frontend": "nvmf", "nqn": ..., "listen_address": ..., "port": 4420,
-                                 "size": 67108864, "host_nqn": ...}},
-      "exposures": {"<nqn>": {"bdev": ..., "listen_address": ..., "port": 4421, "kind": "replica"}},
-      "snapshots": {"<engine or replica>": {"<snapshot>": {"kind": "user"|"system",
-                                                           "created": "2026-11-25T02:11:48Z"}}}
+      "engines":   {"<engine>": {"replicas": [{"name": ..., "disk": ...} or
+                                              {"name": ..., "address": ..., "nqn": ..., "rpc_socket": ...}, ...],
+                                 "frontend": "nvmf"|"none"|"blockdev", "nqn": ..., "size": 67108864,
+                                 "host_nqn": ..., "controller_timeouts": {...}, "frontend_port": 4420}},
+      "exposures": {"<nqn>": {"kind": "engine", "bdev": ..., "listen_address": ..., "port": 4420}},
+      "snapshots": {"<engine>": {"<snapshot>": {"kind": "user"|"system", "created": "2026-11-25T02:11:48Z",
+                                                "replicas": {"<replica>": "<snapshot lvol uuid>"},
+                                                "revert": {"state": "running"|..., "heads": {...}}}}}
     }
 
-It is a cache of intent: which replicas an engine should have, which ports were handed
-out, which snapshots a user asked for and when. It is never the authority on which
-replica holds current data - SPDK's RAID superblocks are (DESIGN.md section 1) - so a lost
-record loses no data, and modules re-create it from their options.
+Who writes what: spdk_engine the ``engines`` entry and the frontend's ``exposures`` entry;
+spdk_snapshot with ``engine`` the ``snapshots`` entries with the replicas' snapshot UUIDs and,
+during a revert, its ``revert`` marker; spdk_replica_rebuild the ``system`` snapshots.
+
+It is a cache of intent: which replicas an engine should have, which port its frontend was
+given, which snapshots were taken and when. It is never the authority on which replica holds
+current data - the superblocks SPDK writes on a RAID's members are: after a restart SPDK
+assembles the RAID from them by itself (tests/emulator/fixtures/d2_raid_sb_restart_*.session.jsonl)
+- so a lost record loses no data, and modules re-create it from their options.
 
 Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
 directory) and serialised by an flock on ``<path>.lock``, so a crash leaves either the old

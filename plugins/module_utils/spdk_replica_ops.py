@@ -9,10 +9,10 @@ NVMe-oF/TCP as subsystem ``nqn.2026-01.io.spdk-storage:<replica>``.
 
 Planning is pure (state in, steps out) so check mode runs the very same plan
 and only skips execution. Facts from real SPDK v26.05 that shape the plans
-(shared/spdk-transcripts):
+(recordings in tests/unit/fixtures/transcripts/ and tests/emulator/fixtures/):
 
 * never send a shrink: a refused shrink of a claimed lvol ("Device or resource
-  busy") still shrinks the blob on disk (step4 L96, ANSWERS.md); a smaller size
+  busy") still shrinks the blob on disk (step4 L96); a smaller size
   is refused here before any call;
 * an lvol's size is whole clusters: sizes are rounded up to the disk's cluster
   size before they are compared, so a second run with the same size is a no-op;
@@ -23,9 +23,10 @@ and only skips execution. Facts from real SPDK v26.05 that shape the plans
   uses a head is decided from RAIDs and connected hosts, never from the claim;
 * a restarted replica target examines its lvols and assembles a ``configuring``
   RAID around a head from the engine's superblock; that RAID claims the head, and
-  exporting it then fails with -32602 "Invalid parameters" (ANSWERS.md D2,
-  d2_*.jsonl L24/L27). ``bdev_raid_delete`` without ``clear_sb`` (SPDK's default
-  is false) frees the head and keeps its superblock (L28-L30), which the real
+  exporting it then fails with -32602 "Invalid parameters" (lines 24 and 27 of
+  tests/unit/fixtures/transcripts/more__d2_raid_sb_restart_clean_remove.json).
+  ``bdev_raid_delete`` without ``clear_sb`` (SPDK's default is false) frees the
+  head and keeps its superblock (L28-L30 of the same recording), which the real
   engine needs to know the replica is stale. Such a stray RAID is released
   before a step that needs the head; a RAID that serves I/O, or that this node's
   record names as one of its engines, is never touched.

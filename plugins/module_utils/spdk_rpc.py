@@ -28,7 +28,7 @@ DEFAULT_TIMEOUT = 60.0
 REDACTED = "********"
 
 # Methods that never change target state, taken from the full rpc_get_methods list of
-# SPDK v26.05 (shared/spdk-transcripts/more/introspection.jsonl). Anything not listed
+# SPDK v26.05 (tests/unit/fixtures/transcripts/more__introspection.json line 2). Anything not listed
 # counts as mutating, so an unknown method is never sent in check mode.
 READ_ONLY_METHODS = frozenset((
     "accel_crypto_keys_get", "accel_get_module_info", "accel_get_opc_assignments",

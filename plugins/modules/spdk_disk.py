@@ -23,7 +23,7 @@ description:
     again, so the node is left as it was, and fails.
   - The aio bdev is created with C(fallocate) so that it supports unmap and write-zeroes. Without
     it SPDK's default clear method erases nothing, and a new thin replica can show a deleted
-    replica's old bytes (spdk-transcripts more/ANSWERS.md, D1 cases C/D).
+    replica's old bytes.
   - O(state=absent) detaches the disk. The aio bdev is deleted, which unloads the lvstore without
     destroying it; its data stays on the device and O(state=present) imports it again. This is
     refused while a replica of the disk is exposed over NVMe-oF or is a member of a RAID, unless

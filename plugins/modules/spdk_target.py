@@ -246,7 +246,7 @@ NVME_OPTION_NAMES = (
     "keep_alive_timeout_ms", "transport_retry_count", "bdev_retry_count",
     "transport_ack_timeout", "timeout_us", "timeout_admin_us", "action_on_timeout",
 )
-# Values of a freshly started SPDK v26.05 (more/nvme_options.jsonl:8); used to validate a
+# Values of a freshly started SPDK v26.05 (tests/unit/fixtures/transcripts/more__nvme_options.json line 8); used to validate a
 # partial option set when the target is in its startup phase and cannot be read.
 NVME_RESILIENCY_DEFAULTS = {"ctrlr_loss_timeout_sec": 0, "reconnect_delay_sec": 0, "fast_io_fail_timeout_sec": 0}
 RAID_OPTION_NAMES = ("process_max_bandwidth_mb_sec", "process_window_size_kb")
@@ -511,7 +511,7 @@ def controller_names(client):
 
 
 def is_transport_exists(err):
-    # SPDK answers -32603 "Transport type 'TCP' already exists" (step6.jsonl:21).
+    # SPDK answers -32603 "Transport type 'TCP' already exists" (tests/unit/fixtures/transcripts/step6.json line 21).
     return "already exists" in (err.message or "")
 
 
