@@ -272,7 +272,6 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_relay import (
     ARGUMENT_SPEC,
     REQUIRED_IF,
     Relay,
-    RelayError,
 )
 
 
