@@ -55,6 +55,11 @@ def imported(playbook, **variables):
             "vars": variables}
 
 
+def snapshot_action(action, snapshot):
+    return imported("snapshot_volume.yml", spdk_volumes=[VOLUME], volume="mhvol", snapshot=snapshot,
+                    snapshot_action=action)
+
+
 def on_engine_node(name, tasks, volume=None):
     return {"name": name, "hosts": "node1", "gather_facts": False,
             "vars_files": [os.path.join(PLAYBOOKS, "vars", "conventions.yml")],
@@ -163,13 +168,10 @@ def test_1_create_volume_over_ssh_builds_the_engine_through_the_relay_and_a_seco
 
 def test_2_snapshots_are_taken_on_both_replicas_with_a_short_pause_deleted_and_reverted(site):
     plays = [
-        dict(imported("snapshot_volume.yml"), vars={"spdk_volumes": [VOLUME], "volume": "mhvol",
-                                                   "snapshot": "s1", "snapshot_action": "create"}),
+        snapshot_action("create", "s1"),
         on_engine_node("Keep the pause", [save(site.path("s1.json"), "spdk_snapshot_result")]),
-        dict(imported("snapshot_volume.yml"), vars={"spdk_volumes": [VOLUME], "volume": "mhvol",
-                                                   "snapshot": "s2", "snapshot_action": "create"}),
-        dict(imported("snapshot_volume.yml"), vars={"spdk_volumes": [VOLUME], "volume": "mhvol",
-                                                   "snapshot": "s2", "snapshot_action": "delete"}),
+        snapshot_action("create", "s2"),
+        snapshot_action("delete", "s2"),
         imported("create_volume.yml", spdk_volumes=[VOLUME]),
         on_engine_node("Write after the snapshot", [
             io_task("Overwrite 4 MiB", action="write", offset=2 * MIB, length=4 * MIB, seed="mh-b"),
@@ -184,10 +186,9 @@ def test_2_snapshots_are_taken_on_both_replicas_with_a_short_pause_deleted_and_r
     assert site.lvols("node2") == ["mhvol-node2", "mhvol-node2-snap-s1"]
     assert site.load("after.json") != site.load("written.json")
 
-    site.play([dict(imported("snapshot_volume.yml"), vars={"spdk_volumes": [VOLUME], "volume": "mhvol",
-                                                          "snapshot": "s1", "snapshot_action": "revert"}),
-               on_engine_node("Read the reverted volume", [read_volume(), save(site.path("reverted.json"),
-                                                                                "spdk_io_sha256")])])
+    site.play([snapshot_action("revert", "s1"),
+               on_engine_node("Read the reverted volume",
+                              [read_volume(), save(site.path("reverted.json"), "spdk_io_sha256")])])
     assert site.load("reverted.json") == site.load("written.json")
 
 
