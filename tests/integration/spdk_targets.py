@@ -79,7 +79,8 @@ class RpcRecorder(object):
     """A Unix-socket pass-through in front of a target's own socket that logs every request.
 
     The log has the emulator's format (one JSON line: time, method, params, mutating). Requests of a
-    method in ``delays`` are held that many seconds before they are passed on.
+    method in ``delays`` are held that many seconds before they are passed on, or, when the value is
+    a function, until it returns.
     """
 
     def __init__(self, front, back, log_path):
@@ -161,7 +162,9 @@ class RpcRecorder(object):
         if method is not None:
             self._log(method, request.get("params"))     # logged when asked, before any hold
         delay = self.delays.get(method, 0)
-        if delay:
+        if callable(delay):
+            delay()
+        elif delay:
             time.sleep(delay)
         upstream.sendall(raw.encode())
 
@@ -271,7 +274,8 @@ class TargetProcess(object):
             return [json.loads(line) for line in handle if line.strip()]
 
     def delay(self, method, seconds):
-        """Hold every ``method`` request ``seconds`` before the target gets it (0 clears it)."""
+        """Hold every ``method`` request ``seconds`` before the target gets it (0 clears it); ``seconds``
+        may be a function instead, that returns when the request may go on."""
         self.recorder.delays[method] = seconds
 
 

@@ -282,10 +282,17 @@ def test_without_the_pause_the_replicas_snapshots_differ_under_the_same_writer(v
     log = os.path.join(volume.workdir, "writer.jsonl")
     writer = start_writer(nqn, addr, port, log, "--offset", "0", "--length", str(DATA), "--queue-depth", "8",
                           "--timeout", "30")
-    # The third replica's node answers its snapshot half a second late, as a loaded node does: writes
-    # go on meanwhile. Without it, members snapshotted microseconds apart can come out equal.
+    # The third replica's node gets its snapshot only once the writer has confirmed new writes, as a
+    # loaded node answers late while writes go on: its snapshot then holds blocks the others' do not.
+    # A fixed delay is not enough: spdk_dd's writer lands a burst every few seconds, and members
+    # snapshotted in between come out equal.
     slow = volume.nodes[2]
-    slow.delay("bdev_lvol_snapshot", 0.5)
+
+    def after_new_writes():
+        before = completed_writes(log)
+        wait_for(lambda: completed_writes(log) > before, timeout=60)
+
+    slow.delay("bdev_lvol_snapshot", after_new_writes)
     differing = []
     try:
         assert wait_for(lambda: completed_writes(log) > 200), "the writer did not get going"
