@@ -116,3 +116,22 @@ options:
             M(spdk.storage.spdk_engine) keeps it in the node record for them.
         type: str
 """
+
+    # The wait options (plugins/module_utils/spdk_wait.py); a module sets its own defaults.
+    WAIT = r"""
+options:
+  wait:
+    description:
+      - Whether the module waits until the work it started is finished before it returns.
+      - What is waited for is described with the module.
+    type: bool
+  wait_timeout:
+    description:
+      - Seconds to wait at the most, from more than 0 up to one week (604800). The module fails once this
+        time has passed, and says what it was still waiting for.
+    type: float
+  wait_sleep:
+    description:
+      - Seconds between two polls of the target while waiting; more than 0 and at most O(wait_timeout).
+    type: float
+"""

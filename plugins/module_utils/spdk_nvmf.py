@@ -30,6 +30,7 @@ import ipaddress
 import re
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import MAX_NQN, SpdkInputError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import Step  # noqa: F401 (planners' steps)
 
 TRTYPE = "TCP"
 DEFAULT_PORT_RANGE = "4420-4499"
@@ -246,22 +247,6 @@ def choose_port(spec, current, subsystems):
 
 
 # ------------------------------------------------------------------- plans
-
-
-class Step:
-    """One planned RPC, with the sentence a user sees in the results."""
-
-    def __init__(self, method, params, why, tolerate=None):
-        self.method = method
-        self.params = params
-        self.why = why
-        self.tolerate = tolerate  # callable(SpdkRpcError) -> bool: an answer that means "already done"
-
-    def describe(self):
-        return {"method": self.method, "params": self.params, "why": self.why}
-
-    def __repr__(self):
-        return "Step(%s, %r)" % (self.method, self.params)
 
 
 def _transport_exists_error(err):

@@ -273,16 +273,21 @@ class JsonStreamDecoder(object):
         return value
 
 
+def split_host_port(text):
+    """(host, port) of ``host:port`` or ``[v6]:port``; None for anything else (a Unix socket path)."""
+    text = text.strip()
+    match = re.match(r"^\[([0-9A-Fa-f:.%\w]+)\]:(\d+)$", text) or re.match(r"^([^/:\[\]]+):(\d+)$", text)
+    if match:
+        return match.group(1), int(match.group(2))
+    return None
+
+
 def parse_address(address):
     """Return (family, sockaddr) for a Unix path, ``host:port`` or ``[v6]:port``."""
-    address = address.strip()
-    match = re.match(r"^\[([0-9A-Fa-f:.%\w]+)\]:(\d+)$", address)
-    if match:
-        return socket.AF_INET6, (match.group(1), int(match.group(2)))
-    match = re.match(r"^([^/:\[\]]+):(\d+)$", address)
-    if match:
-        return socket.AF_INET, (match.group(1), int(match.group(2)))
-    return socket.AF_UNIX, address
+    parts = split_host_port(address)
+    if parts is None:
+        return socket.AF_UNIX, address.strip()
+    return (socket.AF_INET6 if address.strip().startswith("[") else socket.AF_INET), parts
 
 
 def is_http_address(address):
