@@ -5,16 +5,20 @@
 
 """SpdkModule: the shared connection options, the client, and how a run ends.
 
-    module = SpdkModule(argument_spec=..., supports_check_mode=True)
-    client = module.client           # SpdkRpcClient from rpc_socket / rpc_timeout, check mode wired
-    try:
-        ...
-    except SpdkError as err:         # every refusal and RPC failure (spdk_errors)
-        err.fail(module, actions=...)
-    module.exit_with(changed, diff={"before": ..., "after": ...}, disk=...)
+Every module's ``main()`` reads the same; ``run(module)`` (in the module) turns the options into a
+request, lets module_utils plan and apply it, and returns the result::
 
-The ``@spdk_main`` decorator on ``main()`` turns any exception that escapes (an SpdkError or
-a bug) into fail_json with a clear message instead of a traceback.
+    def main():
+        module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+        try:
+            result = run(module)
+        except SpdkError as err:     # every refusal and RPC failure (spdk_errors); it carries the
+            err.fail(module)         # actions sent before it (StepRecorder.reporting)
+        module.exit_with(**result)
+
+``module.client`` is an SpdkRpcClient from rpc_socket / rpc_timeout with check mode wired in. The
+``@spdk_main`` decorator on ``main()`` turns any exception that escapes (a bug) into fail_json with
+a clear message instead of a traceback.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ action of the module's result and sends it. In check mode the client answers a m
 with None without sending it, so planning, recording and reporting are the same in both modes::
 
     recorder = StepRecorder(check_mode=module.check_mode)
-    recorder.run(node, planner.steps())       # node: anything with ``client`` (and ``label``)
+    with recorder.reporting():                # a failure reports the actions sent before it
+        recorder.run(node, planner.steps())   # node: anything with ``client`` (and ``label``)
     module.exit_with(recorder.changed, actions=recorder.actions)
 
 A run over several nodes records ``node`` (the node's label) in each action; a single-node run
@@ -21,6 +22,10 @@ passes nodes without a label and its actions are ``{"method", "params", "why"}``
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import contextlib
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 
 
 class Step:
@@ -49,6 +54,15 @@ class StepRecorder:
     @property
     def changed(self):
         return bool(self.actions)
+
+    @contextlib.contextmanager
+    def reporting(self):
+        """An SpdkError raised inside carries the actions sent so far (a failed run reports them)."""
+        try:
+            yield self
+        except SpdkError as err:
+            err.result.setdefault("actions", self.actions)
+            raise
 
     def record(self, step, node=None):
         action = step.describe()

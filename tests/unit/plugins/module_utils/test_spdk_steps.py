@@ -7,6 +7,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import ClientNode, Step, StepRecorder
 
@@ -71,3 +72,12 @@ def test_any_other_error_is_raised_after_being_recorded():
 
 def test_nothing_recorded_means_nothing_changed():
     assert not StepRecorder(check_mode=True).changed
+
+
+def test_a_failure_reports_the_actions_sent_before_it():
+    recorder, node = StepRecorder(), Node("engine node", "ok")
+    with pytest.raises(SpdkError) as caught:
+        with recorder.reporting():
+            recorder.call(node, "bdev_raid_delete", {"name": "vol1"}, "drop the RAID")
+            raise SpdkError("the next step was refused")
+    assert [a["method"] for a in caught.value.result["actions"]] == ["bdev_raid_delete"]
