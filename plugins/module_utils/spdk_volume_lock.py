@@ -1,0 +1,268 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) spdk.storage contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""VolumeLock: one operation per volume at a time, for every runner that reaches the engine node.
+
+The lock is an object on the engine node's own target, so every controller, process and rulebook
+that can change the volume sees it: an NVMe-oF subsystem ``nqn.2026-01.io.spdk-storage:lock:<volume>``
+with no listener and no namespace (nothing can connect to it, nothing is exported).
+
+* **Taking it** is ``nvmf_create_subsystem``: the target creates a subsystem only when none has that
+  NQN, and answers -32603 "Unable to create subsystem <nqn>" otherwise, so of two runners exactly one
+  gets it. Its ``serial_number`` holds the holder's random token and the lease's first end
+  (``SL<token:8 hex><epoch:10>``), its ``model_number`` who holds it (host, process, operation).
+* **Renewing** it adds an allowed host ``...:lease:<token>:<epoch>``; the lease ends at the latest
+  such epoch (or the serial's). A long operation renews while it waits.
+* **A stale lease** (ended more than ``grace`` seconds ago: its holder died or lost its network) is
+  taken over in steps: add host ``...:takeover:<token>``, which the target accepts once only (a
+  second add of the same host answers -32603), so one runner wins; the winner reads the lock again
+  and, if it still carries the stale token, deletes it and takes the lock like anyone else (a
+  runner that finds a new token there removes its takeover host and waits). A holder that renews
+  and finds that host has lost the lock and stops. The one window left: a stale holder that
+  releases in the same milliseconds as its lease is taken over lets a third runner's fresh lock be
+  deleted; holders renew well before their lease ends, so a live holder never goes stale.
+* **Releasing** is ``nvmf_delete_subsystem``, by the holder only.
+
+Both answers (-32603 for a second subsystem with the same NQN and for a second add of the same
+host) are in tests/emulator/fixtures/rpc_py_real.jsonl (case ``duplicate`` of the nvmf phase),
+recorded from SPDK v26.05. The lease uses the runners' wall clocks: controllers must keep their
+clocks in step (NTP); ``grace`` covers the difference.
+
+The lock lives in the target's memory: a restart of the engine node's target drops it, together
+with whatever operation it guarded (the operation's journal says what to finish).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import binascii
+import os
+import re
+import socket
+import time
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX, validate_lvol_name
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
+
+LOCK_NQN_PREFIX = NQN_PREFIX + "lock:"
+LEASE_HOST_PREFIX = NQN_PREFIX + "lease:"
+TAKEOVER_HOST_PREFIX = NQN_PREFIX + "takeover:"
+DEFAULT_LEASE_TIME = 60.0
+DEFAULT_GRACE = 10.0
+MODEL_MAX = 40
+_SERIAL_RE = re.compile(r"^SL([0-9a-f]{8})(\d{10})$")
+_LEASE_RE = re.compile(r"^" + re.escape(LEASE_HOST_PREFIX) + r"([0-9a-f]{8}):(\d{10})$")
+
+
+class VolumeLocked(SpdkError):
+    """Another runner holds the volume's lock and its lease has not ended."""
+
+
+class LockLost(SpdkError):
+    """This run's lease ended and another runner took the lock over: it must stop changing the volume."""
+
+
+def lock_nqn(volume):
+    return LOCK_NQN_PREFIX + validate_lvol_name("engine", volume)
+
+
+def is_lock_nqn(nqn):
+    return str(nqn or "").startswith(LOCK_NQN_PREFIX)
+
+
+def new_token():
+    return binascii.hexlify(os.urandom(4)).decode("ascii")
+
+
+def default_holder(operation):
+    """``<host> pid <pid> <operation>``: what a waiting runner is told, cut to the model number's 40."""
+    text = "%s pid %d %s" % (socket.gethostname().split(".")[0], os.getpid(), operation)
+    return re.sub(r"[^ -~]", "?", text)[:MODEL_MAX]
+
+
+class Lease:
+    """A lock subsystem as the target lists it: who holds it, and until when."""
+
+    def __init__(self, volume, token, holder, ends, taken_over):
+        self.volume = volume
+        self.token = token
+        self.holder = holder
+        self.ends = ends
+        self.taken_over = taken_over     # tokens whose lease a runner is taking over
+
+    @classmethod
+    def from_subsystem(cls, volume, entry):
+        match = _SERIAL_RE.match(entry.get("serial_number") or "")
+        token, ends = (match.group(1), int(match.group(2))) if match else (None, 0)
+        taken_over = set()
+        for host in entry.get("hosts") or []:
+            nqn = host.get("nqn") or ""
+            lease = _LEASE_RE.match(nqn)
+            if lease and lease.group(1) == token:
+                ends = max(ends, int(lease.group(2)))
+            elif nqn.startswith(TAKEOVER_HOST_PREFIX):
+                taken_over.add(nqn[len(TAKEOVER_HOST_PREFIX):])
+        return cls(volume, token, entry.get("model_number") or "unknown", ends, taken_over)
+
+    def describe(self, now):
+        left = self.ends - now
+        when = "its lease ends in %ds" % left if left >= 0 else "its lease ended %ds ago" % -left
+        return "volume %s is locked by %s (%s)" % (self.volume, self.holder, when)
+
+
+class VolumeLock:
+    """The lock of ``volume`` on the engine node reached by ``client``.
+
+    ``with VolumeLock(client, "vol1", "snapshot").held(timeout=30): ...`` waits up to ``timeout``
+    seconds for a runner that holds it, takes over a stale lease, and releases it at the end.
+    """
+
+    def __init__(self, client, volume, operation, lease_time=DEFAULT_LEASE_TIME, grace=DEFAULT_GRACE,
+                 holder=None, token=None, clock=time.time, sleep=time.sleep, poll=1.0):
+        self.client = client
+        self.volume = volume
+        self.nqn = lock_nqn(volume)
+        self.lease_time = float(lease_time)
+        self.grace = float(grace)
+        self.holder = holder or default_holder(operation)
+        self.token = token or new_token()
+        self.clock = clock
+        self.sleep = sleep
+        self.poll = poll
+        self.owned = False
+        self.warning = None
+
+    # -- reading ----------------------------------------------------------------------------
+    def lease(self):
+        """The current Lease, or None when nobody holds the lock."""
+        try:
+            entries = self.client.call("nvmf_get_subsystems", {"nqn": self.nqn})
+        except SpdkRpcError as err:
+            if err.is_no_device():      # -19: no subsystem with that NQN
+                return None
+            raise
+        return Lease.from_subsystem(self.volume, entries[0]) if entries else None
+
+    # -- taking and giving back -------------------------------------------------------------
+    def acquire(self, timeout=0.0):
+        """Take the lock, waiting up to ``timeout`` seconds; VolumeLocked names the holder when it stays held."""
+        if getattr(self.client, "check_mode", False):
+            return self._foresee()
+        deadline = self.clock() + max(0.0, timeout)
+        while True:
+            if self._create():
+                return self
+            lease = self.lease()
+            if lease is None:
+                continue                  # released between the two calls: try again at once
+            now = self.clock()
+            if lease.token == self.token:
+                self.owned = True
+                return self
+            if now > lease.ends + self.grace and self._take_over(lease):
+                continue
+            if now + self.poll > deadline:
+                raise VolumeLocked(lease.describe(now), hint=(
+                    "wait for that operation to finish, or give lock_timeout to wait for it; a lease that "
+                    "ended over %ds ago is taken over by the next run" % self.grace))
+            self.sleep(self.poll)
+
+    def _foresee(self):
+        """Check mode takes nothing: it only says whether a real run would have to wait."""
+        lease = self.lease()
+        now = self.clock()
+        if lease is not None and now <= lease.ends + self.grace:
+            self.warning = lease.describe(now) + "; a real run would wait for it (lock_timeout) or fail"
+        return self
+
+    def renew(self):
+        """Extend the lease by ``lease_time``; LockLost when another runner took it over meanwhile."""
+        lease = self.lease()
+        if lease is None or lease.token != self.token or self.token in lease.taken_over:
+            self.owned = False
+            raise LockLost("the lock of volume %s was taken over by %s after this run's lease ended; this run "
+                           "stops changing the volume" % (self.volume, lease.holder if lease else "another run"))
+        ends = int(self.clock() + self.lease_time)
+        self.client.call("nvmf_subsystem_add_host", {"nqn": self.nqn, "host": "%s%s:%010d" % (
+            LEASE_HOST_PREFIX, self.token, ends)})
+
+    def release(self):
+        """Give the lock back (only when this run holds it)."""
+        if not self.owned:
+            return
+        self.owned = False
+        lease = self.lease()
+        if lease is not None and lease.token == self.token:
+            self._delete(tolerate_gone=True)
+
+    def held(self, timeout=0.0):
+        return _Held(self, timeout)
+
+    # -- steps ------------------------------------------------------------------------------
+    def _create(self):
+        ends = int(self.clock() + self.lease_time)
+        try:
+            self.client.call("nvmf_create_subsystem", {
+                "nqn": self.nqn, "serial_number": "SL%s%010d" % (self.token, ends),
+                "model_number": self.holder, "allow_any_host": False})
+        except SpdkRpcError as err:
+            if err.code == -32603:         # another runner's subsystem has that NQN
+                return False
+            raise
+        self.owned = True
+        return True
+
+    def _take_over(self, lease):
+        """Claim a stale lease and remove that lock; True when this run did (it then takes the lock anew)."""
+        if not self._claim(lease):
+            return False
+        now = self.lease()
+        if now is None or now.token != lease.token:
+            # The stale lock went and another runner's lock took its place: leave that one alone.
+            if now is not None:
+                self._remove_host(TAKEOVER_HOST_PREFIX + str(lease.token))
+            return False
+        self._delete(tolerate_gone=True)
+        return True
+
+    def _claim(self, lease):
+        """Add the takeover host of ``lease``: the target accepts it once, so one runner wins."""
+        try:
+            self.client.call("nvmf_subsystem_add_host", {"nqn": self.nqn, "host": TAKEOVER_HOST_PREFIX + str(
+                lease.token)})
+        except SpdkRpcError as err:
+            if err.code in (-32603, -32602):   # another runner claimed it first, or the lock is gone
+                return False
+            raise
+        return True
+
+    def _remove_host(self, host):
+        try:
+            self.client.call("nvmf_subsystem_remove_host", {"nqn": self.nqn, "host": host})
+        except SpdkRpcError as err:
+            if err.code not in (-32603, -32602):
+                raise
+
+    def _delete(self, tolerate_gone):
+        try:
+            self.client.call("nvmf_delete_subsystem", {"nqn": self.nqn})
+        except SpdkRpcError as err:
+            if not (tolerate_gone and err.code == -32602):
+                raise
+
+
+class _Held:
+    def __init__(self, lock, timeout):
+        self.lock = lock
+        self.timeout = timeout
+
+    def __enter__(self):
+        return self.lock.acquire(self.timeout)
+
+    def __exit__(self, *exc_info):
+        self.lock.release()
+        return False
