@@ -1,0 +1,136 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) spdk.storage contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""PauseWatchdog: host I/O paused for an engine snapshot comes back even if the module dies.
+
+An engine snapshot pauses host I/O by moving the frontend's namespaces into the inaccessible ANA
+group, and moves them back when the snapshots are taken. If the module process is killed (kill -9,
+an OOM kill, a lost SSH session) in between, nothing would move them back and the volume would stay
+unreachable until a later run. So before the pause the module forks a small watchdog on the engine
+node. The two share a pipe:
+
+* the module writes ``done`` when it has resumed I/O itself: the watchdog exits and does nothing;
+* the pipe closes without ``done`` (the module died), or ``quiesce_timeout`` passes first (the module
+  hangs): the watchdog moves every paused namespace back into its group and exits with
+  ``RESTORED``. A module that is still alive learns it from that exit status and treats the pause
+  as broken (the snapshots it took then are not one point in time).
+
+The watchdog talks to the same target socket as the module, in a new session with no inherited
+file descriptors but the pipe, so it outlives the module and holds no SSH channel open.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import select
+import time
+
+RESTORED = 3
+"""Exit status of a watchdog that moved the namespaces back itself."""
+
+_DONE = b"done"
+
+
+class PauseWatchdog:
+    """Guards one pause of ``nqn``'s ``namespaces`` ({nsid: group to move back into}) on ``address``."""
+
+    def __init__(self, address, nqn, namespaces, timeout, rpc_timeout=5.0, spare_group=2):
+        self.address = address
+        self.nqn = nqn
+        self.namespaces = dict(namespaces)
+        self.timeout = float(timeout)
+        self.rpc_timeout = rpc_timeout
+        self.spare_group = spare_group
+        self.pid = None
+        self._pipe = None
+        self.fired = False
+
+    def start(self):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                   # the watchdog
+            os.close(write_end)
+            status = 1
+            try:
+                status = self._watch(read_end)
+            finally:
+                os._exit(status)
+        os.close(read_end)
+        self.pid = pid
+        self._pipe = write_end
+        return self
+
+    def stop(self):
+        """The module resumed I/O itself; True when the watchdog had already done it (the pause broke)."""
+        if self.pid is None:
+            return self.fired
+        try:
+            os.write(self._pipe, _DONE)
+        except OSError:
+            pass                                      # the watchdog is gone already
+        os.close(self._pipe)
+        status = os.waitpid(self.pid, 0)[1]
+        self.pid = None
+        self.fired = os.WIFEXITED(status) and os.WEXITSTATUS(status) == RESTORED
+        return self.fired
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+        return False
+
+    # -- in the watchdog process ------------------------------------------------------------
+    def _watch(self, read_end):
+        os.setsid()
+        _detach_stdio()
+        os.closerange(3, read_end)          # the module's connections are not the watchdog's
+        os.closerange(read_end + 1, 65536)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready = select.select([read_end], [], [], left)[0]
+            if not ready:
+                continue
+            data = os.read(read_end, 16)
+            if data.startswith(_DONE):
+                return 0
+            if not data:                               # the module died: its end of the pipe closed
+                break
+        self.restore()
+        return RESTORED
+
+    def restore(self):
+        """Move every guarded namespace back into its group (what the module would have done)."""
+        # Imported here: the module process does not need the client to fork the watchdog.
+        from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError
+
+        client = SpdkRpcClient(self.address, timeout=self.rpc_timeout, connect_retries=4)
+        try:
+            for nsid, group in sorted(self.namespaces.items()):
+                back = group if group not in (None, self.spare_group) else 1
+                try:
+                    client.call("nvmf_subsystem_set_ns_ana_group", {"nqn": self.nqn, "nsid": nsid,
+                                                                    "anagrpid": back})
+                except SpdkRpcError:
+                    continue                           # the next namespace still gets its chance
+        finally:
+            client.close()
+
+
+def _detach_stdio():
+    """Point stdin/stdout/stderr at /dev/null so that no pipe of the module's runner stays open."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        try:
+            os.dup2(null, fd)
+        except OSError:
+            pass
+    os.close(null)

@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+"""PauseWatchdog: host I/O paused for an engine snapshot comes back when the module dies or hangs."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import subprocess
+import sys
+import time
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_pause_watchdog import PauseWatchdog
+
+NQN = "nqn.2026-01.io.spdk-storage:vol1"
+
+
+def restores(server):
+    return [r["params"] for r in server.requests if r.get("method") == "nvmf_subsystem_set_ns_ana_group"]
+
+
+def wait_for_restores(server, count, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while len(restores(server)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return restores(server)
+
+
+def test_a_module_that_resumes_io_itself_leaves_the_watchdog_nothing_to_do(rpc_server):
+    with PauseWatchdog(rpc_server.address, NQN, {1: 1}, timeout=30) as watchdog:
+        time.sleep(0.1)
+    assert watchdog.fired is False
+    time.sleep(0.2)
+    assert restores(rpc_server) == []
+
+
+def test_a_module_killed_during_the_pause_gets_its_namespaces_moved_back(rpc_server):
+    rpc_server.reply("nvmf_subsystem_set_ns_ana_group", result=True)
+    module = ("import os, signal, time\n"
+              "from ansible_collections.spdk.storage.plugins.module_utils.spdk_pause_watchdog import PauseWatchdog\n"
+              "PauseWatchdog(%r, %r, {1: 1, 2: None}, timeout=60).start()\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n" % (rpc_server.address, NQN))
+    started = time.monotonic()
+    died = subprocess.run([sys.executable, "-c", module], env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+                          check=False)
+    assert died.returncode == -9
+    assert wait_for_restores(rpc_server, 2) == [{"nqn": NQN, "nsid": 1, "anagrpid": 1},
+                                               {"nqn": NQN, "nsid": 2, "anagrpid": 1}]
+    assert time.monotonic() - started < 10          # not after the 60 s quiesce timeout: at once
+
+
+def test_a_module_that_hangs_past_quiesce_timeout_finds_the_pause_broken(rpc_server):
+    rpc_server.reply("nvmf_subsystem_set_ns_ana_group", result=True)
+    watchdog = PauseWatchdog(rpc_server.address, NQN, {1: 5}, timeout=0.3).start()
+    assert wait_for_restores(rpc_server, 1) == [{"nqn": NQN, "nsid": 1, "anagrpid": 5}]
+    assert watchdog.stop() is True
+
+
+def test_a_failing_restore_of_one_namespace_still_restores_the_next(rpc_server):
+    rpc_server.reply("nvmf_subsystem_set_ns_ana_group", once=True, error=(-32602, "Invalid parameters"))
+    rpc_server.reply("nvmf_subsystem_set_ns_ana_group", result=True)
+    PauseWatchdog(rpc_server.address, NQN, {1: 1, 2: 1}, timeout=30).restore()
+    assert [p["nsid"] for p in restores(rpc_server)] == [1, 2]
