@@ -273,6 +273,37 @@ class JsonStreamDecoder(object):
         return value
 
 
+# What the methods the collection reads answer on SPDK v26.05 (tests/emulator/fixtures/rpc_py_real.jsonl):
+# a list of objects, a list of strings, an object, or a string (the new object's UUID). An answer of another
+# type is a protocol error naming the method, not a crash somewhere in the model.
+LIST_OF_OBJECTS, LIST_OF_STRINGS, OBJECT, STRING = "a list of objects", "a list of strings", "an object", "a string"
+RESULT_SHAPES = dict(
+    [(method, LIST_OF_OBJECTS) for method in (
+        "bdev_get_bdevs", "bdev_lvol_get_lvols", "bdev_lvol_get_lvstores", "bdev_nvme_get_controllers",
+        "bdev_raid_get_bdevs", "framework_get_config", "framework_get_subsystems", "keyring_get_keys",
+        "nvmf_get_subsystems", "nvmf_get_transports", "nvmf_subsystem_get_controllers",
+        "nvmf_subsystem_get_listeners", "nvmf_subsystem_get_qpairs")]
+    + [(method, STRING) for method in (
+        "bdev_aio_create", "bdev_lvol_clone", "bdev_lvol_create", "bdev_lvol_create_lvstore", "bdev_lvol_snapshot")]
+    + [("rpc_get_methods", LIST_OF_STRINGS), ("bdev_nvme_attach_controller", LIST_OF_STRINGS),
+       ("spdk_get_version", OBJECT), ("bdev_lvol_check_shallow_copy", OBJECT), ("bdev_nvme_get_io_paths", OBJECT)])
+
+
+def has_shape(value, shape):
+    if shape == LIST_OF_OBJECTS:
+        return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+    if shape == LIST_OF_STRINGS:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if shape == OBJECT:
+        return isinstance(value, dict)
+    return isinstance(value, str)
+
+
+def _sample(value):
+    text = json.dumps(value) if not isinstance(value, bytes) else repr(value)
+    return "%s %s" % (type(value).__name__, text if len(text) <= 60 else text[:57] + "...")
+
+
 def split_host_port(text):
     """(host, port) of ``host:port`` or ``[v6]:port``; None for anything else (a Unix socket path)."""
     text = text.strip()
@@ -287,6 +318,9 @@ def parse_address(address):
     parts = split_host_port(address)
     if parts is None:
         return socket.AF_UNIX, address.strip()
+    if not 0 < parts[1] < 65536:
+        raise SpdkUnreachableError("connect", None, "rpc_socket %s: port %d is not a TCP port (1-65535)"
+                                   % (address, parts[1]))
     return (socket.AF_INET6 if address.strip().startswith("[") else socket.AF_INET), parts
 
 
@@ -583,7 +617,12 @@ class SpdkRpcClient(object):
             return self._error_from(method, params, answer["error"])
         if "result" not in answer:
             raise SpdkProtocolError(method, None, "answer has neither result nor error: %r" % (answer,))
-        return answer["result"]
+        result = answer["result"]
+        shape = RESULT_SHAPES.get(method)
+        if shape is not None and not has_shape(result, shape):
+            raise SpdkProtocolError(method, None, "%s answered %s where SPDK answers %s: this target does not speak "
+                                    "SPDK's JSON-RPC as v26.05 does" % (method, _sample(result), shape))
+        return result
 
     def _error_from(self, method, params, error):
         if not isinstance(error, dict):

@@ -236,6 +236,34 @@ def test_address_forms(address, expected):
     assert parse_address(address) == expected
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "127.0.0.1:0", "[::1]:70000"])
+def test_a_port_outside_1_to_65535_is_refused_as_unreachable_before_any_connect(address):
+    with pytest.raises(SpdkRpcError) as caught:
+        SpdkRpcClient(address, timeout=1.0).call("spdk_get_version")
+    assert "is not a TCP port (1-65535)" in str(caught.value)
+
+
+@pytest.mark.parametrize("method, answer", [
+    ("bdev_get_bdevs", "oops"),
+    ("bdev_get_bdevs", [1, 2]),
+    ("spdk_get_version", "v26.05"),
+    ("rpc_get_methods", [{"name": "x"}]),
+    ("bdev_lvol_create", True),
+])
+def test_an_answer_of_the_wrong_type_is_a_protocol_error_naming_the_method(rpc_server, client, method, answer):
+    rpc_server.reply(method, result=answer)
+    with pytest.raises(SpdkProtocolError) as caught:
+        client.call(method, mutating=False)
+    assert caught.value.method == method and "%s answered" % method in str(caught.value)
+
+
+def test_answers_of_the_expected_type_pass_untouched(rpc_server, client):
+    rpc_server.reply("bdev_get_bdevs", result=[{"name": "a"}])
+    rpc_server.reply("bdev_lvol_create", result="7f2c1a3e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
+    assert client.call("bdev_get_bdevs") == [{"name": "a"}]
+    assert client.call("bdev_lvol_create", {"lvol_name": "x"}) == "7f2c1a3e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"
+
+
 # -- error objects ----------------------------------------------------------------------
 
 def test_error_object_from_a_real_target_becomes_spdk_rpc_error(rpc_server, client):
@@ -388,11 +416,11 @@ def test_send_is_the_only_wire_point(monkeypatch):
 
     monkeypatch.setattr(SpdkRpcClient, "_send", fake_send)
     client = SpdkRpcClient("/nonexistent/never-opened.sock")
-    assert client.call("bdev_get_bdevs") == "bdev_get_bdevs"
-    assert client.batch([("bdev_lvol_get_lvols",), ("nvmf_get_subsystems",)]) == [
-        "bdev_lvol_get_lvols", "nvmf_get_subsystems"]
+    assert client.call("bdev_get_iostat") == "bdev_get_iostat"
+    assert client.batch([("nvmf_get_stats",), ("iobuf_get_stats",)]) == [
+        "nvmf_get_stats", "iobuf_get_stats"]
     assert [(r["method"], r["id"]) for r in seen] == [
-        ("bdev_get_bdevs", 1), ("bdev_lvol_get_lvols", 2), ("nvmf_get_subsystems", 3)]
+        ("bdev_get_iostat", 1), ("nvmf_get_stats", 2), ("iobuf_get_stats", 3)]
     assert client._transport is None
 
 
