@@ -30,6 +30,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     is_reserved_lvol_name,
     split_snapshot_lvol_name,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_nvmf import parse_subsystems
 
 # Every read the model knows, by part name. All are read-only RPCs.
 PARTS = {
@@ -203,43 +204,6 @@ class BaseBdev:
         self.fallocate = aio.get("fallocate") if aio else None
         io_types = bdev.get("supported_io_types") or {}
         self.supports_unmap = bool(io_types.get("unmap"))
-
-
-class Exposure:
-    """An NVMe-oF subsystem and the bdevs its namespaces export."""
-
-    def __init__(self, subsystem):
-        self.nqn = subsystem["nqn"]
-        self.listen_addresses = [
-            {"trtype": a.get("trtype"), "adrfam": a.get("adrfam"),
-             "traddr": a.get("traddr"), "trsvcid": a.get("trsvcid")}
-            for a in subsystem.get("listen_addresses") or []]
-        first = self.listen_addresses[0] if self.listen_addresses else {}
-        self.listen_address = first.get("traddr")
-        self.port = int(first["trsvcid"]) if first.get("trsvcid") else None
-        self.allow_any_host = bool(subsystem.get("allow_any_host"))
-        self.allowed_hosts = sorted(h["nqn"] for h in subsystem.get("hosts") or [])
-        self.serial_number = subsystem.get("serial_number")
-        self.namespaces = [
-            {"nsid": ns.get("nsid"), "bdev_name": ns.get("bdev_name"), "uuid": ns.get("uuid"),
-             "anagrpid": ns.get("anagrpid")}
-            for ns in subsystem.get("namespaces") or []]
-
-    def exports(self, refs):
-        """True when one of this subsystem's namespaces is a bdev named by any of ``refs``."""
-        return any(ns["bdev_name"] in refs for ns in self.namespaces)
-
-    def to_dict(self):
-        return {
-            "nqn": self.nqn,
-            "listen_address": self.listen_address,
-            "port": self.port,
-            "listen_addresses": [dict(a) for a in self.listen_addresses],
-            "allow_any_host": self.allow_any_host,
-            "allowed_hosts": list(self.allowed_hosts),
-            "serial_number": self.serial_number,
-            "namespaces": [dict(ns) for ns in self.namespaces],
-        }
 
 
 NULL_UUID = "00000000-0000-0000-0000-000000000000"
@@ -478,8 +442,8 @@ class NodeState:
         for disk in self.disks:
             disk.lvols = sorted((lv for lv in self.lvols if lv.lvstore_uuid == disk.uuid),
                                 key=lambda lv: lv.name)
-        self.exposures = [Exposure(s) for s in raw.get("subsystems") or []
-                          if s.get("subtype") != "Discovery"]
+        self.subsystems = parse_subsystems(raw.get("subsystems"))  # {nqn: spdk_nvmf.Subsystem}
+        self.exposures = list(self.subsystems.values())
         self.raids = [Raid(r) for r in raw.get("raids") or []]
         self.controllers = [Controller(c) for c in raw.get("controllers") or []]
         self.version = raw.get("version")
@@ -557,10 +521,7 @@ class NodeState:
         return found[0] if found else None
 
     def exposure(self, nqn):
-        for exposure in self.exposures:
-            if exposure.nqn == nqn:
-                return exposure
-        return None
+        return self.subsystems.get(nqn)
 
     def raids_using(self, lvol):
         return [r for r in self.raids if r.has_member(lvol.refs())]

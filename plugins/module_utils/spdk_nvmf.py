@@ -1,24 +1,27 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, spdk.storage contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""NVMe-oF/TCP exposure of one bdev: plan first, execute second.
+"""NVMe-oF/TCP exposure of one bdev: plan first, execute second; and the one parser of ``nvmf_get_subsystems``.
 
 Generic on purpose: "expose bdev B as subsystem NQN X on address:port, open to
-these host NQNs". spdk_replica exposes a replica head with it; spdk_engine will
-expose its RAID bdev (the volume frontend) with the same code.
+these host NQNs". spdk_replica exposes a replica head with it, spdk_engine its RAID
+bdev (the volume frontend), the rebuild and the engine revert their temporary exports.
 
-What SPDK answered (recordings in tests/unit/fixtures/transcripts/ and tests/emulator/fixtures/)
-and how it shapes this file:
+What SPDK answered (recordings in tests/unit/fixtures/transcripts/) and how it shapes this file:
 - the TCP transport exists once per target; a second create answers -32603
-  "Transport type 'TCP' already exists" (tests/unit/fixtures/transcripts/step6.json line 21), which is a harmless race;
-- ``nvmf_get_subsystems`` shows a namespace's bdev by UUID, never by alias
-  (step2 L6), so the namespace is compared with the bdev's UUID;
-- adding a host twice, removing a host not on the list and an invalid host NQN
-  all answer a bare -32603 "Internal error" (more/nvmf_hosts L13/L28/L76), so
-  the plan only adds what is missing, only removes what is there, and host NQNs
-  are validated before any call;
-- ``nvmf_subsystem_remove_host`` disconnects a connected host at once (L19),
-  which is what an allow-list change must do.
+  "Transport type 'TCP' already exists" (step6.json line 21), which is a harmless race;
+- ``nvmf_get_subsystems`` shows a namespace's bdev by UUID, never by the alias it was
+  added with (more__nvmf_hosts.json line 6 adds ``disk2/vol1-r-b2c3d4e5``, line 8 lists
+  its UUID), so the namespace is compared with the bdev's UUID;
+- adding a host that is already allowed answers a bare -32603 "Internal error"
+  (more__nvmf_hosts.json line 13), and so do removing a host that is not on the list and
+  an invalid host NQN; so the plan only adds what is missing, only removes what is there,
+  and host NQNs are validated before any call;
+- ``nvmf_subsystem_remove_host`` disconnects a connected host at once (more__nvmf_hosts.json
+  lines 17-20: one controller before the removal, none after), which is what an allow-list
+  change must do.
+
+A port range has one form once read: the ``(low, high)`` pair ``parse_port_range`` returns.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,7 +33,7 @@ import ipaddress
 import re
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import MAX_NQN, SpdkInputError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import Step  # noqa: F401 (planners' steps)
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import ClientNode, Step, StepRecorder
 
 TRTYPE = "TCP"
 DEFAULT_PORT_RANGE = "4420-4499"
@@ -79,7 +82,11 @@ def address_family(address):
 
 
 def parse_port_range(value):
-    """'4420-4499' (or a [low, high] pair) -> (low, high), both inclusive."""
+    """'4420-4499' (or a [low, high] pair) -> (low, high), both inclusive: the one form of a port range.
+
+    A request class keeps what this returns; a pair passes through unchanged, so a parsed range
+    can be handed on (ExposureSpec, superblock.Loopback) as it is.
+    """
     if isinstance(value, (list, tuple)) and len(value) == 2:
         low, high = value
     else:
@@ -142,10 +149,15 @@ class Listener:
 
 
 class Subsystem:
-    """One NVMe subsystem as ``nvmf_get_subsystems`` reports it."""
+    """One NVMe-oF subsystem as ``nvmf_get_subsystems`` reports it: the one parser of that answer.
+
+    The planners compare it with an ExposureSpec (``hosts`` in SPDK's order, ``listeners``,
+    ``namespaces`` as ``{"nsid", "bdev", "uuid"}``); the read model (spdk_model.NodeState.exposures)
+    and spdk_info report it (``listen_address``, ``port``, ``allowed_hosts``, ``exports``, ``to_dict``).
+    """
 
     def __init__(self, nqn, allow_any_host=False, hosts=(), listeners=(), namespaces=(),
-                 serial_number=None, model_number=None):
+                 serial_number=None, model_number=None, ana_groups=None):
         self.nqn = nqn
         self.allow_any_host = bool(allow_any_host)
         self.hosts = list(hosts)
@@ -153,28 +165,65 @@ class Subsystem:
         self.namespaces = list(namespaces)  # [{"nsid": int, "bdev": uuid-or-name, "uuid": ...}]
         self.serial_number = serial_number
         self.model_number = model_number
+        self.ana_groups = dict(ana_groups or {})  # {nsid: ANA group id}, reported by to_dict
 
     @classmethod
     def from_spdk(cls, entry):
+        namespaces = entry.get("namespaces") or []
         return cls(
             nqn=entry["nqn"],
             allow_any_host=entry.get("allow_any_host", False),
-            hosts=[host["nqn"] for host in entry.get("hosts", [])],
-            listeners=[Listener.from_spdk(a) for a in entry.get("listen_addresses", [])],
-            namespaces=[
-                {"nsid": ns["nsid"], "bdev": ns.get("bdev_name"), "uuid": ns.get("uuid")}
-                for ns in entry.get("namespaces", [])
-            ],
+            hosts=[host["nqn"] for host in entry.get("hosts") or []],
+            listeners=[Listener.from_spdk(a) for a in entry.get("listen_addresses") or []],
+            namespaces=[{"nsid": ns.get("nsid"), "bdev": ns.get("bdev_name"), "uuid": ns.get("uuid")}
+                        for ns in namespaces],
             serial_number=entry.get("serial_number"),
             model_number=entry.get("model_number"),
+            ana_groups={ns.get("nsid"): ns.get("anagrpid") for ns in namespaces},
         )
 
     def ports(self):
         return {listener.port for listener in self.listeners}
 
+    # -- the read-side view (spdk_model, spdk_info) ---------------------------------------------
+
+    @property
+    def listen_address(self):
+        """Address of the first listener (SPDK lists the newest first), or None."""
+        return self.listeners[0].address if self.listeners else None
+
+    @property
+    def port(self):
+        return self.listeners[0].port if self.listeners else None
+
+    @property
+    def listen_addresses(self):
+        return [listener.to_spdk() for listener in self.listeners]
+
+    @property
+    def allowed_hosts(self):
+        return sorted(self.hosts)
+
+    def exports(self, refs):
+        """True when one of this subsystem's namespaces is a bdev named by any of ``refs``."""
+        return any(ns["bdev"] in refs for ns in self.namespaces)
+
+    def to_dict(self):
+        return {
+            "nqn": self.nqn,
+            "listen_address": self.listen_address,
+            "port": self.port,
+            "listen_addresses": self.listen_addresses,
+            "allow_any_host": self.allow_any_host,
+            "allowed_hosts": self.allowed_hosts,
+            "serial_number": self.serial_number,
+            "namespaces": [{"nsid": ns["nsid"], "bdev_name": ns["bdev"], "uuid": ns["uuid"],
+                            "anagrpid": self.ana_groups.get(ns["nsid"])} for ns in self.namespaces],
+        }
+
 
 def parse_subsystems(result):
-    """``nvmf_get_subsystems`` result -> {nqn: Subsystem}, discovery subsystem left out."""
+    """``nvmf_get_subsystems`` result -> {nqn: Subsystem}, in SPDK's order, discovery subsystem left out."""
     return {
         entry["nqn"]: Subsystem.from_spdk(entry)
         for entry in (result or [])
@@ -362,24 +411,19 @@ def transport_exists(client, trtype=TRTYPE):
 
 
 def execute(client, steps):
-    """Send the steps in order; an error a step tolerates counts as done.
+    """Send ``steps`` to ``client`` in order through a StepRecorder (an error a step tolerates counts as
+    done, as None); the results. For callers that keep no actions; a run that reports them uses its own
+    StepRecorder."""
+    return StepRecorder().run(ClientNode(client), steps)
 
-    In check mode the client records mutating calls without sending them, so
-    the same code path runs for both.
-    """
-    # Imported here so that planning code stays importable without the client.
-    from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
-    results = []
-    for step in steps:
-        try:
-            results.append(client.call(step.method, step.params))
-        except SpdkRpcError as err:
-            if step.tolerate is not None and step.tolerate(err):
-                results.append(None)
-                continue
-            raise
-    return results
+def attach_params(name, traddr, trsvcid, subnqn, hostnqn, adrfam=None, timeouts=None):
+    """``bdev_nvme_attach_controller`` parameters of an NVMe-oF/TCP controller ``name`` to ``subnqn`` at
+    ``traddr:trsvcid``, connecting as ``hostnqn``; ``timeouts`` adds the controller loss policy."""
+    params = {"name": name, "trtype": "tcp", "adrfam": (adrfam or address_family(traddr)).lower(),
+              "traddr": traddr, "trsvcid": str(trsvcid), "subnqn": subnqn, "hostnqn": hostnqn}
+    params.update(timeouts or {})
+    return params
 
 
 def plan_exposure_with_client(client, spec, subsystems):

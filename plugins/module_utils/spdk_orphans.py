@@ -104,7 +104,7 @@ def orphan_exports(state):
     for exposure in state.exposures:
         if not _ours(exposure.nqn):
             continue
-        bdevs = [ns["bdev_name"] for ns in exposure.namespaces]
+        bdevs = [ns["bdev"] for ns in exposure.namespaces]
         if any(exposure.exports(head.refs()) for head in heads):
             continue
         if any(exposure.exports({raid.name, raid.uuid}) for raid in state.raids):

@@ -8,28 +8,28 @@ snapshot lvols ``<replica>-snap-<snapshot>``, optionally exposed over
 NVMe-oF/TCP as subsystem ``nqn.2026-01.io.spdk-storage:<replica>``.
 
 Planning is pure (state in, steps out) so check mode runs the very same plan
-and only skips execution. Facts from real SPDK v26.05 that shape the plans
-(recordings in tests/unit/fixtures/transcripts/ and tests/emulator/fixtures/):
+and only skips execution: the module sends the plan's steps through a StepRecorder.
+Facts from real SPDK v26.05 that shape the plans (recordings in tests/unit/fixtures/transcripts/):
 
 * never send a shrink: a refused shrink of a claimed lvol ("Device or resource
-  busy") still shrinks the blob on disk (step4 L96); a smaller size
-  is refused here before any call;
+  busy", more__lvol_ops.json line 107) still shrinks the blob on disk; a smaller
+  size is refused here before any call;
 * an lvol's size is whole clusters: sizes are rounded up to the disk's cluster
   size before they are compared, so a second run with the same size is a no-op;
 * deleting a snapshot with two children fails with -32603 "Operation not
-  permitted" (step4 L58, lvol_ops L126): refused here with a clear message;
-  with one child SPDK merges it into that child, data intact (lvol_ops L123);
+  permitted" (more__lvol_ops.json line 126): refused here with a clear message;
+  with one child SPDK merges it into that child, data intact (lines 123 and 128);
 * both an NVMe-oF export and a RAID claim an lvol ``exclusive_write``, so who
   uses a head is decided from RAIDs and connected hosts, never from the claim;
 * a restarted replica target examines its lvols and assembles a ``configuring``
   RAID around a head from the engine's superblock; that RAID claims the head, and
   exporting it then fails with -32602 "Invalid parameters" (lines 24 and 27 of
-  tests/unit/fixtures/transcripts/more__d2_raid_sb_restart_clean_remove.json).
-  ``bdev_raid_delete`` without ``clear_sb`` (SPDK's default is false) frees the
-  head and keeps its superblock (L28-L30 of the same recording), which the real
-  engine needs to know the replica is stale. Such a stray RAID is released
-  before a step that needs the head; a RAID that serves I/O, or that this node's
-  record names as one of its engines, is never touched.
+  more__d2_raid_sb_restart_clean_remove.json). ``bdev_raid_delete`` without
+  ``clear_sb`` (SPDK's default is false) frees the head and keeps its superblock
+  (lines 28-30 of the same recording), which the real engine needs to know the
+  replica is stale. Such a stray RAID is released before a step that needs the
+  head; a RAID that serves I/O, or that this node's record names as one of its
+  engines, is never touched.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,11 +38,7 @@ __metaclass__ = type
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import (
-    Exposure,
-    NodeState,
-    fetch,
-)
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     SpdkInputError,
     parse_size,
@@ -51,6 +47,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     snapshot_lvol_name,
     validate_lvol_name,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import ClientNode, Step, StepRecorder
 
 MIB = 1 << 20
 REPLICA_READS = ("lvstores", "bdevs", "subsystems")
@@ -68,9 +65,6 @@ class SpdkRefusal(SpdkError):
     """
 
 
-Step = nvmf.Step
-
-
 class Plan:
     """Steps to send, plus the before/after views used for ``changed`` and ``diff``."""
 
@@ -80,7 +74,7 @@ class Plan:
         self.after = after
         self.warnings = list(warnings)
         self.before_replica = before_replica  # model Replica read before the run, or None
-        self.released = list(released)  # stray RAIDs deleted to free the head (D2)
+        self.released = list(released)  # stray RAIDs deleted to free the head (assembled on restart)
 
     @property
     def released_stray_raid(self):
@@ -105,9 +99,14 @@ def with_raids(client, state):
     return NodeState(dict(state.raw, **fetch(client, ("raids",))))
 
 
+def apply(recorder, node, plan):
+    """Send the plan's steps to ``node`` through ``recorder`` (the client skips them in check mode)."""
+    return recorder.run(node, plan.steps)
+
+
 def execute(client, plan):
-    """Send the plan's steps in order (skipped by the client in check mode)."""
-    return nvmf.execute(client, plan.steps)
+    """``apply`` for a caller that keeps no actions of its own (spdk_snapshot)."""
+    return apply(StepRecorder(), ClientNode(client), plan)
 
 
 # ------------------------------------------------------------------ sizes
@@ -285,7 +284,7 @@ def plan_present(state, request, transport_lookup=None, engines_lookup=None):
         if nvmf.needs_listener(spec, current, subsystems) and transport_lookup is not None:
             exists = transport_lookup()
         steps.extend(nvmf.plan_exposure(spec, current, subsystems, transport_exists=exists))
-        after_exposure = exposure_view(Exposure(nvmf.expected_entry(spec, current, subsystems)))
+        after_exposure = exposure_view(nvmf.Subsystem.from_spdk(nvmf.expected_entry(spec, current, subsystems)))
         if not spec.allowed_hosts and not spec.allow_any_host:
             warnings.append("replica %s is exposed with an empty allowed_hosts list: no host can connect "
                             "until one is allowed" % request.name)
@@ -395,7 +394,7 @@ def connected_hosts(client, state, nqn):
     return sorted({c.get("hostnqn") for c in client.call("nvmf_subsystem_get_controllers", {"nqn": nqn}) or []})
 
 
-# ---------------------------------------------- RAIDs assembled on restart (D2)
+# ---------------------------------------------- RAIDs assembled on restart
 
 
 def holder_reads_needed(state, request):
@@ -462,7 +461,7 @@ def release_steps(state, head, engines_lookup, purpose):
 
 def _release_step(head, raid):
     # No clear_sb (SPDK's default is false): the superblock must survive, it tells the
-    # engine that this replica missed writes (D2 L28-L30).
+    # engine that this replica missed writes (more__d2_raid_sb_restart_clean_remove.json lines 28-30).
     return Step("bdev_raid_delete", {"name": raid.name},
                 "release %s from RAID %s, which SPDK assembled here from the replica's superblock on restart "
                 "(%s, %s of %s members; it is not an engine of this node); the superblock is kept"

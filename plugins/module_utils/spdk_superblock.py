@@ -4,15 +4,18 @@
 """Clearing the old RAID superblock in LBA 0 of a head, with Write Zeroes through bdev_nvme_send_cmd.
 
 A clone or a copy of a RAID member carries that RAID's superblock in LBA 0, and ``bdev_raid_create``
-or ``bdev_raid_add_base_bdev`` refuse such a base with -17 (more/sendcmd L39) until LBA 0 is zeroed.
-The one RPC way is an NVMe Write Zeroes sent with ``bdev_nvme_send_cmd`` through an NVMe-oF
-controller attached to the head (L45). A head on this node has no controller: a temporary export
-of it, attached by this same node, works although SPDK registers no bdev for that controller (its
-UUID is taken; L49-L53). send_cmd bypasses claims, so callers aim it only at heads no RAID holds.
+or ``bdev_raid_add_base_bdev`` refuse such a base with -17 until LBA 0 is zeroed
+(tests/unit/fixtures/transcripts/more__sendcmd__sendcmd.json line 39 refuses, line 65 accepts the
+same call after the zeroing). The one RPC way is an NVMe Write Zeroes sent with ``bdev_nvme_send_cmd``
+through an NVMe-oF controller attached to the head (line 45). A head on this node has no controller:
+a temporary export of it, attached by this same node, works although SPDK registers no bdev for that
+controller, because the head's UUID is taken (lines 46-49: the attach answers an empty list of bdevs;
+line 55 detaches it). send_cmd bypasses claims, so callers aim it only at heads no RAID holds.
 
 Both the engine revert (spdk_engine_snapshot) and the rebuild join (spdk_rebuild) use this. They
-pass ``send(method, params, why, tolerate=None)``, which records the action and sends it (in check
-mode the client skips the mutating call and returns None).
+pass ``send(method, params, why, tolerate=None)``, which records the action and sends it: a
+StepRecorder's ``call`` bound to the node (``functools.partial(recorder.call, node)``). In check mode
+the client skips the mutating call and returns None.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -41,7 +44,7 @@ def nvme_io_command(opcode, nsid=1, slba=0, nlb_zero_based=0):
 
 
 WRITE_ZEROES_LBA0 = nvme_io_command(WRITE_ZEROES)
-"""Write Zeroes, namespace 1, LBA 0, one block: exactly the cmdbuf of more/sendcmd L45."""
+"""Write Zeroes, namespace 1, LBA 0, one block: exactly the cmdbuf SPDK ran (more__sendcmd__sendcmd.json line 45)."""
 
 
 def completion_status(cpl):
@@ -81,7 +84,7 @@ class Loopback:
         self.nqn = nqn
         self.controller = controller
         self.listen_address = listen_address
-        self.port_range = port_range
+        self.port_range = nvmf.parse_port_range(port_range)
         self.host_nqn = host_nqn
         self.model_number = model_number
 
@@ -90,7 +93,7 @@ class Loopback:
         if any(c.name == self.controller for c in state.controllers):
             send("bdev_nvme_detach_controller", {"name": self.controller},
                  "detach the temporary controller %s" % self.controller, tolerate=_no_device)
-        if nvmf.parse_subsystems(state.raw.get("subsystems")).get(self.nqn) is not None:
+        if state.exposure(self.nqn) is not None:
             send("nvmf_delete_subsystem", {"nqn": self.nqn}, "delete the temporary export %s" % self.nqn)
 
     def spec(self, head):
@@ -102,7 +105,7 @@ class Loopback:
         """Export ``head`` (an Lvol) on this node, attach that export, Write Zeroes to LBA 0, then detach and
         delete what this call made, also when a step failed. ``state`` is the node as last read."""
         self.drop(send, state)
-        subsystems = dict(nvmf.parse_subsystems(state.raw.get("subsystems")))
+        subsystems = dict(state.subsystems)
         subsystems.pop(self.nqn, None)     # dropped above
         spec = self.spec(head)
         port = nvmf.choose_port(spec, None, subsystems)
@@ -115,9 +118,8 @@ class Loopback:
                     made.append(("nvmf_delete_subsystem", {"nqn": self.nqn},
                                  "delete the temporary export %s" % self.nqn))
             send("bdev_nvme_attach_controller",
-                 {"name": self.controller, "trtype": "tcp", "adrfam": spec.adrfam.lower(),
-                  "traddr": self.listen_address, "trsvcid": str(port), "subnqn": self.nqn,
-                  "hostnqn": self.host_nqn},
+                 nvmf.attach_params(self.controller, self.listen_address, port, self.nqn, self.host_nqn,
+                                    adrfam=spec.adrfam),
                  "attach this node to its own temporary export (SPDK registers no bdev for it: the head's "
                  "UUID is taken; send_cmd works on the controller)")
             made.append(("bdev_nvme_detach_controller", {"name": self.controller},

@@ -547,7 +547,7 @@ class DiskRun:
         for lvol in disk.lvols:
             refs |= lvol.refs()
         for exposure in state.exposures:
-            mine = [ns for ns in exposure.namespaces if ns["bdev_name"] in refs]
+            mine = [ns for ns in exposure.namespaces if ns["bdev"] in refs]
             if not mine:
                 continue
             self.removed_exports.append(exposure.nqn)
@@ -558,7 +558,7 @@ class DiskRun:
             for ns in mine:     # the subsystem exports other bdevs too: keep it for them
                 self.mutate("nvmf_subsystem_remove_ns", {"nqn": exposure.nqn, "nsid": ns["nsid"]},
                             "force: remove namespace %s (%s, an lvol of disk %s) from subsystem %s, which "
-                            "keeps its other namespaces" % (ns["nsid"], ns["bdev_name"], disk.name, exposure.nqn))
+                            "keeps its other namespaces" % (ns["nsid"], ns["bdev"], disk.name, exposure.nqn))
 
     def refuse_if_busy(self, disk, usage):
         req = self.request

@@ -293,22 +293,27 @@ def gather_info(state, gather, disk_name):
     return info
 
 
+def run(module):
+    """Read what ``gather`` needs (one batch, plus the orphans' connection reads); the module's result."""
+    gather = module.params["gather"]
+    state, warnings = read_node(module.client, parts_for(gather))
+    info = gather_info(state, gather, module.params["disk"])
+    if "orphans" in gather:
+        info["orphans"], more = gather_orphans(module.client, state, module.params["disk"])
+        warnings += more
+    for warning in warnings:
+        module.warn(warning)
+    return dict(changed=False, **info)
+
+
 @spdk_main
 def main():
     module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    gather = module.params["gather"]
-    parts = parts_for(gather)
     try:
-        state, warnings = read_node(module.client, parts)
-        info = gather_info(state, gather, module.params["disk"])
-        if "orphans" in gather:
-            info["orphans"], more = gather_orphans(module.client, state, module.params["disk"])
-            warnings += more
+        result = run(module)
     except SpdkError as err:
         err.fail(module)
-    for warning in warnings:
-        module.warn(warning)
-    module.exit_json(changed=False, **info)
+    module.exit_with(**result)
 
 
 if __name__ == "__main__":

@@ -266,13 +266,12 @@ actions:
             "why": "grow disk1/vol1-r1 from 10240 to 20480 MiB"}]
 """
 
-import socket
-
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, default_node_name, spdk_main
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import ClientNode, StepRecorder
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -305,7 +304,7 @@ def engines_lookup(params):
     def lookup():
         if not params["record_dir"]:
             return ()
-        node = params["node_name"] or socket.gethostname().split(".")[0]
+        node = default_node_name(params["node_name"])
         try:
             record = rec.load(rec.record_path(params["record_dir"], node), node)
         except rec.RecordError as exc:
@@ -351,6 +350,21 @@ def _details(replica):
             "allocated_clusters": replica.head.allocated_clusters}
 
 
+def run(module):
+    """Read, plan, apply; the module's result."""
+    request = build_request(module.params)
+    client = module.client
+    plan = make_plan(client, request, engines_lookup(module.params))
+    for warning in plan.warnings:
+        module.warn(warning)
+    recorder = StepRecorder(check_mode=module.check_mode)
+    with recorder.reporting():     # a failure reports the actions sent before it
+        ops.apply(recorder, ClientNode(client), plan)
+        replica = result_view(client, request, plan, module.check_mode)
+    return dict(changed=plan.changed, diff=plan.diff(), replica=replica, released_stray_raid=plan.released_stray_raid,
+                actions=recorder.actions)
+
+
 @spdk_main
 def main():
     module = SpdkModule(
@@ -359,18 +373,10 @@ def main():
         required_if=[("expose", True, ["listen_address"])],
     )
     try:
-        request = build_request(module.params)
-        client = module.client
-        plan = make_plan(client, request, engines_lookup(module.params))
-        for warning in plan.warnings:
-            module.warn(warning)
-        ops.execute(client, plan)
-        replica = result_view(client, request, plan, module.check_mode)
+        result = run(module)
     except SpdkError as err:
         err.fail(module)
-    module.exit_with(changed=plan.changed, diff=plan.diff(), replica=replica,
-                     released_stray_raid=plan.released_stray_raid,
-                     actions=[step.describe() for step in plan.steps])
+    module.exit_with(**result)
 
 
 if __name__ == "__main__":

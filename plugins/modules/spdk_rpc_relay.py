@@ -275,22 +275,34 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_relay import (
 )
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
-    relay = Relay(module.params, check_mode=module.check_mode)
+def run(module, relay):
+    """Bring the masters to the wanted state; the module's result (its diff only with --diff)."""
     try:
         result = relay.apply()
     except SpdkError as err:        # a RelayError: node, ssh_argv and ssh_stderr as result fields
-        err.fail(module, relays=relay.relays)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="spdk_rpc_relay stopped on an unexpected error (%s: %s). This is a bug in "
-                             "spdk.storage: please report it with the output of -vvv." % (type(exc).__name__, exc),
-                         relays=relay.relays, exception=traceback.format_exc())
+        err.result.setdefault("relays", relay.relays)
+        raise
     diff = result.pop("diff")
     if module._diff:
         result["diff"] = diff
     for warning in result.pop("warnings"):
         module.warn(warning)
+    return result
+
+
+def main():
+    # An AnsibleModule, not an SpdkModule: this module runs on the controller and has no RPC connection
+    # options. So @spdk_main cannot guard it, and the last except does what spdk_main does.
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
+    relay = Relay(module.params, check_mode=module.check_mode)
+    try:
+        result = run(module, relay)
+    except SpdkError as err:
+        err.fail(module)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="spdk_rpc_relay stopped on an unexpected error (%s: %s). This is a bug in "
+                             "spdk.storage: please report it with the output of -vvv." % (type(exc).__name__, exc),
+                         relays=relay.relays, exception=traceback.format_exc())
     module.exit_json(**result)
 
 

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 """Exposure planning (spdk_nvmf) against subsystem lists a real SPDK v26.05 returned.
 
-The SPDK answers below are copied verbatim from shared/spdk-transcripts; each
-names its file and line.
+The SPDK answers below are copied verbatim from real recordings; each names its file
+and line (tests/unit/fixtures/transcripts/more__introspection.json keeps lines 72 and 78).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,6 +14,7 @@ import json
 import pytest
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
 
 # more/introspection.jsonl L72 (node2): two subsystems both listening on 127.0.0.1:4421.
@@ -87,6 +88,27 @@ class TestParse:
         assert subsystem.hosts == [HOST1]
         assert subsystem.listeners == [nvmf.Listener("127.0.0.1", 4421)]
         assert subsystem.namespaces == [{"nsid": 1, "bdev": REPLICA_UUID, "uuid": REPLICA_UUID}]
+
+    def test_the_read_view_is_the_same_parse(self):
+        """spdk_model's exposures and spdk_info's subsystems are this parse, shown as SPDK names things."""
+        frontend = nvmf.parse_subsystems(NODE1_ENGINE_SUBSYSTEMS)["nqn.2026-01.io.spdk-storage:vol1-e0"]
+        assert frontend.to_dict() == {
+            "nqn": "nqn.2026-01.io.spdk-storage:vol1-e0", "listen_address": "127.0.0.1", "port": 4420,
+            "listen_addresses": [{"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}],
+            "allow_any_host": False,
+            "allowed_hosts": ["nqn.2026-01.io.spdk-storage:host-frontend-a", "nqn.2026-01.io.spdk-storage:host-node3"],
+            "serial_number": "SPDKVOL1E0",
+            "namespaces": [{"nsid": 1, "bdev_name": "vol1-e0", "uuid": "41801132-09a3-4eab-bddc-545071d4f342",
+                            "anagrpid": 1}]}
+        assert frontend.exports({"vol1-e0"}) and not frontend.exports({REPLICA_UUID})
+        state = NodeState({"subsystems": NODE2_SUBSYSTEMS})
+        assert [e.nqn for e in state.exposures] == list(nvmf.parse_subsystems(NODE2_SUBSYSTEMS))
+        assert state.exposure(REPLICA_NQN).hosts == [HOST1]
+
+    def test_the_first_listener_is_the_exposures_address(self):
+        subsystem = nvmf.parse_subsystems(TWO_LISTENERS)[REPLICA_NQN]
+        assert (subsystem.listen_address, subsystem.port) == ("127.0.0.2", 4421)
+        assert nvmf.Subsystem(REPLICA_NQN).to_dict()["listen_address"] is None
 
     def test_used_ports_leave_out_the_subsystem_itself(self):
         subsystems = nvmf.parse_subsystems(NODE2_SUBSYSTEMS)

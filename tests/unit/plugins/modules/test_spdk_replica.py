@@ -178,6 +178,12 @@ class TestPresent:
         assert outcome.failed
         assert "bdev_lvol_create" in outcome.msg and "-17" in outcome.msg
 
+    def test_a_failure_reports_the_actions_sent_up_to_it(self):
+        before = sc.without_lvol(sc.node1(), "disk1/vol5-r-0b0b0b0b")
+        outcome = run(VOL5, [batch(before), expect("bdev_lvol_create", lambda p: True, answer("step6.jsonl", 1))])
+        assert outcome.failed and outcome.result["rpc_error_code"] == -17
+        assert [a["method"] for a in outcome.result["actions"]] == ["bdev_lvol_create"]
+
 
 class TestStoppedAndAbsent:
     def test_stopped(self):
