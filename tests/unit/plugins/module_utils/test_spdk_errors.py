@@ -10,7 +10,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import Sp
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_relay import RelayError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkConnectionError, SpdkRpcError
-from ansible_collections.spdk.storage.plugins.modules.spdk_disk import DiskRefusal
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_disk_request import DiskRefusal
 from ansible_collections.spdk.storage.plugins.modules.spdk_target import TargetConfigError
 
 

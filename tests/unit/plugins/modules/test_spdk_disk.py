@@ -1,4 +1,4 @@
-"""spdk_disk against answers a real SPDK v26.05 gave (shared/spdk-transcripts).
+"""spdk_disk against answers a real SPDK v26.05 gave (tests/unit/fixtures/transcripts).
 
 Recorded answers are normalised to each scenario: the disk file becomes a temporary
 file of the test, and names follow the collection's rule (lvstore name = disk name).
