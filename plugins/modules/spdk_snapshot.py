@@ -56,6 +56,16 @@ extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
   - spdk.storage.spdk.replicas
+attributes:
+  check_mode:
+    support: partial
+    details:
+      - A replica-level run, and an engine-level create or delete, are planned in full from reads (the pause's
+        listener check included) and list every step in RV(actions).
+      - An engine revert lists its steps too, but later steps depend on what earlier ones answer, which check
+        mode cannot know. It plans them on the reads taken before the change, as if every head were replaced:
+        the new heads' UUIDs (answered by C(bdev_lvol_clone)) are unknown, the run does not wait for a
+        detached or re-attached replica's bdev, and the completion status of Write Zeroes is not checked.
 options:
   name:
     description:
@@ -80,7 +90,7 @@ options:
     description:
       - The engine's replicas, in RAID slot order (the same list as M(spdk.storage.spdk_engine) takes).
         O(replicas[].disk) is required for a replica on this node, O(replicas[].rpc_socket) for a replica on
-        another node.
+        another node, and with O(state=reverted) its O(replicas[].address) too.
       - When omitted, the replicas spdk_engine recorded for O(engine) in the node record are used.
   state:
     description:
@@ -131,7 +141,7 @@ notes:
   - Engine-level operations use the engine's replica list; a replica whose node cannot be reached refuses the
     run before any change (an engine snapshot must exist on all replicas or none).
   - Revert needs, for a remote replica, its export on its node (re-expose it with M(spdk.storage.spdk_replica)
-    after a node restart) and its O(replicas[].address) (or a controller this node still has).
+    after a node restart) and its O(replicas[].address).
 seealso:
   - module: spdk.storage.spdk_replica
   - module: spdk.storage.spdk_engine
@@ -285,6 +295,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import ClientNode, StepRecorder
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str"),
@@ -304,14 +315,15 @@ ARGUMENT_SPEC = dict(
 
 
 class ReplicaSnapshot:
-    """Snapshot of one replica; EngineSnapshot below does the same for every replica of an engine. main()
-    calls ``run()`` of either."""
+    """Snapshot of one replica: planned by spdk_replica_ops from one batch of reads, then sent."""
 
-    def __init__(self, params):
+    def __init__(self, module):
+        params = module.params
         if params["name"] is None:
             raise SpdkInputError("name is required with replica")
         if params["state"] == "reverted":
             raise SpdkInputError("state=reverted applies to an engine: give engine instead of replica")
+        self.module = module
         self.request = ops.SnapshotRequest(name=params["name"], replica=params["replica"],
                                            disk=params["disk"], state=params["state"])
 
@@ -334,18 +346,19 @@ class ReplicaSnapshot:
     def _view(replica, entries):
         return {"replica": replica.name, "disk": replica.disk, "snapshots": entries}
 
-    def run(self, module):
-        """Plan, execute, and the module's result."""
-        client = module.client
+    def run(self):
+        """Plan, send the steps, and the module's result."""
+        client = self.module.client
         plan = self.plan(client)
-        ops.execute(client, plan)
-        return dict(self.result(client, plan, module.check_mode), changed=plan.changed, diff=plan.diff(),
-                    actions=[s.describe() for s in plan.steps])
+        recorder = StepRecorder(self.module.check_mode)
+        with recorder.reporting():
+            recorder.run(ClientNode(client), plan.steps)
+        return dict(self.result(client, plan), changed=plan.changed, diff=plan.diff(), actions=recorder.actions)
 
-    def result(self, client, plan, check_mode):
+    def result(self, client, plan):
         """The tree after the run: predicted in check mode, read again after a change."""
         view = plan.after
-        if plan.changed and not check_mode:
+        if plan.changed and not self.module.check_mode:
             replica, cluster_size = ops.find_replica(ops.load_state(client), self.request.replica,
                                                      self.request.disk)
             view = self._view(replica, sm.snapshot_entries(replica, cluster_size))
@@ -383,43 +396,39 @@ class EngineSnapshot:
             self.record = None    # listing writes nothing
 
     def run(self):
+        """The engine run and the module's result; a failure raises its SpdkError carrying what the run did."""
         module, request = self.module, self.request
         engine = es.EngineSnapshotRun(request, module.client, module.connect, check_mode=module.check_mode,
                                       record=self.record)
-        before = None
         try:
-            try:
-                if request.name is None:
-                    engine.listing()
-                else:
-                    getattr(engine, {"present": "present", "absent": "absent", "reverted": "reverted"}[request.state])()
-            except SpdkError as err:
-                self._fail(engine, err)
-            view = es.set_view(request, engine.views)
-            before = engine.before
+            engine.run()
+        except SpdkError as err:
+            err.result.update(self.partial(engine))
+            raise
         finally:
             for warning in engine.warnings:
                 module.warn(warning)
-            self._close(engine)
+            engine.nodes.close()
+        view = es.set_view(request, engine.views)
         written = bool(self.record and self.record.written)
-        return dict(changed=engine.changed or written, diff={"before": before, "after": view["snapshot_sets"]},
+        return dict(changed=engine.recorder.changed or written, diff={"before": engine.before, "after": view["snapshot_sets"]},
                     engine=view, actions=engine.actions, paused_seconds=engine.paused_seconds,
                     rpc_calls=engine.rpc_calls, rpc_calls_per_node=engine.rpc_calls_per_node())
 
-    def _fail(self, engine, err):
+    def partial(self, engine):
+        """What a failed run returns besides the error: the replicas as read (when every node was), the
+        actions sent, the RPC counts and the replicas that failed."""
         views = es.set_view(self.request, engine.views) if all(v.node.state for v in engine.views) else None
-        for warning in engine.warnings:
-            self.module.warn(warning)
-        engine.warnings = []
-        err.fail(self.module, engine=views, actions=engine.actions, rpc_calls=engine.rpc_calls,
-                 rpc_calls_per_node=engine.rpc_calls_per_node(),
-                 failed_replicas=[v.spec.name for v in engine.views if v.mode == es.ERR])
+        return dict(engine=views, actions=engine.actions, rpc_calls=engine.rpc_calls,
+                    rpc_calls_per_node=engine.rpc_calls_per_node(),
+                    failed_replicas=[v.ref.name for v in engine.views if v.mode == es.ERR])
 
-    @staticmethod
-    def _close(engine):
-        for node in engine.nodes.values():
-            if not node.is_engine_node:
-                node.client.close()
+
+def run(module):
+    """The replica-level or engine-level run the options ask for, and its result."""
+    if module.params["engine"] is not None:
+        return EngineSnapshot(module).run()
+    return ReplicaSnapshot(module).run()
 
 
 @spdk_main
@@ -427,10 +436,7 @@ def main():
     module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                         mutually_exclusive=[("replica", "engine")], required_one_of=[("replica", "engine")])
     try:
-        if module.params["engine"] is not None:
-            result = EngineSnapshot(module).run()    # fails by itself with what the engine run did
-        else:
-            result = ReplicaSnapshot(module.params).run(module)
+        result = run(module)
     except SpdkError as err:
         err.fail(module)
     module.exit_with(**result)

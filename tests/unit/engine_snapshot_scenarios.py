@@ -17,6 +17,11 @@ from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as ansible_warnings
 from expected_calls import ModuleExit, Outcome, RpcScript, answer, expect, patch_module_args, transcript
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_request import EngineSnapshotRequest
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_views import ENGINE_NODE, ReplicaView
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_node import Node as SpdkNode
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_replica_ref import ReplicaRef
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
     READ_ONLY_METHODS,
     SpdkConnectionError,
@@ -35,6 +40,15 @@ REPLICAS = [{"name": "vol-r0", "disk": "disk0"},
 DOWN = object()
 """A node whose spdk_tgt does not answer (every call: connection refused)."""
 LISTEN = {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": "4420"}
+
+
+def request(**kwargs):
+    """The request of engine ``vol`` for snapshot s2 over REPLICAS (options as keyword arguments)."""
+    kwargs.setdefault("engine", "vol")
+    kwargs.setdefault("name", "s2")
+    kwargs.setdefault("replicas", REPLICAS)
+    kwargs.setdefault("host_nqn", HOST)
+    return EngineSnapshotRequest(**kwargs)
 
 
 def _uuid(label):
@@ -100,6 +114,28 @@ def raids(rebuilding=False):
     return expect("bdev_raid_get_bdevs", {"category": "all"}, response)
 
 
+def replica_export(replica, disk):
+    """The export of a remote replica on its node: the subsystem of L78 with the replica's NQN and its
+    head ``<disk>/<replica>`` as namespace 1."""
+    entry = copy.deepcopy(transcript(INTRO, 78)["response"]["result"][1])
+    entry.update(nqn="nqn.2026-01.io.spdk-storage:" + replica)
+    entry["namespaces"][0].update(bdev_name="%s/%s" % (disk, replica), name="%s/%s" % (disk, replica))
+    return entry
+
+
+def controllers(*names):
+    """``bdev_nvme_get_controllers`` of the engine node: one controller per name, shaped as introspection L80."""
+    return [answer(INTRO, 80, {"vol1-r-b2c3d4e5": name})["result"][0] for name in names]
+
+
+def revert_nodes(snapshots=(("s2",),) * 3):
+    """E, N1, N2 ready for a revert to s2: no frontend, each remote replica exported on its node."""
+    out = nodes(snapshots=snapshots, frontend=False)
+    out[N1].subsystems = [replica_export("vol-r1", "disk1")]
+    out[N2].subsystems = [replica_export("vol-r2", "disk2")]
+    return out
+
+
 class Node:
     """The three reads of one node, as expected calls."""
 
@@ -112,6 +148,23 @@ class Node:
         return [("bdev_lvol_get_lvstores", None, {"result": [lvstore(self.disk)]}),
                 ("bdev_get_bdevs", None, {"result": self.lvols}),
                 ("nvmf_get_subsystems", None, {"result": self.subsystems})]
+
+
+def views(scenario, extra=None, replicas=None):
+    """ReplicaViews of ``replicas`` (default REPLICAS) over the nodes of ``scenario`` as read, without any
+    RPC; ``extra`` adds parts per address, e.g. ``{E: {"raids": [...]}}``."""
+    states = {}
+    for address, node in scenario.items():
+        raw = {part: call[2]["result"] for part, call in zip(("lvstores", "bdevs", "subsystems"), node.reads())}
+        raw.update((extra or {}).get(address) or {})
+        label = ENGINE_NODE if address == E else "node of %s" % address
+        states[address] = SpdkNode(label, None, tuple(raw), is_engine_node=address == E)
+        states[address].state = NodeState(raw)
+    out = []
+    for entry in replicas or REPLICAS:
+        ref = ReplicaRef.of(entry)
+        out.append(ReplicaView(ref, states[E if ref.is_local else ref.rpc_socket]))
+    return out
 
 
 def nodes(snapshots=(("s1",), ("s1",), ("s1",)), frontend=True, anagrpid=1):

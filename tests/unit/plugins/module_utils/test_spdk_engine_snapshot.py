@@ -16,14 +16,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkR
 
 LVOL_OPS = "more/lvol_ops.jsonl"
 ANA = "more/ana/run15_nsgroup_pause_nodrain.jsonl"
-
-
-def request(**kwargs):
-    kwargs.setdefault("engine", "vol")
-    kwargs.setdefault("name", "s2")
-    kwargs.setdefault("replicas", sc.REPLICAS)
-    kwargs.setdefault("host_nqn", sc.HOST)
-    return es.EngineSnapshotRequest(**kwargs)
+request = sc.request
 
 
 def clients(check_mode=False):
@@ -70,6 +63,10 @@ class TestInput:
         with pytest.raises(SpdkInputError, match="needs the snapshot name"):
             request(name=None, state="reverted")
 
+    def test_a_replica_with_disk_and_address_is_refused_as_spdk_engine_refuses_it(self):
+        with pytest.raises(SpdkInputError, match="not both"):
+            request(replicas=[{"name": "vol-r1", "disk": "disk1", "address": "127.0.0.2:4421", "rpc_socket": sc.N1}])
+
     def test_no_replicas_is_refused_with_what_to_do(self):
         with pytest.raises(SpdkInputError, match="no replicas given"):
             request(replicas=[])
@@ -78,7 +75,7 @@ class TestInput:
         recorded = {"replicas": [{"name": "vol-r0", "disk": "disk0"},
                                  {"name": "vol-r1", "address": "127.0.0.2:4421", "nqn": None, "rpc_socket": sc.N1}]}
         specs = request(replicas=es.replicas_from_record(recorded)).replicas
-        assert [(s.name, s.is_local, s.engine_bdev) for s in specs] == [
+        assert [(s.name, s.is_local, s.bdev) for s in specs] == [
             ("vol-r0", True, "disk0/vol-r0"), ("vol-r1", False, "vol-r1n1")]
 
 
@@ -101,7 +98,7 @@ class TestCreate:
         })
         assert isinstance(failure, es.ReplicaFailed) and failure.replica == "vol-r2"
         assert "No space left" in str(failure)
-        modes = [(v.spec.name, v.mode) for v in engine.views]
+        modes = [(v.ref.name, v.mode) for v in engine.views]
         assert modes == [("vol-r0", "OK"), ("vol-r1", "OK"), ("vol-r2", "ERR")]
 
     def test_the_pause_ends_at_quiesce_timeout_and_io_resumes(self):
@@ -228,3 +225,65 @@ class TestRecord:
         assert again.revert_marker() == {"state": "running", "heads": {"vol-r0": "h0"}}
         again.remove_snapshot()
         assert es.SnapshotRecord(path, "e", "vol", "s2").entry() is None
+
+
+def revert_scripts(nodes, engine_raids=None):
+    """The reads a revert starts with: the engine node's five (RAIDs and controllers too), four per replica node."""
+    engine_raids = sc.raids().response if engine_raids is None else engine_raids
+    return {
+        sc.E: [reads(*nodes[sc.E].reads(), ("bdev_raid_get_bdevs", {"category": "all"}, engine_raids),
+                     ("bdev_nvme_get_controllers", None, result(sc.controllers("vol-r1", "vol-r2"))))],
+        sc.N1: [reads(*nodes[sc.N1].reads(), ("bdev_raid_get_bdevs", {"category": "all"}, result([])))],
+        sc.N2: [reads(*nodes[sc.N2].reads(), ("bdev_raid_get_bdevs", {"category": "all"}, result([])))]}
+
+
+class TestRevert:
+    TIMEOUTS = {"ctrlr_loss_timeout_sec": 3, "reconnect_delay_sec": 1, "fast_io_fail_timeout_sec": 2}
+
+    def test_check_mode_lists_every_phase_from_the_first_reads(self):
+        """Only reads are sent: one batch per node, and the transports before the temporary export."""
+        scripts = revert_scripts(sc.revert_nodes())
+        scripts[sc.E].append(expect("nvmf_get_transports", None, answer("more/introspection.jsonl", 79)))
+        engine, wire, failure = run(request(state="reverted", timeouts=self.TIMEOUTS), scripts, check_mode=True)
+        assert failure is None, failure
+        assert all(wire.mutating(a) == [] for a in (sc.E, sc.N1, sc.N2))
+        e, n1, n2 = "engine node", "node of vol-r1", "node of vol-r2"
+        reclone = ["bdev_lvol_delete", "bdev_lvol_clone"]
+        temporary_export = ["nvmf_create_subsystem", "nvmf_subsystem_add_ns", "nvmf_subsystem_add_host",
+                            "nvmf_subsystem_add_listener", "bdev_nvme_attach_controller", "bdev_nvme_send_cmd",
+                            "bdev_nvme_detach_controller", "nvmf_delete_subsystem"]
+        remote_zeroing = ["bdev_nvme_attach_controller", "bdev_nvme_send_cmd"]
+        assert [(a["node"].split(" (")[0], a["method"]) for a in engine.actions] == (
+            [(e, "bdev_raid_delete")] + [(e, m) for m in reclone]
+            + [(e, "bdev_nvme_detach_controller"), (n1, "nvmf_subsystem_remove_ns")] + [(n1, m) for m in reclone]
+            + [(e, "bdev_nvme_detach_controller"), (n2, "nvmf_subsystem_remove_ns")] + [(n2, m) for m in reclone]
+            + [(e, m) for m in temporary_export]
+            + [(n1, "nvmf_subsystem_add_ns")] + [(e, m) for m in remote_zeroing]
+            + [(n2, "nvmf_subsystem_add_ns")] + [(e, m) for m in remote_zeroing]
+            + [(e, "bdev_raid_create")])
+        attached = [a["params"] for a in engine.actions if a["method"] == "bdev_nvme_attach_controller"
+                    and a["params"]["name"] in ("vol-r1", "vol-r2")]
+        assert [{k: p[k] for k in self.TIMEOUTS} for p in attached] == [self.TIMEOUTS] * 2
+
+    def test_a_finished_revert_whose_heads_nobody_touched_is_reads_only(self, tmp_path):
+        nodes = sc.revert_nodes()
+        views = sc.views(nodes)
+        record = es.SnapshotRecord(str(tmp_path / "e.json"), "e", "vol", "s2")
+        record.save_revert({"state": "done", "heads": {v.ref.name: v.replica.head.uuid for v in views},
+                            "allocated": {v.ref.name: v.replica.head.allocated_clusters for v in views}})
+        engine, wire, failure = run(request(state="reverted"), revert_scripts(nodes), record=record)
+        assert failure is None and engine.actions == []
+
+    def test_a_remote_replica_without_address_cannot_be_reverted(self):
+        with pytest.raises(SpdkInputError, match="give its address"):
+            request(state="reverted", replicas=[{"name": "vol-r1", "rpc_socket": sc.N1}])
+
+    def test_a_remote_replica_without_address_can_be_snapshotted_through_its_node(self):
+        nodes = sc.nodes()
+        replicas = [{"name": "vol-r0", "disk": "disk0"}, {"name": "vol-r1", "rpc_socket": sc.N1},
+                    {"name": "vol-r2", "rpc_socket": sc.N2}]
+        scripts = {address: [three_reads(nodes, address)] for address in (sc.E, sc.N1, sc.N2)}
+        scripts[sc.E].append(sc.raids())
+        engine, wire, failure = run(request(quiesce="none", replicas=replicas), scripts, check_mode=True)
+        assert failure is None
+        assert [a["method"] for a in engine.actions] == ["bdev_lvol_snapshot"] * 3

@@ -10,7 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import replica_scenarios as sc
-from expected_calls import answer, expect, reads, run_module
+from expected_calls import answer, error, expect, reads, run_module
 
 from ansible_collections.spdk.storage.plugins.modules import spdk_info, spdk_snapshot
 
@@ -90,6 +90,16 @@ class TestCreate:
         outcome = run(dict(replica="vol9", name="03"), [batch(sc.chain())])
         assert outcome.failed and outcome.mutating == []
         assert "replica vol9 not found" in outcome.msg
+
+    def test_a_failed_snapshot_reports_the_rpc_and_the_actions_sent(self):
+        outcome = run(dict(replica="vol1", name="03"), [
+            batch(sc.chain()),
+            expect("bdev_lvol_snapshot", {"lvol_name": "disk1/vol1", "snapshot_name": "vol1-snap-03"},
+                   error(-28, "No space left on device")),
+        ])
+        assert outcome.failed and outcome.result["rpc_method"] == "bdev_lvol_snapshot"
+        assert outcome.result["rpc_error_code"] == -28
+        assert [a["method"] for a in outcome.result["actions"]] == ["bdev_lvol_snapshot"]
 
     def test_name_too_long_for_the_lvol_fails_before_any_rpc(self):
         outcome = run(dict(replica="vol1", name="s" * 60), [])
