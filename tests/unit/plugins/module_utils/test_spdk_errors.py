@@ -11,7 +11,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import Spd
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_relay import RelayError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkConnectionError, SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_disk_request import DiskRefusal
-from ansible_collections.spdk.storage.plugins.modules.spdk_target import TargetConfigError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_target_plan import TargetConfigError
 
 
 class Failed(Exception):

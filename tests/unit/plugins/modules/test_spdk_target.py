@@ -10,6 +10,8 @@ import copy
 
 import pytest
 
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_target_plan
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_target_state
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkConnectionError
 from ansible_collections.spdk.storage.plugins.modules import spdk_target
 
@@ -291,23 +293,42 @@ def startup_reads():
     return reads(methods=METHODS_STARTUP, config=NOT_INITIALISED, transports=NOT_INITIALISED)
 
 
-def test_startup_phase_sets_startup_options_then_starts_the_framework_then_the_transport():
-    wanted = {"ctrlr_loss_timeout_sec": 15, "reconnect_delay_sec": 3, "fast_io_fail_timeout_sec": 6}
-    outcome = run({"nvmf_tcp": True, "nvme_options": wanted, "auto_examine": False}, [
+STARTUP_TIMEOUTS = {"ctrlr_loss_timeout_sec": 15, "reconnect_delay_sec": 3, "fast_io_fail_timeout_sec": 6}
+STARTUP_ARGS = {"nvmf_tcp": True, "nvme_options": STARTUP_TIMEOUTS, "auto_examine": False}
+
+
+def startup_calls():
+    """A --wait-for-rpc target given STARTUP_ARGS: startup options, framework start, transport, read back."""
+    return [
         startup_reads(),
         expect("bdev_set_options", {"bdev_auto_examine": False}, answer(OPTS, 34)),
-        expect("bdev_nvme_set_options", wanted, answer(OPTS, 33)),
+        expect("bdev_nvme_set_options", STARTUP_TIMEOUTS, answer(OPTS, 33)),
         expect("framework_start_init", None, answer(OPTS, 36)),
         expect("framework_wait_init", None, answer(OPTS, 37)),
         expect("nvmf_create_transport", {"trtype": "TCP"}, answer("step2.jsonl", 1)),
         reads(config=CONFIG_AFTER_STARTUP, transports=TRANSPORTS_TCP),
-    ])
+    ]
+
+
+def test_startup_phase_sets_startup_options_then_starts_the_framework_then_the_transport():
+    outcome = run(STARTUP_ARGS, startup_calls())
     assert not outcome.failed, outcome.msg
     assert outcome.changed is True
     assert outcome.result["framework"] == "initialized"
     assert outcome.result["auto_examine"] is False
-    assert outcome.result["nvme_options"] == wanted
+    assert outcome.result["nvme_options"] == STARTUP_TIMEOUTS
     assert outcome.result["methods_count"] == len(METHODS_RUNNING["result"])
+
+
+def test_the_actions_are_the_mutating_calls_in_the_order_sent_also_in_check_mode():
+    outcome = run(STARTUP_ARGS, startup_calls())
+    sent = ["bdev_set_options", "bdev_nvme_set_options", "framework_start_init", "nvmf_create_transport"]
+    assert [a["method"] for a in outcome.result["actions"]] == sent
+    assert outcome.result["actions"][3] == {"method": "nvmf_create_transport", "params": {"trtype": "TCP"},
+                                            "why": "create the NVMe-oF TCP transport"}
+    checked = run(STARTUP_ARGS, startup_reads(), check_mode=True)
+    assert [a["method"] for a in checked.result["actions"]] == sent and checked.mutating == []
+    assert run({}, reads()).result["actions"] == []
 
 
 def test_startup_phase_without_options_still_starts_the_framework():
@@ -368,7 +389,7 @@ def test_a_partial_request_is_validated_against_the_current_values():
     {"ctrlr_loss_timeout_sec": 0},
 ])
 def test_timeouts_spdk_accepts_pass_the_check(options):
-    spdk_target.check_resiliency(options)
+    spdk_target_plan.check_resiliency(options)
 
 
 def test_negative_wait_timeout_is_refused():
@@ -413,9 +434,9 @@ class StartingTarget(object):
 def test_wait_retries_until_the_socket_answers():
     clock = FakeClock()
     client = StartingTarget(refusals=3, clock=clock)
-    state, waited = spdk_target.wait_for_target(client, 5, False, False, clock=clock, sleep=clock.sleep)
+    state, waited = spdk_target_state.wait_for_target(client, 5, False, False, clock=clock, sleep=clock.sleep)
     assert state.version["version"].startswith("SPDK v26.05")
-    assert waited == pytest.approx(3 * spdk_target.POLL_INTERVAL)
+    assert waited == pytest.approx(3 * spdk_target_state.POLL_INTERVAL)
     assert client.timeout == 60.0   # restored
 
 
@@ -423,7 +444,7 @@ def test_wait_gives_up_after_wait_timeout_with_the_last_reason():
     clock = FakeClock()
     client = StartingTarget(refusals=1000, clock=clock, attempt_cost=0.5)
     with pytest.raises(SpdkConnectionError) as caught:
-        spdk_target.wait_for_target(client, 3, False, False, clock=clock, sleep=clock.sleep)
+        spdk_target_state.wait_for_target(client, 3, False, False, clock=clock, sleep=clock.sleep)
     assert "did not answer within 3 s (wait_timeout)" in caught.value.message
     assert "Connection refused" in caught.value.message
     assert clock.now - 100.0 <= 3 + 0.5
@@ -434,5 +455,5 @@ def test_wait_timeout_zero_tries_once():
     clock = FakeClock()
     client = StartingTarget(refusals=1, clock=clock)
     with pytest.raises(SpdkConnectionError):
-        spdk_target.wait_for_target(client, 0, False, False, clock=clock, sleep=clock.sleep)
+        spdk_target_state.wait_for_target(client, 0, False, False, clock=clock, sleep=clock.sleep)
     assert len(client.timeouts_seen) == 1
