@@ -12,7 +12,8 @@ from real SPDK v26.05; recordings in tests/unit/fixtures/transcripts/ and tests/
   ``base_snapshot`` parent, ``clones`` children, claim) under
   ``driver_specific.lvol`` (tests/unit/fixtures/transcripts/more__introspection.json line 61);
 * ``bdev_lvol_get_lvstores`` gives name, uuid, base bdev, cluster counts;
-* ``nvmf_get_subsystems`` names a namespace's bdev by UUID;
+* ``nvmf_get_subsystems`` names a namespace's bdev by UUID; its one parser is
+  ``spdk_nvmf.parse_subsystems``, and ``NodeState.exposures`` are those ``spdk_nvmf.Subsystem``s;
 * ``bdev_raid_get_bdevs`` (``category`` required) names a member by alias at
   creation but by UUID after examine-assembly
   (tests/unit/fixtures/transcripts/more__d2_raid_sb_restart_clean_remove.json line 34), so members are
@@ -63,19 +64,6 @@ def fetch(client, parts):
 def load_node(client, parts=DISK_PARTS + USAGE_PARTS):
     """NodeState built from one batch of ``parts``."""
     return NodeState(fetch(client, parts))
-
-
-def load_disks(client):
-    return load_node(client, DISK_PARTS).disks
-
-
-def load_lvols(client, disk=None):
-    state = load_node(client, DISK_PARTS)
-    return [lvol for lvol in state.lvols if disk is None or lvol.lvstore == disk]
-
-
-def load_exposures(client):
-    return load_node(client, ("subsystems",)).exposures
 
 
 class Lvol:

@@ -399,10 +399,6 @@ def expected_entry(spec, current, subsystems):
 # ---------------------------------------------------------------- reading
 
 
-def load_subsystems(client):
-    return parse_subsystems(client.call("nvmf_get_subsystems"))
-
-
 def transport_exists(client, trtype=TRTYPE):
     return any(t.get("trtype", "").upper() == trtype for t in (client.call("nvmf_get_transports") or []))
 

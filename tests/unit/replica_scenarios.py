@@ -2,7 +2,7 @@
 
 Each scenario is the three reads a replica run starts with (``bdev_lvol_get_lvstores``,
 ``bdev_get_bdevs``, ``nvmf_get_subsystems``) plus, where a test needs it, the RAID list.
-Answers come from tests/unit/fixtures/transcripts (copied from shared/spdk-transcripts);
+Answers come from tests/unit/fixtures/transcripts (recordings of a real SPDK v26.05);
 names are normalised with ``transcript(..., replace=...)`` where a recording used other ones.
 
 NODE1 (more/introspection.jsonl, node1): disk ``disk1`` (1 MiB clusters) with

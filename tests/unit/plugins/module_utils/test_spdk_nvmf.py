@@ -236,7 +236,7 @@ class TestHosts:
             ("nvmf_subsystem_remove_host", HOST1), ("nvmf_subsystem_add_host", HOST3)]
 
     def test_closing_an_open_subsystem(self):
-        # more/nvmf_hosts.jsonl L59: allow_any_host true after L58
+        # a subsystem opened to any host, as nvmf_subsystem_allow_any_host leaves it
         subsystems = nvmf.parse_subsystems(json.loads(json.dumps(NODE2_SUBSYSTEMS)))
         subsystems[REPLICA_NQN].allow_any_host = True
         plan = nvmf.plan_exposure(replica_spec(port=4421), subsystems[REPLICA_NQN], subsystems)
@@ -250,7 +250,7 @@ class TestHosts:
 
     @pytest.mark.parametrize("bad", ["not-an-nqn", "", "nqn.2026-01.io.x:" + "a" * 220, "nqn.bad date:x"])
     def test_invalid_host_nqns_are_refused_before_any_call(self, bad):
-        # SPDK answers an invalid host NQN with a bare "Internal error" (more/nvmf_hosts.jsonl L76)
+        # SPDK answers an invalid host NQN with a bare "Internal error", as it does a duplicate (L13)
         with pytest.raises(SpdkInputError):
             replica_spec(allowed_hosts=[bad])
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-"""Clearing LBA 0 (spdk_superblock): the Write Zeroes command real SPDK v26.05 ran (more/sendcmd L45), its
-completion, and the loopback export a head on this node is zeroed through (L46-L55)."""
+"""Clearing LBA 0 (spdk_superblock): the Write Zeroes command real SPDK v26.05 ran (more/sendcmd/sendcmd.jsonl
+line 45), its completion, and the loopback export a head on this node is zeroed through (lines 46-55)."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -313,7 +313,8 @@ class TestRestartedReplicaNode:
         assert outcome.result["replica"]["exposure"]["port"] == 4421
 
     def test_a_run_that_failed_on_the_claim_converges_when_run_again(self, tmp_path):
-        # An earlier run created the subsystem, then add_ns failed with -32602 (D2 L26-L27).
+        # An earlier run created the subsystem, then add_ns failed with -32602
+        # (more/d2_raid_sb_restart_clean_remove.jsonl lines 26-27).
         restarted = sc.node2_restarted()
         created = [dict(s, namespaces=[], hosts=[], listen_addresses=[], allow_any_host=False)
                    for s in sc.node2().subsystems["result"] if s["nqn"] == NQN_B]
