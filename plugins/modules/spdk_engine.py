@@ -46,6 +46,7 @@ extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
   - spdk.storage.spdk.replicas
+  - spdk.storage.spdk.wait
 options:
   name:
     description:
@@ -124,20 +125,10 @@ options:
     choices: [present, absent]
     default: present
   wait:
-    description:
-      - With O(state=present), wait until every replica is C(RW) (rebuilds finished).
-      - A replica kept out because its node is unreachable is tried again every O(wait_sleep) seconds (its
-        controller reconnects, or is dropped and attached again) and added once it can be read.
-    type: bool
     default: false
   wait_timeout:
-    description: Seconds to wait for health, unreachable replicas included (and for a detached controller's bdev
-      to disappear).
-    type: int
     default: 300
   wait_sleep:
-    description: Seconds between two health polls while waiting.
-    type: int
     default: 1
   ctrlr_loss_timeout_sec:
     description:
@@ -155,7 +146,26 @@ options:
         carries on with the others), instead of waiting for the reconnect. V(0) waits for the loss timeout.
     type: int
     default: 5
+attributes:
+  check_mode:
+    support: partial
+    details:
+      - Only reading RPCs are sent; the steps are planned from the target's current state and returned in
+        RV(actions), and RV(engine) shows the node as it is now.
+      - A remote replica that is not attached yet is planned as attached, but what the attach brings is known only
+        once it ran, so check mode cannot predict it. It does not know the replica's size, so a size mismatch only
+        fails the real run. It does not know whether SPDK's examine then assembles the RAID, or re-adds the replica
+        from its superblock, by itself, so the plan may show a RAID creation or an add that the real run does not
+        send.
+      - Check mode does not wait (O(wait)), and with O(frontend=blockdev) it reports the C(nvme connect) without a
+        device.
 notes:
+  - "What O(wait=true) waits for, with O(state=present): a replica kept out because its node is unreachable is tried again every
+    O(wait_sleep) seconds (its controller reconnects, or is dropped and attached again) and added once it can be
+    read; then the run polls the RAID every O(wait_sleep) seconds until every replica is C(RW) (rebuilds
+    finished). Both together take at most O(wait_timeout) seconds."
+  - Without O(wait) too, a run that detaches a controller waits up to O(wait_timeout) seconds for its bdev to
+    disappear.
   - Engine snapshots (M(spdk.storage.spdk_snapshot) with an engine) pause the frontend with ANA; SPDK hosts retry
     transparently. The Linux kernel initiator's behaviour during such a pause is not verified here.
   - Run it on the engine node. Replicas are created and exposed on their own nodes with
@@ -267,24 +277,31 @@ record:
   type: dict
 """
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
-    CONTROLLER_TIMEOUT_ARGS,
     SpdkModule,
-    controller_timeouts,
     default_node_name,
     replicas_option,
     spdk_main,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_initiator import KernelInitiator
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import FRONTENDS, EngineRequest
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_run import EngineRun
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import ABSENT
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts import (
+    CONTROLLER_TIMEOUT_ARGS,
+    controller_timeouts,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import check_wait_options, wait_argument_spec
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
     size=dict(type="str"),
     replicas=replicas_option(default=[]),
-    frontend=dict(type="str", choices=list(em.FRONTENDS), default="nvmf"),
+    frontend=dict(type="str", choices=list(FRONTENDS), default="nvmf"),
     listen_address=dict(type="str"),
     port=dict(type="int"),
     port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
@@ -293,11 +310,9 @@ ARGUMENT_SPEC = dict(
     node_name=dict(type="str"),
     record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
     state=dict(type="str", choices=["present", "absent"], default="present"),
-    wait=dict(type="bool", default=False),
-    wait_timeout=dict(type="int", default=300),
-    wait_sleep=dict(type="int", default=1),
-    **CONTROLLER_TIMEOUT_ARGS
 )
+ARGUMENT_SPEC.update(wait_argument_spec(wait=False, wait_timeout=300, wait_sleep=1))
+ARGUMENT_SPEC.update(CONTROLLER_TIMEOUT_ARGS)
 
 
 def node_name(params):
@@ -305,7 +320,11 @@ def node_name(params):
 
 
 def build_request(params):
-    return em.EngineRequest(
+    """The checked request; the wait options are checked first. Nothing here sends an RPC."""
+    problem = check_wait_options(params["wait_timeout"], params["wait_sleep"])
+    if problem:
+        raise SpdkInputError(problem)
+    return EngineRequest(
         name=params["name"], replicas=params["replicas"], size=params["size"], state=params["state"],
         frontend=params["frontend"], listen_address=params["listen_address"], port=params["port"],
         port_range=params["port_range"], allowed_hosts=params["allowed_hosts"], host_nqn=params["host_nqn"],
@@ -364,30 +383,25 @@ class Record:
         return {"path": self.path, "written": self.written}
 
 
-def run(module, request):
+def run(module):
+    request = build_request(module.params)
     record = Record(module, request)
-    initiator = em.KernelInitiator(module.run_command, module.get_bin_path)
-    engine = em.EngineRun(module.client, request, check_mode=module.check_mode, recorded=record.engine,
-                          initiator=initiator, wait_timeout=module.params["wait_timeout"],
-                          wait_sleep=module.params["wait_sleep"])
+    engine = EngineRun(module.client, request, check_mode=module.check_mode, recorded=record.engine,
+                       initiator=KernelInitiator(module.run_command, module.get_bin_path),
+                       wait_timeout=module.params["wait_timeout"], wait_sleep=module.params["wait_sleep"])
     try:
         if request.state == "absent":
             engine.absent()
-            status, view = None, {"name": request.name, "state": em.ABSENT}
-            after = em.intent_view(request, em.ABSENT)
+            status, view = None, {"name": request.name, "state": ABSENT}
         else:
             status = engine.present(wait=module.params["wait"])
             view = status.to_dict(engine.device)
-            after = em.intent_view(request, "present", view["frontend"] and view["frontend"]["port"])
-            if module.check_mode and engine.changed:
-                after = em.intent_view(request, "present", em.frontend_port(
-                    engine.state, request, recorded_port=record.engine.get("frontend_port"))
-                    if request.frontend != "none" else None)
     finally:
         for warning in engine.warnings:
             module.warn(warning)
     record.save(status)
-    return dict(changed=engine.changed or record.written, diff={"before": engine.before, "after": after},
+    return dict(changed=engine.changed or record.written,
+                diff={"before": engine.before, "after": engine.intent_after(view)},
                 engine=view, actions=engine.actions, messages=engine.messages, record=record.view())
 
 
@@ -399,7 +413,7 @@ def main():
         required_if=[("state", "present", ["replicas"])],
     )
     try:
-        result = run(module, build_request(module.params))
+        result = run(module)
     except SpdkError as err:
         err.fail(module)
     module.exit_with(**result)

@@ -117,6 +117,17 @@ def create_calls():
     ]
 
 
+def superblock_clash_calls():
+    """A first run whose bdev_raid_create answers -17 (a member carries an earlier RAID's superblock); the run
+    detaches the controller it attached."""
+    calls = create_calls()[:6]
+    calls[5] = expect("bdev_raid_create", calls[5].params,
+                      {"error": {"code": -17, "message": "Failed to create RAID bdev vol1-e0: File exists"}})
+    return calls + [engine_reads(no_raid(), bdevs("vol1-e0"), no_subsystem()),
+                    expect("bdev_nvme_detach_controller", {"name": "vol1-r-b2c3d4e5"}, answer("step4.jsonl", 22)),
+                    expect("bdev_get_bdevs", {"name": "vol1-r-b2c3d4e5n1"}, answer("more/nvme_reconnect.jsonl", 85))]
+
+
 def record_of(args):
     with open(os.path.join(args["record_dir"], "node1.json")) as handle:
         return json.load(handle)
@@ -252,7 +263,7 @@ class TestPresent:
         assert any("vol1-r-b2c3d4e5 stays ERR" in w and "-5" in w and "unreachable" in w for w in outcome.warnings)
 
     def test_with_wait_the_run_waits_for_the_controller_then_adds_the_replica(self, args):
-        args.update(record_dir="", wait=True, wait_sleep=0, wait_timeout=30)
+        args.update(record_dir="", wait=True, wait_sleep=0.001, wait_timeout=30)
         outcome = run(args, [
             engine_reads(degraded_raids()),
             expect("bdev_nvme_get_controllers", None, controllers(270)),
@@ -272,7 +283,7 @@ class TestPresent:
             "vol1-r-b2c3d4e5: rebuild finished, RW"]
 
     def test_with_wait_a_controller_that_stays_disconnected_fails_at_wait_timeout_naming_it(self, args):
-        args.update(record_dir="", wait=True, wait_sleep=0, wait_timeout=0)
+        args.update(record_dir="", wait=True, wait_sleep=0.01, wait_timeout=0.01)
         outcome = run(args, [engine_reads(degraded_raids()),
                              expect("bdev_nvme_get_controllers", None, controllers(270))])
         assert outcome.failed and outcome.mutating == []
@@ -310,15 +321,17 @@ class TestPresent:
         assert outcome.mutating == ["bdev_nvme_attach_controller"]
 
     def test_a_superblock_of_an_earlier_raid_is_explained_not_cleared(self, args):
-        calls = create_calls()[:6]
-        calls[5] = expect("bdev_raid_create", calls[5].params,
-                          {"error": {"code": -17, "message": "Failed to create RAID bdev vol1-e0: File exists"}})
-        calls += [engine_reads(no_raid(), bdevs("vol1-e0"), no_subsystem()),
-                  expect("bdev_nvme_detach_controller", {"name": "vol1-r-b2c3d4e5"}, answer("step4.jsonl", 22)),
-                  expect("bdev_get_bdevs", {"name": "vol1-r-b2c3d4e5n1"}, answer("more/nvme_reconnect.jsonl", 85))]
-        outcome = run(args, calls)
+        outcome = run(args, superblock_clash_calls())
         assert outcome.failed and "superblock of an earlier RAID" in outcome.msg
         assert "never clears superblocks" in outcome.msg
+
+    def test_a_failed_run_returns_the_actions_it_sent(self, args):
+        """Changed: a failure reports the steps sent up to it (here the attach, the failed create and the
+        rollback's detach)."""
+        outcome = run(args, superblock_clash_calls())
+        assert outcome.failed and outcome.result["rpc_method"] == "bdev_raid_create"
+        assert [a["method"] for a in outcome.result["actions"]] == [
+            "bdev_nvme_attach_controller", "bdev_raid_create", "bdev_nvme_detach_controller"]
 
     def test_removing_a_replica_detaches_it_and_waits_until_its_bdev_is_gone(self, args):
         args["replicas"] = [LOCAL, {"name": "vol1-r-new", "address": "127.0.0.2:4421"}]
@@ -388,6 +401,25 @@ class TestBadInput:
         args.update(change)
         outcome = run(args, [])
         assert outcome.failed and why in outcome.msg and outcome.rpc_count == 0
+
+    @pytest.mark.parametrize("change, why", [
+        (dict(wait_timeout=0), "wait_timeout must be more than 0"),
+        (dict(wait_timeout=604801), "at most 604800 seconds"),
+        (dict(wait_sleep=0), "wait_sleep must be more than 0"),
+        (dict(wait_sleep=5, wait_timeout=2), "at most wait_timeout"),
+    ])
+    def test_wait_options_no_wait_can_use_are_refused_before_any_rpc(self, args, change, why):
+        """Changed: wait_timeout and wait_sleep are floats, checked whether or not wait is set (a detach waits
+        up to wait_timeout too); 0 used to be taken."""
+        args.update(change)
+        outcome = run(args, [])
+        assert outcome.failed and why in outcome.msg and outcome.rpc_count == 0
+
+    def test_fractional_wait_options_are_taken(self, args):
+        args.update(record_dir="", wait=True, wait_timeout=0.5, wait_sleep=0.25)
+        outcome = run(args, [engine_reads(), expect("bdev_raid_get_bdevs", {"category": "all"}, answer(INTRO, 83))])
+        assert not outcome.failed, outcome.msg
+        assert outcome.result["engine"]["state"] == "healthy"
 
     def test_a_record_from_a_newer_collection_is_left_alone_with_a_warning(self, args):
         path = os.path.join(args["record_dir"], "node1.json")

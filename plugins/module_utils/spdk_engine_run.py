@@ -1,0 +1,252 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) spdk.storage contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""One spdk_engine run on the engine node: read, plan, apply, in phases.
+
+``present`` reads the node in one batch, repairs the membership (spdk_engine_members: attach,
+examine, create or adopt the RAID), then makes the frontend match (spdk_engine_frontend), and with
+``wait`` waits for replicas kept out and for the rebuilds. ``absent`` removes frontend, RAID
+(superblocks kept) and controllers. Every mutating step goes through one StepRecorder, so check
+mode plans the same steps and sends only reads; ``actions`` lists them.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_frontend import (
+    ana_warnings,
+    frontend_port,
+    plan_frontend,
+)
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_initiator import connect_step, disconnect_step
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_members import MemberPass
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_plan import (
+    address_warnings,
+    detach_steps,
+    plan_absent,
+)
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import EngineRefusal
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import (
+    ABSENT,
+    WO,
+    EngineStatus,
+    current_intent,
+    engine_node,
+    intent_view,
+)
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_wait import wait_bdevs_gone, wait_healthy
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import StepRecorder
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import Waiter
+
+ROLLBACK_WAIT = 30.0
+"""At most this many seconds for a rolled-back controller's bdev to go."""
+
+
+class EngineRun:
+    """One spdk_engine run, phase by phase; ``actions`` lists every mutating step (sent or, in check
+    mode, planned), ``warnings`` what the user should know, ``messages`` one line per rebuild."""
+
+    def __init__(self, client, request, check_mode=False, recorded=None, initiator=None,
+                 wait_timeout=300.0, wait_sleep=1.0, sleep=time.sleep, clock=time.monotonic):
+        self.node = engine_node(client)
+        self.request = request
+        self.check_mode = check_mode
+        self.recorder = StepRecorder(check_mode)
+        self.recorded = recorded or {}
+        self.initiator = initiator
+        self.wait_timeout = wait_timeout
+        self.wait_sleep = wait_sleep
+        self.sleep = sleep
+        self.clock = clock
+        self.warnings = []
+        self.messages = []         # one line per rebuild the RAID shows: who started it, its progress
+        self.attached = []         # controllers this run attached (detached again if the run fails)
+        self.added = []            # replicas this run added to the RAID (it started their rebuild)
+        self.members = None        # the last MemberPass
+        self.first = None          # EngineStatus of the run's first read
+        self.device = None
+        self.before = None
+
+    @property
+    def client(self):
+        return self.node.client
+
+    @property
+    def state(self):
+        """The node as last read (in check mode: as it was before the run)."""
+        return self.node.state
+
+    @property
+    def actions(self):
+        return self.recorder.actions
+
+    @property
+    def changed(self):
+        return self.recorder.changed
+
+    # --- present ----------------------------------------------------------------
+    def present(self, wait=False):
+        """Make the engine exist as requested; returns its EngineStatus after the run."""
+        request = self.request
+        with self.recorder.reporting():
+            extra_hosts = []
+            if request.frontend == "blockdev":
+                self.initiator.check(self.check_mode)
+                extra_hosts = [self.initiator.host_nqn()]
+            deadline = self.clock() + self.wait_timeout
+            state = self.node.load()
+            self.first = EngineStatus(state, request)
+            self.before = current_intent(self.first, request)
+            self.warnings += address_warnings(state, request)
+            self.members = MemberPass(self).apply()
+            self._frontend(extra_hosts)
+            waiting = wait and not self.check_mode
+            if waiting:
+                self._wait_until_joined(deadline)
+            rebuilding = self._rebuild_messages()
+            if waiting:
+                self.node.state = wait_healthy(self.client, request, self.node.state, self._waiter(deadline))
+                self.messages += ["%s: rebuild finished, RW" % name for name in rebuilding]
+            self.warnings += self._kept_out(wait)
+        return EngineStatus(self.node.state, request)
+
+    def _waiter(self, deadline):
+        return Waiter(self.wait_timeout, self.wait_sleep, clock=self.clock, sleep=self.sleep, deadline=deadline)
+
+    def _wait_until_joined(self, deadline):
+        """wait: while a replica is kept out because its node is unreachable, poll every ``wait_sleep`` and
+        repair again (its controller reconnects, or is dropped and attached again), up to ``wait_timeout``."""
+        waiter = self._waiter(deadline)
+
+        def joined():
+            if waiter.polls:  # after each pause: read the node and make another pass
+                self.node.load()
+                self.members = MemberPass(self).apply()
+            return None if self.members.kept_out else True
+
+        def describe():
+            return "engine %s is %s after %ss (wait_timeout): %s" % (
+                self.request.name, EngineStatus(self.node.state, self.request).state, self.wait_timeout,
+                "; ".join(self._kept_out(True)))
+
+        waiter.until(joined, describe, error=EngineRefusal)
+
+    def _kept_out(self, waited):
+        """Why each replica the last pass could not bring in stays ERR, and what to do."""
+        members = self.members
+        out = ["replica %s stays ERR: %s" % (name, why) for name, why in sorted(members.unreachable.items())]
+        out += ["replica %s stays ERR: %s, so its node is unreachable or still reconnecting and it is not added "
+                "back to the RAID; run again when the node is back%s"
+                % (name, why, "" if waited else " (wait: true waits for it, up to wait_timeout)")
+                for name, why in sorted(members.deferred.items())]
+        return out
+
+    def _rebuild_messages(self):
+        """Say who started each rebuild the RAID shows: this run, SPDK by itself, or something before this run.
+
+        SPDK re-adds a stale member from its superblock when the member's bdev registers (examine, for
+        example when this run attaches it): a rebuild of a replica that was no member when the run began
+        and that the run did not add is SPDK's own. Returns the replicas being rebuilt.
+        """
+        first = {s.spec.name: s for s in self.first.replicas}
+        names = []
+        for replica in EngineStatus(self.node.state, self.request).replicas:
+            if replica.mode != WO:
+                continue
+            name = replica.spec.name
+            progress = "rebuilding (%s%%)" % replica.rebuild["percent"]
+            if name in self.added:
+                text = "added back to the RAID by this run, " + progress
+            elif first[name].member is None:
+                text = "SPDK re-added it from its superblock, " + progress
+            else:
+                text = progress + ", started before this run"
+            self.messages.append("%s: %s" % (name, text))
+            names.append(name)
+        return names
+
+    # --- frontend ---------------------------------------------------------------
+    def _frontend(self, extra_hosts):
+        request = self.request
+        status = EngineStatus(self.node.state, request)
+        if request.frontend != "blockdev" and self.initiator is not None and self.initiator.device(request.nqn):
+            self._kernel_disconnect()
+        # A RAID this run creates serves I/O (in check mode it is only planned, so the node does not show it).
+        raid_ready = status.serving or (status.raid is None and self.members.created)
+        if request.frontend != "none" and status.subsystem is None and not raid_ready:
+            self.warnings.append("the frontend of engine %s is not created while its RAID serves no I/O" % request.name)
+            return
+        self.warnings += ana_warnings(status.namespaces, request.nqn)
+        recorded_port = self.recorded.get("frontend_port")
+        steps = plan_frontend(self.node.state, request, status, extra_hosts, recorded_port,
+                              transport_lookup=lambda: nvmf.transport_exists(self.client))
+        self.recorder.run(self.node, steps)
+        if steps and not self.check_mode:
+            self.node.state = NodeState(dict(self.node.state.raw, **fetch(self.client, ("subsystems",))))
+        if request.frontend == "blockdev":
+            self._kernel_connect(extra_hosts[0], extra_hosts, recorded_port)
+
+    def _kernel_connect(self, kernel_nqn, extra_hosts, recorded_port):
+        request = self.request
+        self.device = self.initiator.device(request.nqn)
+        if self.device:
+            return
+        port = frontend_port(self.node.state, request, extra_hosts, recorded_port)
+        self.recorder.record(connect_step(request.nqn, request.listen_address, port, kernel_nqn))
+        if not self.check_mode:
+            self.device = self.initiator.connect(request.nqn, request.listen_address, port, kernel_nqn)
+
+    def _kernel_disconnect(self):
+        self.recorder.record(disconnect_step(self.request.nqn))
+        if not self.check_mode:
+            self.initiator.disconnect(self.request.nqn)
+
+    def intent_after(self, view):
+        """The ``--diff`` after-object; in check mode with changes, the port the frontend would listen on."""
+        request = self.request
+        if request.state == ABSENT:
+            return intent_view(request, ABSENT)
+        port = view["frontend"] and view["frontend"]["port"]
+        if self.check_mode and self.changed:
+            port = None if request.frontend == "none" else frontend_port(
+                self.node.state, request, recorded_port=self.recorded.get("frontend_port"))
+        return intent_view(request, "present", port)
+
+    # --- failure and waiting --------------------------------------------------------
+    def rollback(self):
+        """Detach controllers this run attached that did not become RAID members (best effort)."""
+        if not self.attached:
+            return
+        try:
+            steps, bdevs = detach_steps(self.node.load(), self.attached)
+            self.recorder.run(self.node, steps)
+            wait_bdevs_gone(self.client, bdevs, min(self.wait_timeout, ROLLBACK_WAIT), self.sleep, self.clock)
+        except (SpdkRpcError, EngineRefusal) as exc:
+            self.warnings.append("could not detach %s after the failure: %s" % (", ".join(self.attached), exc))
+        self.attached = []
+
+    def wait_gone(self, bdevs):
+        """Wait until the bdevs of detached controllers are gone (in check mode nothing was detached)."""
+        if not self.check_mode:
+            wait_bdevs_gone(self.client, bdevs, self.wait_timeout, self.sleep, self.clock)
+
+    # --- absent -------------------------------------------------------------------
+    def absent(self):
+        """Frontend, RAID (superblocks kept) and replica controllers gone; replica data untouched."""
+        request = self.request
+        with self.recorder.reporting():
+            state = self.node.load()
+            self.before = current_intent(EngineStatus(state, request), request)
+            if self.initiator is not None and self.initiator.device(request.nqn):
+                self._kernel_disconnect()
+            steps, bdevs = plan_absent(state, request, self.recorded.get("replicas", []))
+            self.recorder.run(self.node, steps)
+            self.wait_gone(bdevs)
