@@ -1,7 +1,9 @@
-"""Make the repository importable as ``ansible_collections.spdk.storage``.
+"""Make the repository importable, once for every suite.
 
-The checkout itself is the collection root, so a throw-away tree under
-``.cache/collections`` links ``ansible_collections/spdk/storage`` to it.
+- as ``ansible_collections.spdk.storage``: the checkout itself is the collection root, so a
+  throw-away tree under ``.cache/collections`` links ``ansible_collections/spdk/storage`` to it;
+- the test helpers as the package ``tests`` (``from tests.integration.spdk_targets import TARGET``):
+  the repository root goes on ``sys.path`` here, the one place a suite's path is set.
 """
 import os
 import sys
@@ -24,4 +26,10 @@ def _link_collection():
     os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", COLLECTIONS_ROOT)
 
 
+def _tests_package():
+    if REPO_ROOT not in sys.path:
+        sys.path.insert(0, REPO_ROOT)
+
+
 _link_collection()
+_tests_package()

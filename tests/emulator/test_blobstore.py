@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from spdk_emu import blobstore as bs
-from spdk_emu.aio import AioBdev
+from tests.emulator.spdk_emu import blobstore as bs
+from tests.emulator.spdk_emu.aio import AioBdev
 
 MIB = 1 << 20
 

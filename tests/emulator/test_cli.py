@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import SPDK_TGT, Node
+from tests.emulator.conftest import SPDK_TGT, Node
 
 STARTUP_ONLY = ("Method may only be called before framework is initialized. Use --wait-for-rpc command line "
                 "parameter and then issue this RPC before the framework_start_init RPC.")

@@ -1,7 +1,7 @@
 """Framework RPCs, the bdev listing and the keyring answer like SPDK v26.05."""
 import os
 
-from spdk_emu.framework import RECORDED
+from tests.emulator.spdk_emu.framework import RECORDED
 
 
 def test_version_and_method_list(emulator_node):

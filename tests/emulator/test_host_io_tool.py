@@ -19,18 +19,13 @@ import time
 
 import pytest
 
-from nvmf_support import SPDK_IO, address, free_port
-from spdk_emu import hostio as spdk_io_module
-from spdk_emu.fabric import format_dhchap_key
-
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, TESTS)
-
-from hostio import HOST_IO, ConnectError, HostIO, IOFailed, Mismatch, choose_backend, pattern_bytes  # noqa: E402
-from hostio import cli as host_io_cli  # noqa: E402
-from hostio import spdk_dd as host_io_dd  # noqa: E402
-
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient  # noqa: E402
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
+from tests.emulator.nvmf_support import SPDK_IO, address, free_port
+from tests.emulator.spdk_emu import hostio as spdk_io_module
+from tests.emulator.spdk_emu.fabric import format_dhchap_key
+from tests.hostio import HOST_IO, ConnectError, HostIO, IOFailed, Mismatch, choose_backend, pattern_bytes
+from tests.hostio import cli as host_io_cli
+from tests.hostio import spdk_dd as host_io_dd
 
 MIB = 1 << 20
 NQN = "nqn.2026-01.io.spdk-storage:hio-vol"

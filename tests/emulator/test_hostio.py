@@ -5,8 +5,8 @@ import os
 import struct
 import time
 
-from nvmf_support import address, export, io_target, spdk_io, wait_until
-from spdk_emu.hostio import pattern_bytes
+from tests.emulator.nvmf_support import address, export, io_target, spdk_io, wait_until
+from tests.emulator.spdk_emu.hostio import pattern_bytes
 
 
 def test_write_then_verify_by_pattern_and_by_file(emulator_node, tmp_path):

@@ -4,9 +4,9 @@ import os
 import signal
 import time
 
-from nvmf_support import (NQN, address, attach, attach_error, bdev_exists, ctrlr_states, export, free_port,
+from tests.emulator.nvmf_support import (NQN, address, attach, attach_error, bdev_exists, ctrlr_states, export, free_port,
                           io_target, spdk_io, wait_until)
-from spdk_emu import fabric
+from tests.emulator.spdk_emu import fabric
 
 NVME_BDEV_KEYS = ["name", "aliases", "product_name", "block_size", "num_blocks", "preferred_write_alignment",
                   "preferred_write_granularity", "optimal_write_size", "preferred_unmap_alignment",

@@ -2,7 +2,7 @@
 import socket
 import time
 
-from nvmf_support import NQN, address, attach, attach_error, export, spdk_io, io_target, wait_until
+from tests.emulator.nvmf_support import NQN, address, attach, attach_error, export, spdk_io, io_target, wait_until
 
 TRANSPORT_KEYS = ["trtype", "max_queue_depth", "max_io_qpairs_per_ctrlr", "in_capsule_data_size", "max_io_size",
                   "max_aq_depth", "iobuf_small_cache_size", "iobuf_large_cache_size", "dif_insert_or_strip",

@@ -1,15 +1,15 @@
 """RAID1 across emulated spdk_tgt processes: lvol members, NVMe-oF members, restarts.
 
-Each test replays the experiment a real SPDK v26.05 was put through (more/d2-d4, more/sbclone)
-and checks what the recording and ANSWERS.md report: allocation after a rebuild, which member
-wins after a restart in either order, the auto-assembled RAID on a restarted replica, and the
-superblock refusals. Nodes use 127.0.0.4x and free ports, so recorded replays on 127.0.0.1 can run
+Each test replays the experiment a real SPDK v26.05 was put through (D2-D4 and sbclone:
+tests/emulator/README.md, What the recordings showed) and checks what it showed: allocation after
+a rebuild, which member wins after a restart in either order, the auto-assembled RAID on a
+restarted replica, and the superblock refusals. Nodes use 127.0.0.4x and free ports, so recorded replays on 127.0.0.1 can run
 beside them.
 """
 import signal
 
-from nvmf_support import NQN, address, free_port, io_target, spdk_io, wait_until
-from spdk_emu.hostio import pattern_bytes
+from tests.emulator.nvmf_support import NQN, address, free_port, io_target, spdk_io, wait_until
+from tests.emulator.spdk_emu.hostio import pattern_bytes
 
 MIB = 1 << 20
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"

@@ -10,10 +10,10 @@ import uuid as uuidlib
 
 import pytest
 
-from spdk_emu import raid, raid_sb, rpc
-from spdk_emu.bdev import Bdev
-from spdk_emu.errors import RpcError
-from spdk_emu.target import Target
+from tests.emulator.spdk_emu import raid, raid_sb, rpc
+from tests.emulator.spdk_emu.bdev import Bdev
+from tests.emulator.spdk_emu.errors import RpcError
+from tests.emulator.spdk_emu.target import Target
 
 MIB = 1 << 20
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"

@@ -1,7 +1,7 @@
 """The RAID superblock is SPDK's own on-disk format, byte for byte."""
 import struct
 
-from spdk_emu import raid_sb
+from tests.emulator.spdk_emu import raid_sb
 
 # LBA 0 of a raid1 member as real SPDK v26.05 wrote it (more/sendcmd/sendcmd.jsonl L42, the
 # 384 meaningful bytes; the rest of the 4 KiB block is zeros): raid vol-e0, seq 1, two members.

@@ -11,7 +11,7 @@ no two runs share: UUIDs anywhere in a string and NGUIDs, and the host's ephemer
 qpair's peer_address; rpc_get_methods is compared on the methods the emulator implements (in the
 real target's order). Re-record the real file with (see tests/emulator/README.md):
 
-  .venv/bin/python tests/emulator/fixtures/record_rpc_py.py --out tests/emulator/fixtures/rpc_py_real.jsonl \\
+  .venv/bin/python -m tests.emulator.fixtures.record_rpc_py --out tests/emulator/fixtures/rpc_py_real.jsonl \\
       --start 'SPDK_TGT -r {sock} -i -1 -m 0x1 -s 2048 --no-huge --no-pci --disable-cpumask-locks {args}'
 """
 import os
@@ -19,15 +19,13 @@ import sys
 
 import pytest
 
+from tests.emulator.fixtures import record_rpc_py, rpc_py_cases
+from tests.emulator.spdk_emu import methods as emu_methods, rpc as emu_rpc
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
 REAL = os.path.join(FIXTURES, "rpc_py_real.jsonl")
 START = sys.executable + " " + os.path.join(HERE, "spdk_tgt") + " -r {sock} -i {idx} {args}"
-sys.path.insert(0, FIXTURES)
-
-import record_rpc_py  # noqa: E402
-import rpc_py_cases  # noqa: E402
-from spdk_emu import methods as emu_methods, rpc as emu_rpc  # noqa: E402
 
 emu_methods.load()
 IMPLEMENTED = {name for name in emu_rpc.METHODS if not name.startswith("emu_")}

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from spdk_emu.server import split_values, MalformedInput, is_tcp_address
+from tests.emulator.spdk_emu.server import split_values, MalformedInput, is_tcp_address
 
 VERSION = {"version": "SPDK v26.05 git sha1 d519b163cb",
            "fields": {"major": 26, "minor": 5, "patch": 0, "suffix": "", "commit": "d519b163cb"}}

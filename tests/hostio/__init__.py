@@ -22,7 +22,7 @@ verifies with the other, and any sub-range verifies on its own.
 
 The Python API runs the CLI (``tests/hostio/host_io``), so both behave the same::
 
-    from hostio import HostIO
+    from tests.hostio import HostIO
     io = HostIO(None, nqn, "127.0.0.1", 4420, hostnqn)    # None: backend from the environment
     io.write(0, length=1 << 20, seed="A")                 # or data=b"...", or file=path
     io.verify(0, length=1 << 20, seed="A")                # raises Mismatch if the data differs
@@ -41,15 +41,13 @@ import sys
 import tempfile
 import time
 
+from tests.emulator.spdk_emu.hostio import PATTERN_BLOCK, pattern_bytes  # noqa: F401  (part of this API)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 HOST_IO = os.path.join(HERE, "host_io")
 EMULATOR_DIR = os.path.join(TESTS, "emulator")
 SPDK_IO = os.path.join(EMULATOR_DIR, "spdk_io")
-if EMULATOR_DIR not in sys.path:
-    sys.path.insert(0, EMULATOR_DIR)
-
-from spdk_emu.hostio import PATTERN_BLOCK, pattern_bytes  # noqa: E402,F401  pylint: disable=wrong-import-position
 
 BACKENDS = ("emulator", "spdk_dd")
 DEFAULT_SEED = "spdk_io"          # spdk_io's default --seed: the same default data in both backends

@@ -24,9 +24,9 @@ import os
 import signal
 import sys
 
-from hostio import EXIT_CONNECT, EXIT_IO, EXIT_MISMATCH, SPDK_IO, choose_backend
-from hostio import spdk_dd as backend_dd
-from spdk_emu import hostio as emulator_hostio
+from tests.emulator.spdk_emu import hostio as emulator_hostio
+from tests.hostio import EXIT_CONNECT, EXIT_IO, EXIT_MISMATCH, SPDK_IO, choose_backend
+from tests.hostio import spdk_dd as backend_dd
 
 PROG = "host_io"
 # host_io's own options: (name, takes a value). Everything else goes to spdk_io unchanged.

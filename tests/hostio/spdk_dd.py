@@ -88,7 +88,7 @@ import tempfile
 import time
 import uuid as uuidlib
 
-from spdk_emu.hostio import pattern_bytes
+from tests.emulator.spdk_emu.hostio import pattern_bytes
 
 DEFAULT_APP_ARGS = "-m 0x2 -i -1 --no-huge -s 1024 --no-pci --disable-cpumask-locks"
 CONTROLLER = "hio"

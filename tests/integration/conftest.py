@@ -22,9 +22,8 @@ import tempfile
 
 import pytest
 
-from spdk_targets import TARGET, TargetProcess
-
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
+from tests.integration.spdk_targets import TARGET, TargetProcess
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Host I/O: tests/emulator/spdk_io on the emulator, spdk_dd on a real target (tests/hostio chooses).

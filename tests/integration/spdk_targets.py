@@ -25,12 +25,11 @@ import sys
 import threading
 import time
 
+from tests.emulator.spdk_emu import methods as emulator_methods
+from tests.emulator.spdk_emu import rpc as emulator_rpc
+
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMULATOR = os.path.join(TESTS, "emulator", "spdk_tgt")
-sys.path.insert(0, os.path.join(TESTS, "emulator"))
-
-from spdk_emu import methods as emulator_methods  # noqa: E402  pylint: disable=wrong-import-position
-from spdk_emu import rpc as emulator_rpc  # noqa: E402  pylint: disable=wrong-import-position
 
 emulator_methods.load()
 

@@ -10,7 +10,9 @@ import os
 import signal
 
 import pytest
-from volume_helpers import (
+
+from ansible_collections.spdk.storage.plugins.modules import spdk_engine, spdk_replica
+from tests.integration.volume_helpers import (
     APP_HOST,
     MIB,
     SB,
@@ -24,8 +26,6 @@ from volume_helpers import (
     spdk_io,
     wait_for,
 )
-
-from ansible_collections.spdk.storage.plugins.modules import spdk_engine, spdk_replica
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PORT_BASE, PORT_RANGE = port_block(21000, 900)

@@ -13,7 +13,10 @@ import signal
 import time
 
 import pytest
-from volume_helpers import (
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
+from ansible_collections.spdk.storage.plugins.modules import spdk_engine, spdk_replica, spdk_snapshot
+from tests.integration.volume_helpers import (
     APP_HOST,
     MIB,
     SB,
@@ -29,9 +32,6 @@ from volume_helpers import (
     start_writer,
     wait_for,
 )
-
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
-from ansible_collections.spdk.storage.plugins.modules import spdk_engine, spdk_replica, spdk_snapshot
 
 DATA = 8 * MIB                   # the part of the volume the tests write
 PORT_BASE, PORT_RANGE = port_block(23000, 800)

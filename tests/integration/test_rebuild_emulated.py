@@ -12,7 +12,14 @@ import threading
 import time
 
 import pytest
-from volume_helpers import (
+
+from ansible_collections.spdk.storage.plugins.modules import (
+    spdk_engine,
+    spdk_replica,
+    spdk_replica_rebuild,
+    spdk_snapshot,
+)
+from tests.integration.volume_helpers import (
     APP_HOST,
     MIB,
     NQN_PREFIX,
@@ -26,13 +33,6 @@ from volume_helpers import (
     spdk_io,
     start_writer,
     wait_for,
-)
-
-from ansible_collections.spdk.storage.plugins.modules import (
-    spdk_engine,
-    spdk_replica,
-    spdk_replica_rebuild,
-    spdk_snapshot,
 )
 
 VOLUME = 16 * MIB

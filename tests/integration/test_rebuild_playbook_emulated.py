@@ -29,6 +29,7 @@ import tempfile
 import pytest
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
+from tests.integration import playbook_tasks
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,12 +63,7 @@ def create_volume(volume):
 
 
 def io_task(what, **io):
-    """tasks/volume_io.yml on the volume's frontend (spdk_engines comes from create_volume.yml)."""
-    frontend = "spdk_engines.rbvol.frontend"
-    io = dict({"what": what, "nqn": "{{ %s.nqn }}" % frontend,
-               "address": "{{ %s.listen_address }}:{{ %s.port }}" % (frontend, frontend)}, **io)
-    return {"name": what, "ansible.builtin.include_tasks": os.path.join(PLAYBOOKS, "tasks", "volume_io.yml"),
-            "vars": {"io": io}}
+    return playbook_tasks.io_task("rbvol", what, **io)
 
 
 def prepare_playbook(root):

@@ -25,7 +25,8 @@ import sys
 import threading
 
 import pytest
-from volume_helpers import wait_for
+
+from tests.integration.volume_helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

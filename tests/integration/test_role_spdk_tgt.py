@@ -18,9 +18,8 @@ import time
 
 import pytest
 
-from spdk_targets import TARGET
-
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
+from tests.integration.spdk_targets import TARGET
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = TARGET.binary

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from ssh_nodes import EchoTarget, SshLab, relay_module, rpc_from
+from tests.integration.ssh_nodes import EchoTarget, SshLab, relay_module, rpc_from
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,16 +13,13 @@ import sys
 import tempfile
 import time
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError
+from ansible_collections.spdk.storage.plugins.modules import spdk_disk
+from tests.integration.spdk_targets import TargetProcess, direct_call
+from tests.unit.expected_calls import run_module
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(TESTS, "unit"))
-
-from expected_calls import run_module  # noqa: E402  pylint: disable=wrong-import-position
-
-from spdk_targets import TargetProcess, direct_call  # noqa: E402  pylint: disable=wrong-import-position
-
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.spdk.storage.plugins.modules import spdk_disk  # noqa: E402  pylint: disable=wrong-import-position
 
 # Host I/O: tests/emulator/spdk_io on the emulator, spdk_dd on a real target (tests/hostio chooses).
 SPDK_IO = os.path.join(TESTS, "hostio", "host_io")

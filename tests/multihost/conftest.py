@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from multihost_topology import Topology
+from tests.multihost.multihost_topology import Topology
 
 
 def pytest_configure(config):

@@ -25,7 +25,8 @@ import tempfile
 
 import pytest
 
-from multihost_topology import BIN_DIR, REPO
+from tests.integration import playbook_tasks
+from tests.multihost.multihost_topology import BIN_DIR, REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.multihost]
 
@@ -42,12 +43,8 @@ RPC_CALL = os.path.join(REPO, "extensions", "molecule", "three_nodes", "files", 
 
 
 def io_task(what, **io):
-    """tasks/volume_io.yml on the volume's frontend, run on the engine node (over SSH)."""
-    frontend = "spdk_engines.mhvol.frontend"
-    io = dict({"what": what, "nqn": "{{ %s.nqn }}" % frontend,
-               "address": "{{ %s.listen_address }}:{{ %s.port }}" % (frontend, frontend)}, **io)
-    return {"name": what, "ansible.builtin.include_tasks": os.path.join(PLAYBOOKS, "tasks", "volume_io.yml"),
-            "vars": {"io": io}}
+    """Host I/O on the volume's frontend, run on the engine node (over SSH)."""
+    return playbook_tasks.io_task("mhvol", what, **io)
 
 
 def imported(playbook, **variables):

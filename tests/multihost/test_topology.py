@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from multihost_topology import SCRIPT, Topology, own_mount_namespace, pids_in_namespace
+from tests.multihost.multihost_topology import SCRIPT, Topology, own_mount_namespace, pids_in_namespace
 
 pytestmark = pytest.mark.multihost
 

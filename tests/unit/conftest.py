@@ -2,17 +2,22 @@
 
 ``rpc_server`` is a scriptable JSON-RPC server on a real Unix socket (tests/unit/rpc_server.py);
 ``tcp_rpc_server`` the same on 127.0.0.1. Both stop when the test ends.
+
+The unit helpers are modules of the package ``tests`` (``from tests.unit.expected_calls import
+run_module``). The test files under tests/unit/plugins/ and the scenario modules still import them by
+their bare names (``from expected_calls import ...``), so tests/unit stays on the path for them until
+they import ``tests.unit.<helper>``.
 """
 import os
 import sys
 
 import pytest
 
-UNIT_DIR = os.path.dirname(os.path.abspath(__file__))
-if UNIT_DIR not in sys.path:  # rpc_server is imported by tests in sub-directories
-    sys.path.insert(0, UNIT_DIR)
+from tests.unit.rpc_server import RpcServer
 
-from rpc_server import RpcServer  # noqa: E402
+UNIT_DIR = os.path.dirname(os.path.abspath(__file__))
+if UNIT_DIR not in sys.path:
+    sys.path.append(UNIT_DIR)
 
 
 @pytest.fixture

@@ -1,29 +1,20 @@
 """Every subsystem module whose ``@rpc`` methods the emulator serves.
 
 Importing a module registers its methods (and its examiners and config providers); ``load()``
-imports them all (cli.main calls it before serving). Each engineer
-adds one import line per module they own; optional modules not written yet are skipped so the
-target still starts.
+imports them all, in this order (cli.main calls it before serving; a second call changes nothing).
+Each module is a plain import: one that is missing or broken stops the emulator at start-up
+instead of leaving its methods out.
 """
-import importlib
-
-MODULES = (
-    "framework",   # version, method list, init, config, bdev_get_bdevs / examine (emu-core)
-    "keyring",     # keyring_file_* (emu-core)
-    "aio",         # bdev_aio_* (emu-core)
-    "lvol",        # bdev_lvol_* over blobstore.py (emu-core)
-    "nvmf",        # nvmf_* (emu-net)
-    "nvme",        # bdev_nvme_* (emu-net)
-    "faults",      # emu_bdev_fault, emu_node_stall: emulator-only fault injection (emu-net)
-    "raid",        # bdev_raid_* (emu-raid)
-)
 
 
 def load():
-    """Import every subsystem module that exists; a second call changes nothing."""
-    for name in MODULES:
-        try:
-            importlib.import_module("." + name, __package__)
-        except ModuleNotFoundError as exc:
-            if exc.name != "%s.%s" % (__package__, name):
-                raise
+    """Import every subsystem module, which registers its RPC methods."""
+    # pylint: disable=import-outside-toplevel,unused-import
+    from . import framework   # noqa: F401  version, method list, init, config, bdev_get_bdevs / examine
+    from . import keyring     # noqa: F401  keyring_file_*
+    from . import aio         # noqa: F401  bdev_aio_*
+    from . import lvol        # noqa: F401  bdev_lvol_* over blobstore.py
+    from . import nvmf        # noqa: F401  nvmf_*
+    from . import nvme        # noqa: F401  bdev_nvme_*
+    from . import faults      # noqa: F401  emu_bdev_fault, emu_node_stall: emulator-only fault injection
+    from . import raid        # noqa: F401  bdev_raid_*
