@@ -28,7 +28,7 @@ REAL_CI_TESTS=(
     tests/integration/test_rebuild_playbook_emulated.py
     tests/integration/test_delete_volume_playbook_emulated.py
     tests/integration/test_role_spdk_tgt.py::test_started_twice_changes_nothing_the_second_time_nor_in_check_mode
-    tests/integration/test_role_spdk_tgt.py::test_a_killed_target_is_started_again_and_recovery_runs
+    tests/integration/test_role_spdk_tgt.py::test_a_killed_target_is_started_again_and_the_run_says_it_started_it
     tests/emulator/test_host_io_tool.py
 )
 

@@ -41,20 +41,20 @@ pytestmark = [
                        reason="ansible-playbook is not installed next to %s" % sys.executable),
 ]
 
+# After the role, the play notes a start the way a play that recovers the node's objects would see it.
 PLAYBOOK = """
 - name: Run spdk_tgt with the role
   hosts: localhost
   gather_facts: false
   roles:
     - role: spdk.storage.spdk_tgt
-"""
-
-RECOVERY_TASKS = """
-- name: Leave a mark that the recovery hook ran, with the version spdk_target saw
-  ansible.builtin.copy:
-    dest: "{{ recovery_mark }}"
-    content: "{{ spdk_tgt_target.version }} {{ spdk_tgt_started_now }}\\n"
-    mode: "0644"
+  tasks:
+    - name: Leave a mark that this run started the target, with the version spdk_target saw
+      ansible.builtin.copy:
+        dest: "{{ started_mark }}"
+        content: "{{ spdk_tgt_target.version }} {{ spdk_tgt_started_now }}\\n"
+        mode: "0644"
+      when: spdk_tgt_started_now | bool
 """
 
 
@@ -66,11 +66,9 @@ class Node(object):
         self.socket = os.path.join(root, "run", "spdk.sock")
         self.pid_file = os.path.join(root, "run", "spdk_tgt.pid")
         self.log_file = os.path.join(root, "log", "spdk_tgt.log")
-        self.recovery_mark = os.path.join(root, "recovered")
+        self.started_mark = os.path.join(root, "started")
         with open(os.path.join(root, "play.yml"), "w") as handle:
             handle.write(PLAYBOOK)
-        with open(os.path.join(root, "recover.yml"), "w") as handle:
-            handle.write(RECOVERY_TASKS)
 
     def variables(self, **overrides):
         variables = {
@@ -84,8 +82,7 @@ class Node(object):
             "spdk_tgt_no_huge": True,
             "spdk_tgt_no_pci": True,
             "spdk_tgt_wait_timeout": 30,
-            "spdk_tgt_recovery_tasks": os.path.join(self.root, "recover.yml"),
-            "recovery_mark": self.recovery_mark,
+            "started_mark": self.started_mark,
         }
         variables.update(TARGET_VARIABLES)
         variables.update(overrides)
@@ -126,12 +123,13 @@ class Node(object):
         finally:
             client.close()
 
-    def recovered(self):
-        if not os.path.exists(self.recovery_mark):
+    def started(self):
+        """What the play noted about a start of the target since the last call (None: no start)."""
+        if not os.path.exists(self.started_mark):
             return None
-        with open(self.recovery_mark) as handle:
+        with open(self.started_mark) as handle:
             text = handle.read()
-        os.unlink(self.recovery_mark)
+        os.unlink(self.started_mark)
         return text
 
 
@@ -176,12 +174,12 @@ def test_started_twice_changes_nothing_the_second_time_nor_in_check_mode(node):
     assert node.call("spdk_get_version")["version"].startswith("SPDK v")
     assert transports(node) == ["TCP"]
     assert oct(os.stat(node.socket).st_mode & 0o777) == "0o600"
-    assert node.recovered() is not None, "the first start must run the recovery hook"
+    assert node.started() is not None, "the first run starts the target and says so (spdk_tgt_started_now)"
 
     _ok, changed, _out = node.play()
     assert changed == 0
     assert node.pid() == first_pid
-    assert node.recovered() is None, "nothing was started, so nothing to recover"
+    assert node.started() is None, "nothing was started, so nothing to recover"
 
     _ok, changed, _out = node.play(check=True)
     assert changed == 0
@@ -262,18 +260,18 @@ def test_other_nvme_options_once_a_controller_exists_need_a_restart(node):
     assert "c0" in out and "spdk_tgt_state=restarted" in out
     assert node.pid() == pid, "a refused change leaves the target running as it was"
 
-    node.recovered()
+    node.started()
     _ok, changed, _out = node.play(spdk_tgt_nvme_options=other, spdk_tgt_state="restarted")
     assert changed > 0
     config = node.call("framework_get_config", {"name": "bdev"})
     nvme = [e["params"] for e in config if e["method"] == "bdev_nvme_set_options"][0]
     assert nvme["ctrlr_loss_timeout_sec"] == 30
-    assert node.recovered() is not None
+    assert node.started() is not None
 
 
-def test_a_killed_target_is_started_again_and_recovery_runs(node):
+def test_a_killed_target_is_started_again_and_the_run_says_it_started_it(node):
     node.play()
-    node.recovered()
+    node.started()
     old = node.pid()
     os.killpg(old, signal.SIGKILL)
     assert wait_dead(old)
@@ -283,12 +281,12 @@ def test_a_killed_target_is_started_again_and_recovery_runs(node):
     assert changed > 0
     assert node.pid() != old
     assert transports(node) == ["TCP"]
-    assert node.recovered().endswith(" True\n")
+    assert node.started().endswith(" True\n")
 
 
-def test_restarted_moves_onto_a_new_binary_and_runs_recovery(node):
+def test_restarted_moves_onto_a_new_binary_and_says_it_started_it(node):
     node.play()
-    node.recovered()
+    node.started()
     old = node.pid()
     new_binary = os.path.join(node.root, "spdk_tgt-new")
     os.symlink(BINARY, new_binary)
@@ -303,7 +301,7 @@ def test_restarted_moves_onto_a_new_binary_and_runs_recovery(node):
     assert wait_dead(old)
     with open("/proc/%d/cmdline" % node.pid()) as handle:
         assert new_binary in handle.read().split("\0")
-    assert node.recovered() is not None
+    assert node.started() is not None
 
 
 def test_stopped_removes_the_process_its_socket_and_pid_file(node):
