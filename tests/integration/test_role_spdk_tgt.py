@@ -304,6 +304,49 @@ def test_restarted_moves_onto_a_new_binary_and_says_it_started_it(node):
     assert node.started() is not None
 
 
+# Stands in for spdk_tgt_python, the interpreter the role runs its supervisor with: the first
+# status commands (as many as the counter file says) print nothing and exit 0, as one did over SSH.
+SILENT_STATUS = """#!/bin/sh
+left=$(cat "{counter}")
+if [ "$2" = status ] && [ "$left" -gt 0 ]; then
+    echo $((left - 1)) > "{counter}"
+    exit 0
+fi
+exec "{python}" "$@"
+"""
+
+
+def silent_status(node, times):
+    """An interpreter for spdk_tgt_python whose next ``times`` status answers are empty; and its counter file."""
+    counter = os.path.join(node.root, "silent-status-left")
+    with open(counter, "w") as handle:
+        handle.write("%d\n" % times)
+    python = os.path.join(node.root, "python-silent-status")
+    with open(python, "w") as handle:
+        handle.write(SILENT_STATUS.format(counter=counter, python=sys.executable))
+    os.chmod(python, 0o755)
+    return python, counter
+
+
+def test_an_empty_status_answer_is_asked_again_not_read_as_the_state(node):
+    python, counter = silent_status(node, 2)
+    _ok, changed, out = node.play(spdk_tgt_python=python)
+    assert out.count("FAILED - RETRYING: [localhost]: Read the supervised target's state") == 2
+    with open(counter) as handle:
+        assert handle.read().strip() == "0", "both empty answers were asked again"
+    assert changed > 0 and node.started() is not None
+    assert node.call("spdk_get_version")["version"].startswith("SPDK v")
+
+
+def test_a_status_that_never_answers_fails_the_role_before_anything_starts(node):
+    python, _counter = silent_status(node, 99)
+    _ok, _changed, out = node.play(expect_failure=True, spdk_tgt_python=python)
+    assert "The spdk_tgt supervisor's status answered no JSON object 5 times" in out
+    assert "nothing was started or stopped" in out
+    assert "Start the target" not in out
+    assert not os.path.exists(node.pid_file) and not os.path.exists(node.socket)
+
+
 def test_stopped_removes_the_process_its_socket_and_pid_file(node):
     node.play()
     pid = node.pid()
