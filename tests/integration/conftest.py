@@ -43,8 +43,9 @@ def pytest_configure(config):
 
 
 def _missing_tool_reason():
-    if not os.access(TARGET.binary, os.X_OK):
-        return "no spdk_tgt to run: %s is not executable (set SPDK_TGT to a real binary)" % TARGET.binary
+    unrunnable = TARGET.runnable_reason()
+    if unrunnable:
+        return "no %s to run: %s" % (TARGET.name, unrunnable)
     for tool in ("ansible-playbook", "ansible"):
         if shutil.which(tool, path=BIN_DIR) is None:
             return "%s is not installed next to %s (run make venv)" % (tool, sys.executable)
@@ -52,10 +53,14 @@ def _missing_tool_reason():
 
 
 def require_tools():
-    """Skip (never silently) when there is no target binary or no Ansible to drive it."""
+    """Fail when there is no target to run or no Ansible to drive it.
+
+    The emulator is part of the tree and Ansible part of the venv, and a real target runs only when
+    SPDK_TGT names it: any of them missing is a broken setup, which a skip would hide.
+    """
     reason = _missing_tool_reason()
     if reason:
-        pytest.skip(reason)
+        pytest.fail(reason, pytrace=False)
 
 
 # ---- addresses --------------------------------------------------------------------------------

@@ -59,9 +59,9 @@ class TargetKind(object):
         return [self.binary, "-r", sock, "-i", "-1", "-m", "0x%x" % (1 << (index % 2))] + self.extra_args
 
     def runnable_reason(self):
-        """None when this kind can run here, else why not (a missing binary, a CPU it was not built for)."""
+        """None when this kind can run here, else why not (a missing binary)."""
         if not os.access(self.binary, os.X_OK):
-            return "%s is not executable" % self.binary
+            return "%s is not executable%s" % (self.binary, "" if self.is_emulator else " (SPDK_TGT)")
         return None
 
 

@@ -165,8 +165,7 @@ class Site(object):
 
 @pytest.fixture
 def site(ansible_runner):
-    if not os.access(EMULATOR, os.X_OK):
-        pytest.skip("the emulated inventory needs the emulator %s" % EMULATOR)
+    assert os.access(EMULATOR, os.X_OK), "the emulated inventory needs the emulator %s" % EMULATOR
     root = tempfile.mkdtemp(prefix="spdk-rb-", dir="/tmp")   # AF_UNIX socket paths must stay short
     env = dict(ansible_runner.env(), ANSIBLE_DISPLAY_SKIPPED_HOSTS="false")
     site = Site(root, env)
