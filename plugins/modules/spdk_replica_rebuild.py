@@ -52,13 +52,20 @@ extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
   - spdk.storage.spdk.replicas
+  - spdk.storage.spdk.wait
 attributes:
   check_mode:
-    support: full
-    details: Plans and lists the copy step's actions with reads only. The join step depends on what the copy
-      creates and is only described; RV(rebuild.removed_replica) says what the removal after it would delete.
-      When the rebuild is finished, the removal of the replaced replica and the merge of the system snapshots
-      are listed in RV(actions).
+    support: partial
+    details:
+      - Reads only, and lists in RV(actions) the copy step's actions as a run would send them from the state
+        read. What depends on the answers of earlier steps cannot be predicted. The transient lvol, the
+        copies and the new head are made only then, so their names are listed but not their UUIDs or the
+        copy's progress and result. A system snapshot not taken yet is listed as a C((copy)) placeholder.
+        Leftovers an interrupted run would remove after the copy are not listed.
+      - The join step depends on what the copy creates and is only described (a warning says so);
+        RV(rebuild.removed_replica) says what the removal after it would delete.
+      - When the rebuild is finished, the removal of the replaced replica and the merge of the system snapshots
+        are listed in RV(actions).
 options:
   engine:
     description: Name of the engine (its RAID1 bdev on the engine node, the node of O(rpc_socket)).
@@ -137,17 +144,10 @@ options:
     description: Online only, the RAID rebuild's bandwidth limit (C(bdev_raid_set_options)); V(0) is unlimited.
     type: int
   wait:
-    description:
-      - Wait until the online RAID rebuild finished (the copy of snapshots is always waited for).
-    type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait for one snapshot copy, and for the RAID rebuild.
-    type: int
     default: 3600
   wait_sleep:
-    description: Seconds between two progress polls.
-    type: float
     default: 1.0
   node_name:
     description: Name of the engine node (default host NQN, node record). Defaults to the short host name.
@@ -181,6 +181,10 @@ options:
     type: int
     default: 5
 notes:
+  - The copy of each snapshot is always waited for, up to O(wait_timeout) per snapshot, polling its progress
+    first after a few milliseconds and then every O(wait_sleep). O(wait) says whether the module also waits
+    until SPDK's RAID rebuild of the new replica (online strategy) finished, up to O(wait_timeout); with
+    O(wait=false) it returns RV(rebuild.state=rebuilding) and a later run waits again.
   - After the join, run M(spdk.storage.spdk_engine) with the new replica list (RV(rebuild.replica) replaces
     O(replace)) so the engine's record and frontend follow; playbooks/rebuild_replica.yml does all of it.
   - Engine snapshots must not be taken while the rebuild runs; M(spdk.storage.spdk_snapshot) refuses them while a
@@ -305,6 +309,8 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     spdk_main,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError, validate_lvol_name
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import check_wait_options, wait_argument_spec
 
 DESTINATION_OPTIONS = dict(
     replica=dict(type="str", required=True),
@@ -326,24 +332,25 @@ ARGUMENT_SPEC = dict(
     step=dict(type="str", choices=list(rb.STEPS), default="all"),
     system_snapshot=dict(type="str"),
     bandwidth_mb_sec=dict(type="int"),
-    wait=dict(type="bool", default=True),
-    wait_timeout=dict(type="int", default=3600),
-    wait_sleep=dict(type="float", default=1.0),
     node_name=dict(type="str"),
     host_nqn=dict(type="str"),
     listen_address=dict(type="str"),
     port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
     record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
-    **CONTROLLER_TIMEOUT_ARGS
+    **dict(wait_argument_spec(wait=True, wait_timeout=3600.0, wait_sleep=1.0), **CONTROLLER_TIMEOUT_ARGS)
 )
 
 
 def build_request(params):
+    """The validated request; refuses bad options (wait options included) before any RPC."""
+    problem = check_wait_options(params["wait_timeout"], params["wait_sleep"])
+    if problem:
+        raise SpdkInputError(problem)
     destination = dict(params["destination"])
     if destination.get("rpc_socket") == params["rpc_socket"]:
         destination["rpc_socket"] = None     # the engine node itself
     if params["system_snapshot"] is not None:
-        rb.validate_lvol_name("snapshot", params["system_snapshot"])
+        validate_lvol_name("snapshot", params["system_snapshot"])
     replicas = [{k: v for k, v in r.items() if v is not None} for r in params["replicas"]]
     return rb.RebuildRequest(
         engine=params["engine"], source=params["source"], destination=destination, replicas=replicas,
@@ -369,10 +376,12 @@ class Clients:
         return self.by_address[address]
 
     def counts(self):
-        return {address: len(client.sent_calls) for address, client in self.by_address.items()}
+        """RPCs sent per target address: the result's rpc_calls_by_node (and their sum, rpc_calls)."""
+        counts = {address: len(client.sent_calls) for address, client in self.by_address.items()}
+        return {"rpc_calls": sum(counts.values()), "rpc_calls_by_node": counts}
 
     def close(self):
-        for address, client in self.by_address.items():
+        for client in self.by_address.values():
             if client is not self.module.client:
                 client.close()
 
@@ -405,14 +414,15 @@ def record_system_snapshots(module, request, snapshot, merged):
             record.remove_snapshot(request.engine, name)
 
     try:
-        _record, written = rec.update(rec.record_path(directory, request.node_name), request.node_name, change)
+        written = rec.update(rec.record_path(directory, request.node_name), request.node_name, change)[1]
     except rec.RecordError as exc:
         module.warn(str(exc))
         return False
     return written
 
 
-def run(module, request, clients):
+def rebuild(module, request, clients):
+    """One RebuildRun with a client per node; the module's result."""
     params = module.params
     member_clients = {m.name: clients.get(m.rpc_socket) for m in request.replicas if not m.is_local}
     source = request.source
@@ -424,7 +434,8 @@ def run(module, request, clients):
         wait_sleep=params["wait_sleep"], system_snapshot=params["system_snapshot"],
         known_system_snapshots=recorded_system_snapshots(module, request))
     try:
-        view = run_.run(member_clients)
+        with run_.recorder.reporting():
+            view = run_.run(member_clients)
     finally:
         for warning in run_.warnings:
             module.warn(warning)
@@ -436,22 +447,28 @@ def run(module, request, clients):
                 actions=run_.actions)
 
 
+def run(module):
+    request = build_request(module.params)
+    clients = Clients(module)
+    try:
+        result = rebuild(module, request, clients)
+    except SpdkError as err:
+        err.result.update(clients.counts())
+        raise
+    finally:
+        clients.close()
+    result.update(clients.counts())
+    return result
+
+
 @spdk_main
 def main():
     module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        request = build_request(module.params)
+        result = run(module)
     except SpdkError as err:
         err.fail(module)
-    clients = Clients(module)
-    try:
-        result = run(module, request, clients)
-    except SpdkError as err:
-        err.fail(module, rpc_calls=sum(clients.counts().values()), rpc_calls_by_node=clients.counts())
-    finally:
-        clients.close()
-    counts = clients.counts()
-    module.exit_with(rpc_calls=sum(counts.values()), rpc_calls_by_node=counts, **result)
+    module.exit_with(**result)
 
 
 if __name__ == "__main__":

@@ -3,17 +3,21 @@
 The source is the d6 chain (replica_scenarios.chain: head ``vol1`` cloned from ``vol1-snap-02``
 (2 clusters) cloned from ``vol1-snap-01`` (3 clusters)); a destination holding copies is the same
 recording with the replica renamed, as a shallow copy leaves it (same clusters per snapshot,
-more/d6 L50-L66).
+tests/emulator/fixtures/d6_alloc_after_shallow_copy.session.jsonl).
 """
+import datetime
 import json
 
 import pytest
 from expected_calls import answer
 from replica_scenarios import chain, node1
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild as rb
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild_names as names
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild_plan as rb
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_request import Destination, RebuildRequest
 
 MIB = 1 << 20
 
@@ -45,20 +49,10 @@ def dest_state(keep=("vol9-snap-01", "vol9-snap-02"), allocated=None):
     return NodeState(raw)
 
 
-class FakeNode:
-    """Just enough of rebuild.Node for the planning functions: lvol lookups on a NodeState."""
-
-    def __init__(self, state):
-        self.state = state
-
-    def lvol(self, disk, name):
-        return self.state.lvol(disk, name)
-
-
 def destination(**overrides):
     args = dict(replica="vol9", disk="disk1", rpc_socket="/n2.sock", listen_address="127.0.0.3")
     args.update(overrides)
-    return rb.Destination(**args)
+    return Destination(**args)
 
 
 def request(**overrides):
@@ -68,14 +62,14 @@ def request(**overrides):
                 destination={"replica": "vol9", "disk": "disk2", "rpc_socket": "/n2.sock",
                              "listen_address": "127.0.0.3"})
     args.update(overrides)
-    return rb.RebuildRequest(**args)
+    return RebuildRequest(**args)
 
 
 class TestNames:
     def test_transient_objects_use_the_reserved_suffix_and_a_host_of_their_own(self):
-        assert rb.transient_name("vol1-r3") == "vol1-r3-rebuild"
-        assert rb.transient_nqn("vol1-r3") == "nqn.2026-01.io.spdk-storage:vol1-r3-rebuild"
-        assert rb.rebuild_host_nqn("vol1-r3") == "nqn.2026-01.io.spdk-storage:host:vol1-r3-rebuild"
+        assert names.transient_name("vol1-r3") == "vol1-r3-rebuild"
+        assert names.transient_nqn("vol1-r3") == "nqn.2026-01.io.spdk-storage:vol1-r3-rebuild"
+        assert names.rebuild_host_nqn("vol1-r3") == "nqn.2026-01.io.spdk-storage:host:vol1-r3-rebuild"
 
     def test_a_destination_name_whose_transient_lvol_would_not_fit_is_refused_up_front(self):
         with pytest.raises(SpdkInputError, match="transient lvol"):
@@ -83,15 +77,15 @@ class TestNames:
                                  "listen_address": "127.0.0.3"})
 
     def test_system_snapshots_are_named_by_utc_time_and_recognised(self):
-        name = rb.new_system_snapshot(rb.datetime.datetime(2026, 11, 25, 2, 12, 9))
+        name = names.new_system_snapshot(datetime.datetime(2026, 11, 25, 2, 12, 9))
         assert name == "rb-20261125021209"
-        assert rb.is_system_snapshot(name)
-        assert not rb.is_system_snapshot("snap-01") and not rb.is_system_snapshot(None)
+        assert names.is_system_snapshot(name)
+        assert not names.is_system_snapshot("snap-01") and not names.is_system_snapshot(None)
 
     def test_the_superblock_area_is_one_cluster_of_1mib_or_more_and_two_of_512kib(self):
-        assert rb.superblock_clusters(MIB) == 1
-        assert rb.superblock_clusters(4 * MIB) == 1
-        assert rb.superblock_clusters(MIB // 2) == 2
+        assert names.superblock_clusters(MIB) == 1
+        assert names.superblock_clusters(4 * MIB) == 1
+        assert names.superblock_clusters(MIB // 2) == 2
 
 
 class TestRequest:
@@ -124,7 +118,7 @@ class TestRequest:
 
     def test_a_remote_destination_joins_by_its_export_and_a_local_one_by_its_disk(self):
         remote = request().dest_member("127.0.0.3:4425")
-        assert remote.bdev == "vol9n1" and remote.spec.traddr == "127.0.0.3" and remote.spec.port == 4425
+        assert remote.bdev == "vol9n1" and remote.traddr == "127.0.0.3" and remote.port == 4425
         local = request(destination={"replica": "vol9", "disk": "disk1", "listen_address": "127.0.0.1"})
         assert local.dest_member().bdev == "disk1/vol9"
 
@@ -137,24 +131,24 @@ class TestChainCopy:
 
     def test_nothing_copied_yet_starts_at_the_oldest_snapshot(self):
         source = rb.chain_lvols(source_state().replica("disk1", "vol1"))
-        assert rb.copied_levels(source, FakeNode(dest_state(keep=())), destination()) == 0
+        assert rb.copied_levels(source, dest_state(keep=()), destination()) == 0
 
     def test_exact_copies_count_as_done_level_by_level(self):
         source = rb.chain_lvols(source_state().replica("disk1", "vol1"))
-        assert rb.copied_levels(source, FakeNode(dest_state(keep=("vol9-snap-01",))), destination()) == 1
-        assert rb.copied_levels(source, FakeNode(dest_state()), destination()) == 2
+        assert rb.copied_levels(source, dest_state(keep=("vol9-snap-01",)), destination()) == 1
+        assert rb.copied_levels(source, dest_state(), destination()) == 2
 
     def test_a_copy_owning_other_clusters_than_the_source_is_refused(self):
         source = rb.chain_lvols(source_state().replica("disk1", "vol1"))
-        with pytest.raises(rb.RebuildError, match="owns 5 clusters but the source's snapshot owns 3"):
-            rb.copied_levels(source, FakeNode(dest_state(allocated={"vol9-snap-01": 5})), destination())
+        with pytest.raises(names.RebuildError, match="owns 5 clusters but the source's snapshot owns 3"):
+            rb.copied_levels(source, dest_state(allocated={"vol9-snap-01": 5}), destination())
 
     def test_a_foreign_lvol_under_a_copy_s_name_is_refused(self):
         source = rb.chain_lvols(source_state().replica("disk1", "vol1"))
         state = dest_state(keep=("vol9-snap-01",))
         state.lvol("disk1", "vol9-snap-01").is_snapshot = False
-        with pytest.raises(rb.RebuildError, match="not the copy of snapshot 01"):
-            rb.copied_levels(source, FakeNode(state), destination())
+        with pytest.raises(names.RebuildError, match="not the copy of snapshot 01"):
+            rb.copied_levels(source, state, destination())
 
 
 class TestOfflineIdentity:
@@ -186,15 +180,15 @@ class TestOfflineIdentity:
 
 class TestStrategy:
     def test_auto_is_offline_without_frontend_and_online_with_one(self):
-        assert rb.choose_strategy("auto", False, None) == "offline"
-        assert rb.choose_strategy("auto", True, None) == "online"
+        assert rb.choose_strategy("auto", False) == "offline"
+        assert rb.choose_strategy("auto", True) == "online"
 
     def test_offline_is_refused_while_a_frontend_serves_io(self):
-        with pytest.raises(rb.RebuildError, match="frontend=none"):
-            rb.choose_strategy("offline", True, None)
+        with pytest.raises(names.RebuildError, match="frontend=none"):
+            rb.choose_strategy("offline", True)
 
     def test_online_may_be_asked_for_without_frontend(self):
-        assert rb.choose_strategy("online", False, None) == "online"
+        assert rb.choose_strategy("online", False) == "online"
 
 
 def with_system_parent(raw, old="02", replica="vol1"):
@@ -216,7 +210,7 @@ class TestSystemSnapshotMerge:
     def test_a_system_snapshot_whose_one_child_is_the_head_is_deleted_on_every_replica(self):
         source = with_system_parent(chain().raw()).replica("disk1", "vol1")
         copy = with_system_parent(whole_copy(chain().raw(), "vol1", "vol9"), replica="vol9").replica("disk1", "vol9")
-        deletes, kept = rb.plan_system_merge([source, copy], rb.is_system_snapshot)
+        deletes, kept = rb.plan_system_merge([source, copy], names.is_system_snapshot)
         assert kept == {}
         assert [(name, index, alias) for name, index, alias, _why in deletes] == [
             ("rb-20261125021209", 0, "disk1/vol1-snap-rb-20261125021209"),
@@ -225,13 +219,13 @@ class TestSystemSnapshotMerge:
 
     def test_user_snapshots_are_never_merged(self):
         source = source_state().replica("disk1", "vol1")
-        assert rb.plan_system_merge([source], rb.is_system_snapshot) == ([], {})
+        assert rb.plan_system_merge([source], names.is_system_snapshot) == ([], {})
 
     def test_a_system_snapshot_with_a_clone_of_its_own_stays_on_every_replica(self):
         """vol1-snap-01 has two children in the recording (vol1-snap-02 and the clone vol1-clone-01)."""
         source = with_system_parent(chain().raw(), old="01").replica("disk1", "vol1")
         other = with_system_parent(chain().raw(), old="01").replica("disk1", "vol1")
-        deletes, kept = rb.plan_system_merge([source, other], rb.is_system_snapshot)
+        deletes, kept = rb.plan_system_merge([source, other], names.is_system_snapshot)
         assert deletes == []
         assert kept == {"rb-20261125021209": "it has 02, vol1-clone-01 on replica vol1, and SPDK merges a "
                                              "snapshot only into a single child"}
@@ -239,7 +233,7 @@ class TestSystemSnapshotMerge:
     def test_a_system_snapshot_left_on_one_replica_by_an_interrupted_merge_is_deleted_there(self):
         merged = source_state().replica("disk1", "vol1")
         left = with_system_parent(chain().raw()).replica("disk1", "vol1")
-        deletes, _kept = rb.plan_system_merge([merged, left], rb.is_system_snapshot)
+        deletes, _kept = rb.plan_system_merge([merged, left], names.is_system_snapshot)
         assert [(index, alias) for _name, index, alias, _why in deletes] == [
             (1, "disk1/vol1-snap-rb-20261125021209")]
 
@@ -277,6 +271,6 @@ class TestReplacedRemoval:
 
     def test_a_host_still_connected_to_its_export_keeps_it(self):
         raw = dict(chain().raw(), raids=[])
-        with pytest.raises(rb.ops.SpdkRefusal, match="host-anyone are connected"):
+        with pytest.raises(ops.SpdkRefusal, match="host-anyone are connected"):
             rb.plan_replaced_removal(NodeState(raw), "vol1", "disk1",
                                      connected_hosts=["nqn.2026-01.io.spdk-storage:host-anyone"])

@@ -1,16 +1,17 @@
 # -*- coding: utf-8 -*-
 """spdk_replica_rebuild through main(), with the RPCs it must send, in order, on recorded answers.
 
-The engine is ``vol1-e0`` of more/introspection.jsonl node1 (local replica ``vol1-r-a1b2c3d4``,
-remote ``vol1-r-b2c3d4e5`` attached as ``vol1-r-b2c3d4e5n1``, RAID1 with superblock, frontend
-``nqn.2026-01.io.spdk-storage:vol1-e0`` live). Every role's client goes through the same
+The engine is ``vol1-e0`` of node1 in tests/unit/fixtures/transcripts/more__introspection.json (local
+replica ``vol1-r-a1b2c3d4``, remote ``vol1-r-b2c3d4e5`` attached as ``vol1-r-b2c3d4e5n1``, RAID1 with
+superblock, frontend ``nqn.2026-01.io.spdk-storage:vol1-e0`` live). Every role's client goes through the same
 scripted wire, so the script lists the engine node's reads, then the destination node's, then the
 replaced replica's node's. The engine node presents ``host-node1`` as in those recordings.
 
 A finished rebuild ("done": the destination ``vol1-r-b2c3d4e5`` on node2 is RW in the RAID) removes the
 replaced replica and merges the system snapshots. The replaced replica's node is the d6 chain recording
 (replica ``vol1`` with ``vol1-snap-02`` and ``vol1-snap-01``, exported). A system snapshot is added to a
-recorded node the way SPDK reports one (the shape of more/d6 L19: a snapshot whose one clone is the
+recorded node the way SPDK reports one (the shape of line 19 of
+tests/unit/fixtures/transcripts/more__d6_alloc_after_shallow_copy.json: a snapshot whose one clone is the
 head, and the head names it ``base_snapshot``).
 The full copy/join flows run against emulated nodes in tests/integration/test_rebuild_emulated.py.
 """
@@ -56,8 +57,9 @@ def dest_reads(bdevs=None):
 
 def with_system_snapshot(bdevs, head_alias, name=SYSTEM, other_clones=()):
     """The bdevs answer once the head ``head_alias`` was snapshotted as ``<head>-snap-<name>``: the new
-    snapshot has the shape of more/d6 L19 (one clone, the head; 2 clusters of its own) and the head names
-    it ``base_snapshot``, as SPDK reports a snapshot of a head. ``other_clones`` adds clones made from it."""
+    snapshot has the shape of more__d6_alloc_after_shallow_copy.json line 19 (one clone, the head; 2 clusters
+    of its own) and the head names it ``base_snapshot``, as SPDK reports a snapshot of a head.
+    ``other_clones`` adds clones made from it."""
     bdevs = copy.deepcopy(bdevs)
     disk, head_name = head_alias.split("/")
     head = next(b for b in bdevs["result"] if head_alias in b.get("aliases", []))
@@ -231,7 +233,7 @@ def test_keep_replaced_leaves_the_replaced_replica_and_does_not_read_its_node(do
 
 def test_a_finished_rebuild_merges_the_system_snapshot_on_every_replica(done):
     """Both RAID members have the system snapshot as their head's parent: it is deleted on each (SPDK merges
-    it into the head, more/lvol_ops L123), then both nodes are read again."""
+    it into the head, more__lvol_ops.json line 123), then both nodes are read again."""
     engine_before = with_system_snapshot(answer(INTRO, 61), "disk1/vol1-r-a1b2c3d4")
     dest_before = with_system_snapshot(answer(INTRO, 62), "disk2/vol1-r-b2c3d4e5")
     outcome = run_module(spdk_replica_rebuild, dict(done, keep_replaced=True), [
