@@ -62,7 +62,7 @@ def test_clone_copies_the_parent_cluster_on_first_write(tmp_path):
 
 
 def test_thin_write_without_parent_keeps_stale_device_bytes(tmp_path):
-    """ANSWERS.md D1 case B/C: a new cluster is not zeroed; unmap clears it only with fallocate."""
+    """D1 (tests/emulator/README.md): a new cluster is not zeroed; unmap clears it only with fallocate."""
     async def scenario(fallocate):
         path = str(tmp_path / ("f%d.img" % fallocate))
         store = await bs.Blobstore.create(aio(path, 64 * MIB, fallocate), "lvs", MIB)

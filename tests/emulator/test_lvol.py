@@ -1,4 +1,4 @@
-"""bdev_lvol_* RPCs answer like SPDK v26.05 (step1/step6, more/lvol_ops, ANSWERS.md B, D6)."""
+"""bdev_lvol_* RPCs answer like SPDK v26.05 (step1/step6, B and D6: tests/emulator/README.md)."""
 import os
 import signal
 

@@ -168,7 +168,7 @@ def test_listener_ana_states_per_group(emulator_node):
 
 
 def test_moving_a_namespace_to_an_inaccessible_group_waits_for_in_flight_writes(emulator_node):
-    """set_ns_ana_group drains (more/ana: 19/19 identical snapshot pairs); the listener call does not."""
+    """set_ns_ana_group drains (ana, tests/emulator/README.md: 19/19 identical snapshot pairs); the listener call does not."""
     node = emulator_node()
     nqn, port, _uuid = export(node, "vol1", ana_reporting=True)
     listener = address(node.addr, port)

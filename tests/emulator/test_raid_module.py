@@ -294,7 +294,7 @@ def test_remove_leaves_an_empty_slot_and_only_survivors_get_the_new_superblock()
                                               "data_offset": 0, "data_size": 3840}
         assert b.claim is None
         survivor, removed = superblock_of(a), superblock_of(b)
-        assert (survivor.seq_number, removed.seq_number) == (2, 1)   # ANSWERS D2: the removed keeps seq 1
+        assert (survivor.seq_number, removed.seq_number) == (2, 1)   # D2: the removed keeps seq 1
         assert [e.state for e in survivor.entries] == [raid_sb.CONFIGURED, raid_sb.MISSING]
         assert [e.state for e in removed.entries] == [raid_sb.CONFIGURED, raid_sb.CONFIGURED]
     run(scenario())

@@ -1,6 +1,6 @@
 """Replays of what a real SPDK v26.05 answered, against fresh emulated nodes (fixtures/*.jsonl).
 
-Each transcript is replayed with fixtures/replay.py (a copy of shared/tools/replay.py) and every
+Each transcript is replayed with fixtures/replay.py (the tool the recordings were checked with) and every
 mismatch must be a known gap listed below with its reason; a deterministic gap that disappears
 fails the test too, so the list stays true (RACES may go either way). The replays listen on the
 recorded NVMe-oF ports (127.0.0.1:4420-4422); as root each replay runs in its own network

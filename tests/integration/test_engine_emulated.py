@@ -103,7 +103,7 @@ def test_three_replica_engine_survives_a_dead_replica_node_and_keeps_every_repli
     assert any("vol1-r2" in w and "Input/output error" in w for w in degraded.warnings)
 
     # Node 2 comes back with its stale data. Its target assembles a RAID around the replica from
-    # the superblock (ANSWERS.md D2); the recovery deletes that RAID there (superblock kept).
+    # the superblock (D2, tests/emulator/README.md); the recovery deletes that RAID there (superblock kept).
     n2.start()
     cluster.disk(n2)
     for stale in n2.call("bdev_raid_get_bdevs", category="all"):

@@ -276,7 +276,7 @@ def test_a_replica_target_killed_mid_revert_then_a_rerun_converges(volume, monke
 
 def test_without_the_pause_the_replicas_snapshots_differ_under_the_same_writer(volume):
     """The control experiment: quiesce=none snapshots the replicas one after the other while writes
-    go on, as real SPDK showed (more/ana run1/run13: 2 of 10 pairs identical)."""
+    go on, as real SPDK showed (ana in tests/emulator/README.md: 2 of 10 pairs identical)."""
     volume.start()
     nqn, addr, port = frontend(volume.engine())
     log = os.path.join(volume.workdir, "writer.jsonl")

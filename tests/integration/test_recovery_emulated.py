@@ -1,4 +1,9 @@
-"""Membership that survives a crash (more/ANSWERS.md D2 and D3), through the collection's modules.
+"""Membership that survives a crash, through the collection's modules.
+
+D2 and D3 are what a real SPDK v26.05 did (tests/emulator/README.md, What the recordings showed): a
+superblock RAID re-assembled after a restart rebuilds a stale member in full and never serves it, the
+replica's own restarted target assembles a RAID around it (D2); a RAID without a superblock
+re-created over a stale member serves its stale blocks (D3).
 
 Two nodes, each its own target (the emulator, started by conftest's ``spdk_targets``):
 ``n0`` runs engine ``vol1`` (RAID1 with a superblock) over the remote replica ``vol1-r1`` on ``n1``

@@ -1,8 +1,9 @@
 """Expected-call harness for module tests (in the spirit of netapp.ontap's mock_rest_and_zapi_requests).
 
 A test lists the RPCs the module must send, in order, each with a params matcher and
-the answer a real SPDK v26.05 gave (copied from shared/spdk-transcripts into
-tests/unit/fixtures/transcripts/ by fixtures/copy_transcript_lines.py). The module's
+the answer a real SPDK v26.05 gave: the recorded exchanges in tests/unit/fixtures/transcripts/
+(one file per recording session, keyed by the line of the session's JSON-lines log, which
+fixtures/copy_transcript_lines.py copies them from). The module's
 ``main()`` runs with ``SpdkRpcClient._send`` (the only wire point) replaced by the script:
 
 * a request whose method or params differ from the next expected call fails the test;

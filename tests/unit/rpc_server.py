@@ -224,15 +224,3 @@ def _close_quietly(conn):
     except OSError:
         pass
     conn.close()
-
-
-TRANSCRIPTS = os.environ.get("SPDK_TRANSCRIPTS", "/work/shared/spdk-transcripts")
-
-
-def transcript_line(name, line):
-    """One recorded exchange of a real spdk_tgt: shared/spdk-transcripts/<name>, 1-based line."""
-    with open(os.path.join(TRANSCRIPTS, name)) as handle:
-        for number, text in enumerate(handle, 1):
-            if number == line:
-                return json.loads(text)
-    raise LookupError("%s has no line %d" % (name, line))

@@ -22,7 +22,8 @@ On-disk format of the metadata region (the emulator's own, not SPDK's):
 
 Blob semantics follow SPDK's blobstore: thin provisioning, cluster-granular copy-on-write from the
 parent blob or an external snapshot (esnap, any bdev); a thin blob without a parent does NOT
-initialise a newly allocated cluster (it holds whatever the device had: ANSWERS.md D1); clusters
+initialise a newly allocated cluster (it holds whatever the device had: D1 in tests/emulator/README.md,
+fixtures/d1_set_parent_thin_no_parent.session.jsonl); clusters
 are allocated lowest-free-first, so a deleted blob's clusters are the next ones reused.
 """
 import asyncio

@@ -1,6 +1,7 @@
 """Logical volumes: the bdev_lvol_* RPCs and LvolBdev, over blobstore.py.
 
-Behaviour is SPDK v26.05's as recorded (shared/spdk-transcripts, more/ANSWERS.md B, D1, D6):
+Behaviour is SPDK v26.05's as recorded (B, D1 and D6 in tests/emulator/README.md; fixtures/lvol_ops,
+d1 and d6 session files):
 an lvol bdev is named by its UUID with the alias ``<lvs>/<lvol>``; the lvstore claims its base bdev
 ``read_many_write_one``; an esnap parent is claimed ``read_many_write_none``; rename accepts any
 name (empty, with ``/``, longer than 63 characters: kept in memory truncated to 63, persisted in
@@ -504,7 +505,7 @@ async def bdev_lvol_clone(target, params):
         raise invalid_params(EINVAL)
     if lvs.find_name(p.clone_name) is not None:
         raise invalid_params(EEXIST)
-    parent.snapshot = True     # any read-only lvol silently becomes a snapshot (ANSWERS.md doc diff 5)
+    parent.snapshot = True     # any read-only lvol silently becomes a snapshot (D6, lvol_ops)
     parent.changed()
     clone = lvs.store.new_blob(p.clone_name, parent.num_clusters, True)
     clone.parent_id = parent.id

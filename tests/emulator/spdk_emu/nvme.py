@@ -5,7 +5,8 @@ A controller (``bdev_nvme_attach_controller``) has one or more paths (multipath)
 namespaces become ``NvmeBdev``s named ``<controller>n<nsid>`` whose uuid (and only alias) is the
 remote namespace's uuid, so a target cannot register a bdev for its own export.
 
-When a path's connection drops, SPDK v26.05's policy runs (more/ANSWERS.md C):
+When a path's connection drops, SPDK v26.05's policy runs (C in tests/emulator/README.md;
+tests/unit/fixtures/transcripts/more__nvme_reconnect.json):
 * ``ctrlr_loss_timeout_sec`` 0 (default): reset forever, states "failed"/"resetting"; I/O fails at once.
 * otherwise: "reconnect_is_delayed" between attempts every ``reconnect_delay_sec``; I/O waits for the
   reconnect until ``fast_io_fail_timeout_sec`` (then fails); after ``ctrlr_loss_timeout_sec`` (-1 =

@@ -847,7 +847,7 @@ def nvmf_subsystem_remove_ns(target, params):
 @rpc("nvmf_subsystem_set_ns_ana_group")
 async def nvmf_subsystem_set_ns_ana_group(target, params):
     """Move a namespace to another ANA group; like SPDK it pauses the namespace, so in-flight I/O
-    drains before the answer (more/ana/README.md)."""
+    drains before the answer (ana in tests/emulator/README.md)."""
     p = decode(params, {"nqn": ("str", REQUIRED), "nsid": ("uint32", REQUIRED), "anagrpid": ("uint32", REQUIRED),
                         "tgt_name": ("str", None)}, error=invalid_parameters())
     subsystem = nvmf_state(target).get(p.nqn)

@@ -1,7 +1,7 @@
 """RAID bdevs (bdev_raid_*): RAID1 (and raid0 / concat), superblocks, examine, rebuild.
 
-Behaviour follows what SPDK v26.05 answered (shared/spdk-transcripts: step3/4/6, more/d2-d4,
-more/introspection L37-L41 and L83-L88, more/sbclone, more/sendcmd, more/nvme_reconnect), and the
+Behaviour follows what SPDK v26.05 answered (step3/4/6, D2-D4, introspection L37-L41 and L83-L88,
+sbclone, sendcmd and nvme_reconnect: tests/emulator/README.md, What the recordings showed), and the
 structure follows module/bdev/raid/bdev_raid.c so that the recorded behaviour emerges rather than
 being special-cased:
 
