@@ -332,3 +332,37 @@ def test_check_mode_plans_the_removal_of_a_replaced_replica_on_the_engine_node_a
     assert outcome.result["rebuild"]["removed_replica"] == {
         "name": "vol1-r-a1b2c3d4", "node": "engine node", "state": "planned", "lvols": ["disk1/vol1-r-a1b2c3d4"],
         "export": None, "controller": None, "error": None}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"wait_timeout": 0}, "wait_timeout must be more than 0 and at most 604800 seconds, got 0.0"),
+    ({"wait_timeout": 700000}, "wait_timeout must be more than 0 and at most 604800 seconds"),
+    ({"wait_sleep": 0}, "wait_sleep must be more than 0 seconds and at most wait_timeout (3600.0), got 0.0"),
+    ({"wait_timeout": 10, "wait_sleep": 30}, "wait_sleep must be more than 0 seconds and at most wait_timeout"),
+])
+def test_wait_options_no_wait_can_use_are_refused_before_any_rpc(args, change, message):
+    outcome = run_module(spdk_replica_rebuild, dict(args, **change), [])
+    assert outcome.failed and message in outcome.msg
+    assert outcome.result["rpc_calls"] == 0
+
+
+def test_a_replica_given_both_a_disk_and_an_address_is_refused_before_any_rpc(args):
+    both = dict(SOURCE, address="127.0.0.1:4420")
+    outcome = run_module(spdk_replica_rebuild, dict(args, replicas=[both] + args["replicas"][1:]), [])
+    assert outcome.failed and "replica vol1-r-a1b2c3d4: give disk" in outcome.msg and "not both" in outcome.msg
+    assert outcome.result["rpc_calls"] == 0
+
+
+def test_a_failed_step_is_reported_with_the_actions_sent_up_to_it(args):
+    """The new head cannot be made (the answer SPDK gives when the name is taken, step6.jsonl line 1): the
+    failure names the RPC and lists what the run sent."""
+    outcome = run_module(spdk_replica_rebuild, args, [
+        engine_reads(),
+        reads(("rpc_get_methods", None, answer(INTRO, 2))),
+        expect("bdev_lvol_create", {"lvol_name": "vol1-r-new", "size_in_mib": 256, "thin_provision": True,
+                                    "lvs_name": "disk1"}, answer("step6.jsonl", 1)),
+    ])
+    assert outcome.failed and outcome.result["rpc_method"] == "bdev_lvol_create"
+    assert outcome.result["rpc_error_code"] == -17
+    assert [(a["node"], a["method"]) for a in outcome.result["actions"]] == [("engine node", "bdev_lvol_create")]
+    assert outcome.result["rpc_calls"] == 7
