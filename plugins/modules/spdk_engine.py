@@ -160,10 +160,10 @@ attributes:
       - Check mode does not wait (O(wait)), and with O(frontend=blockdev) it reports the C(nvme connect) without a
         device.
 notes:
-  - "What O(wait=true) waits for, with O(state=present): a replica kept out because its node is unreachable is tried again every
-    O(wait_sleep) seconds (its controller reconnects, or is dropped and attached again) and added once it can be
-    read; then the run polls the RAID every O(wait_sleep) seconds until every replica is C(RW) (rebuilds
-    finished). Both together take at most O(wait_timeout) seconds."
+  - "What O(wait=true) waits for, with O(state=present): a replica kept out because its node is unreachable is
+    tried again every O(wait_sleep) seconds (its controller reconnects, or is dropped and attached again) and
+    added once it can be read; then the run polls the RAID every O(wait_sleep) seconds until every replica is
+    C(RW) (rebuilds finished). Both together take at most O(wait_timeout) seconds."
   - Without O(wait) too, a run that detaches a controller waits up to O(wait_timeout) seconds for its bdev to
     disappear.
   - Engine snapshots (M(spdk.storage.spdk_snapshot) with an engine) pause the frontend with ANA; SPDK hosts retry
