@@ -29,4 +29,3 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_wa
 ])
 def test_each_name_is_the_defining_files_own(name, home):
     assert getattr(em, name) is getattr(home, name)
-
