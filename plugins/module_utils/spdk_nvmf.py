@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, spdk.storage contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""NVMe-oF/TCP exposure of one bdev: plan first, execute second; and the one parser of ``nvmf_get_subsystems``.
+"""NVMe-oF/TCP exposure of one bdev, planned as Steps that the caller sends through a StepRecorder;
+and the one parser of ``nvmf_get_subsystems``.
 
 Generic on purpose: "expose bdev B as subsystem NQN X on address:port, open to
 these host NQNs". spdk_replica exposes a replica head with it, spdk_engine its RAID
@@ -33,7 +34,7 @@ import ipaddress
 import re
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import MAX_NQN, SpdkInputError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import ClientNode, Step, StepRecorder
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import Step
 
 TRTYPE = "TCP"
 DEFAULT_PORT_RANGE = "4420-4499"
@@ -403,25 +404,6 @@ def transport_exists(client, trtype=TRTYPE):
     return any(t.get("trtype", "").upper() == trtype for t in (client.call("nvmf_get_transports") or []))
 
 
-# -------------------------------------------------------------- execution
-
-
-def execute(client, steps):
-    """Send ``steps`` to ``client`` in order through a StepRecorder (an error a step tolerates counts as
-    done, as None); the results. For callers that keep no actions; a run that reports them uses its own
-    StepRecorder."""
-    return StepRecorder().run(ClientNode(client), steps)
-
-
-def attach_params(name, traddr, trsvcid, subnqn, hostnqn, adrfam=None, timeouts=None):
-    """``bdev_nvme_attach_controller`` parameters of an NVMe-oF/TCP controller ``name`` to ``subnqn`` at
-    ``traddr:trsvcid``, connecting as ``hostnqn``; ``timeouts`` adds the controller loss policy."""
-    params = {"name": name, "trtype": "tcp", "adrfam": (adrfam or address_family(traddr)).lower(),
-              "traddr": traddr, "trsvcid": str(trsvcid), "subnqn": subnqn, "hostnqn": hostnqn}
-    params.update(timeouts or {})
-    return params
-
-
 def plan_exposure_with_client(client, spec, subsystems):
     """``plan_exposure`` that asks for the transports only when a listener is added.
 
@@ -433,3 +415,15 @@ def plan_exposure_with_client(client, spec, subsystems):
     if needs_listener(spec, current, subsystems):
         exists = transport_exists(client)
     return plan_exposure(spec, current, subsystems, transport_exists=exists)
+
+
+# ------------------------------------------------------------ the other side
+
+
+def attach_params(name, traddr, trsvcid, subnqn, hostnqn, adrfam=None, timeouts=None):
+    """``bdev_nvme_attach_controller`` parameters of an NVMe-oF/TCP controller ``name`` to ``subnqn`` at
+    ``traddr:trsvcid``, connecting as ``hostnqn``; ``timeouts`` adds the controller loss policy."""
+    params = {"name": name, "trtype": "tcp", "adrfam": (adrfam or address_family(traddr)).lower(),
+              "traddr": traddr, "trsvcid": str(trsvcid), "subnqn": subnqn, "hostnqn": hostnqn}
+    params.update(timeouts or {})
+    return params

@@ -47,7 +47,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     snapshot_lvol_name,
     validate_lvol_name,
 )
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import ClientNode, Step, StepRecorder
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import Step
 
 MIB = 1 << 20
 REPLICA_READS = ("lvstores", "bdevs", "subsystems")
@@ -97,16 +97,6 @@ def load_state(client):
 def with_raids(client, state):
     """``state`` plus the RAID list (one more read), to know which engines use an lvol."""
     return NodeState(dict(state.raw, **fetch(client, ("raids",))))
-
-
-def apply(recorder, node, plan):
-    """Send the plan's steps to ``node`` through ``recorder`` (the client skips them in check mode)."""
-    return recorder.run(node, plan.steps)
-
-
-def execute(client, plan):
-    """``apply`` for a caller that keeps no actions of its own (spdk_snapshot)."""
-    return apply(StepRecorder(), ClientNode(client), plan)
 
 
 # ------------------------------------------------------------------ sizes
@@ -278,7 +268,7 @@ def plan_present(state, request, transport_lookup=None, engines_lookup=None):
     if request.expose:
         alias = "%s/%s" % (disk.name, request.name)
         spec = request.exposure_spec(alias, head.uuid if head else None)
-        subsystems = nvmf.parse_subsystems(state.raw.get("subsystems"))
+        subsystems = state.subsystems
         current = subsystems.get(spec.nqn)
         exists = True
         if nvmf.needs_listener(spec, current, subsystems) and transport_lookup is not None:
@@ -313,7 +303,7 @@ def plan_stopped(state, request):
 
 
 def _unexpose_steps(state, nqn):
-    return nvmf.plan_unexpose(nvmf.parse_subsystems(state.raw.get("subsystems")).get(nqn))
+    return nvmf.plan_unexpose(state.subsystems.get(nqn))
 
 
 def usage_reads_needed(state, request):

@@ -359,7 +359,7 @@ def run(module):
         module.warn(warning)
     recorder = StepRecorder(check_mode=module.check_mode)
     with recorder.reporting():     # a failure reports the actions sent before it
-        ops.apply(recorder, ClientNode(client), plan)
+        recorder.run(ClientNode(client), plan.steps)
         replica = result_view(client, request, plan, module.check_mode)
     return dict(changed=plan.changed, diff=plan.diff(), replica=replica, released_stray_raid=plan.released_stray_raid,
                 actions=recorder.actions)
