@@ -30,6 +30,10 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts import (  # noqa: F401 (one definition)
+    CONTROLLER_TIMEOUT_ARGS,
+    controller_timeouts,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
     DEFAULT_SOCKET,
@@ -55,12 +59,6 @@ REPLICA_OPTIONS = dict(
     rpc_socket=dict(type="str"),
 )
 
-# Loss policy of a controller to a remote replica (spdk_engine, spdk_replica_rebuild).
-CONTROLLER_TIMEOUT_ARGS = dict(
-    ctrlr_loss_timeout_sec=dict(type="int", default=10),
-    reconnect_delay_sec=dict(type="int", default=2),
-    fast_io_fail_timeout_sec=dict(type="int", default=5),
-)
 
 _ACTIVE_MODULE = []  # the SpdkModule of the current run, for @spdk_main
 
@@ -77,11 +75,6 @@ def replicas_option(**overrides):
     option = dict(type="list", elements="dict", options=copy.deepcopy(REPLICA_OPTIONS))
     option.update(overrides)
     return option
-
-
-def controller_timeouts(params):
-    """The controller loss-policy options of a run, as bdev_nvme_attach_controller takes them."""
-    return {name: params[name] for name in CONTROLLER_TIMEOUT_ARGS}
 
 
 def default_node_name(name=None):
