@@ -57,7 +57,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import StepRecorder
 
-# What the module needs of engine snapshots, in one place.
+# The names callers (spdk_snapshot, the tests) use, importable from this one module.
 __all__ = ["ERR", "QUIESCE_MODES", "EngineSnapshotRefusal", "EngineSnapshotRequest", "EngineSnapshotRun",
            "ReplicaFailed", "SnapshotRecord", "replicas_from_record", "set_view", "timeouts_from_record"]
 

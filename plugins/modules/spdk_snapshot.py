@@ -63,8 +63,8 @@ attributes:
       - A replica-level run, and an engine-level create or delete, are planned in full from reads (the pause's
         listener check included) and list every step in RV(actions).
       - An engine revert lists its steps too, but later steps depend on what earlier ones answer, which check
-        mode cannot know. It plans them on the reads taken before the change, as if every head were replaced:
-        the new heads' UUIDs (answered by C(bdev_lvol_clone)) are unknown, the run does not wait for a
+        mode cannot know. It plans them on the reads taken before the change, as if every head were replaced.
+        The new heads' UUIDs (answered by C(bdev_lvol_clone)) are unknown, the run does not wait for a
         detached or re-attached replica's bdev, and the completion status of Write Zeroes is not checked.
 options:
   name:

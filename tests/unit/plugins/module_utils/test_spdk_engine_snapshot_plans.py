@@ -204,8 +204,8 @@ class TestRevertPlan:
         scenario = sc.revert_nodes()
         scenario[sc.N1].subsystems[0]["namespaces"][0]["bdev_name"] = "something-else"
         steps = revert.export_steps(self.revert_views(scenario)[1], stale=False)
-        assert [(s.method, s.params.get("nsid")) for s in steps] == [("nvmf_subsystem_remove_ns", 1),
-                                                                      ("nvmf_subsystem_add_ns", None)]
+        assert [(s.method, s.params.get("nsid")) for s in steps] == [
+            ("nvmf_subsystem_remove_ns", 1), ("nvmf_subsystem_add_ns", None)]
 
     def test_progress_done_holds_only_while_nobody_replaced_or_wrote_the_heads(self):
         req = request(state="reverted")
