@@ -4,8 +4,8 @@ import os
 import signal
 import time
 
-from tests.emulator.nvmf_support import (NQN, address, attach, attach_error, bdev_exists, ctrlr_states, export, free_port,
-                          io_target, spdk_io, wait_until)
+from tests.emulator.nvmf_support import (NQN, address, attach, attach_error, bdev_exists, ctrlr_states, export,
+                                         free_port, io_target, spdk_io, wait_until)
 from tests.emulator.spdk_emu import fabric
 
 NVME_BDEV_KEYS = ["name", "aliases", "product_name", "block_size", "num_blocks", "preferred_write_alignment",
