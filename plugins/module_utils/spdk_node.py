@@ -16,6 +16,7 @@ __metaclass__ = type
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 
+
 class Node:
     """One target: ``label`` (as results name it), ``client``, ``parts`` (the model parts a load
     reads, see spdk_model.PARTS) and ``state`` (the last read)."""

@@ -41,11 +41,11 @@ def test_a_module_killed_during_the_pause_gets_its_namespaces_moved_back(rpc_ser
               "PauseWatchdog(%r, %r, {1: 1, 2: None}, timeout=60).start()\n"
               "os.kill(os.getpid(), signal.SIGKILL)\n" % (rpc_server.address, NQN))
     started = time.monotonic()
-    died = subprocess.run([sys.executable, "-c", module], env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
-                          check=False)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    died = subprocess.run([sys.executable, "-c", module], env=env, check=False)
     assert died.returncode == -9
-    assert wait_for_restores(rpc_server, 2) == [{"nqn": NQN, "nsid": 1, "anagrpid": 1},
-                                               {"nqn": NQN, "nsid": 2, "anagrpid": 1}]
+    assert wait_for_restores(rpc_server, 2) == [
+        {"nqn": NQN, "nsid": 1, "anagrpid": 1}, {"nqn": NQN, "nsid": 2, "anagrpid": 1}]
     assert time.monotonic() - started < 10          # not after the 60 s quiesce timeout: at once
 
 
