@@ -11,7 +11,8 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import RW
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_wait import wait_bdevs_gone
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_node import Node
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names import (
@@ -129,7 +130,7 @@ class RebuildContext:
         """After a detach: wait until the namespace bdevs are unregistered, then read the node again."""
         if self.check_mode:
             return
-        em.wait_bdevs_gone(node.client, bdevs, min(self.wait_timeout, DETACH_TIMEOUT), self.sleep, self.clock)
+        wait_bdevs_gone(node.client, bdevs, min(self.wait_timeout, DETACH_TIMEOUT), self.sleep, self.clock)
         node.load()
 
     def sample(self, entry):
@@ -185,7 +186,7 @@ class RebuildContext:
         return member_mode(self.engine.state, self.raid, self.request.dest_member())
 
     def is_done(self):
-        return self.dest_mode() == em.RW and self.raid.state == "online"
+        return self.dest_mode() == RW and self.raid.state == "online"
 
     def rw_members(self):
         """The kept replicas that are configured RAID members (RW), source first."""

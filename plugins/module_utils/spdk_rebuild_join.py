@@ -17,9 +17,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild_join_plan as plan
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_superblock as sb
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_plan import detach_steps
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import RW
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX, replica_nqn
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_copy import detach_dest_controller
@@ -171,7 +172,7 @@ class JoinPhase:
 
     def detach(self, controllers):
         """Detach ``controllers`` (the replaced replica's and other former members') unless a RAID holds them."""
-        steps, bdevs = em.detach_steps(self.engine.state, controllers)
+        steps, bdevs = detach_steps(self.engine.state, controllers)
         for step in with_why(steps, " (replaced replica)"):
             self.ctx.send(self.engine, step)
             self.ctx.note_replaced_controller(step.params["name"])
@@ -218,7 +219,7 @@ class JoinPhase:
             mode = ctx.dest_mode()
             raid = ctx.raid
             ctx.sample(plan.rebuild_sample(mode, raid, ctx.clock() - start))
-            if mode == em.RW:
+            if mode == RW:
                 ctx.state = DONE
                 ctx.rebuild_seconds = ctx.clock() - start
                 return DONE

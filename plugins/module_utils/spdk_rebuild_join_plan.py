@@ -22,7 +22,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import (
+    RW,
+    bdev_refs,
+    controller_of,
+    find_member,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import replica_nqn
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_copy_plan import is_gone
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names import RebuildError
@@ -35,8 +40,8 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import Ste
 
 def raid_users(engine_state, bdev):
     """Whether any RAID on the engine node holds ``bdev`` (configured or not): never write its LBA 0."""
-    refs = em.bdev_refs(engine_state, bdev)[0]
-    return any(em.find_member(raid, refs, configured_only=False) for raid in engine_state.raids)
+    refs = bdev_refs(engine_state, bdev)[0]
+    return any(find_member(raid, refs, configured_only=False) for raid in engine_state.raids)
 
 
 # ---------------------------------------------------------------- offline
@@ -49,7 +54,7 @@ def offline_preconditions_problem(raid, engine, engine_state, source):
     if raid.process:
         return "RAID %s is rebuilding %s (%s%%): wait until that rebuild finished" % (
             engine, raid.process["target"], raid.process["percent"])
-    if em.find_member(raid, em.bdev_refs(engine_state, source.bdev)[0]) is None:
+    if find_member(raid, bdev_refs(engine_state, source.bdev)[0]) is None:
         return ("source replica %s is not an up-to-date member of RAID %s; choose a replica in RW mode as source"
                 % (source.name, engine))
     return None
@@ -98,11 +103,11 @@ def former_controllers(engine_state, former, members, replace):
     RAID (``members``): the replaced replica's, by name too."""
     keep = set()
     for member in members:
-        keep |= em.bdev_refs(engine_state, member.bdev)[0]
+        keep |= bdev_refs(engine_state, member.bdev)[0]
     names = [replace.name] if replace is not None and not replace.is_local else []
     for slot in former:
-        ctrl = em.controller_of(engine_state.bdev_named(slot["name"] or "") or
-                                engine_state.bdev_named(slot["uuid"] or ""))
+        ctrl = controller_of(engine_state.bdev_named(slot["name"] or "") or
+                             engine_state.bdev_named(slot["uuid"] or ""))
         if ctrl and slot["name"] not in keep and slot["uuid"] not in keep:
             names.append(ctrl)
     return names
@@ -124,7 +129,7 @@ def plan_leave(engine_state, raid, replace, source, engine):
     (removing the replaced one would leave no up-to-date replica)."""
     if replace is None:
         return []
-    slot = em.find_member(raid, em.bdev_refs(engine_state, replace.bdev)[0])
+    slot = find_member(raid, bdev_refs(engine_state, replace.bdev)[0])
     if slot is None:
         return []
     if not raid_member_refs(engine_state, raid, source):
@@ -156,7 +161,7 @@ def rebuild_sample(mode, raid, seconds):
     """One progress sample of the RAID rebuild of the new member (mode RW: finished)."""
     process = raid.process if raid else None
     return {"phase": "raid rebuild", "mode": mode,
-            "percent": process["percent"] if process else (100 if mode == em.RW else None),
+            "percent": process["percent"] if process else (100 if mode == RW else None),
             "blocks": process["blocks"] if process else None, "seconds": round(seconds, 3)}
 
 

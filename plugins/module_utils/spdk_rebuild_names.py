@@ -4,7 +4,7 @@
 """What a replica rebuild names, counts and reports: its transient objects, its system snapshots,
 its states and its error.
 
-Pure: no RPC. The other spdk_rebuild_* files build on it; spdk_rebuild.py says how they fit.
+Pure: no RPC. The other spdk_rebuild_* files build on it; spdk_rebuild_run.py says how they fit.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,8 +14,8 @@ __metaclass__ = type
 import datetime
 import re
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import SUPERBLOCK_AREA
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     MAX_LVOL_NAME,
@@ -96,7 +96,7 @@ def is_system_snapshot(name):
 
 def superblock_clusters(cluster_size):
     """Clusters that the RAID superblock area (first 1 MiB) spans: the only place the RAID itself writes."""
-    return round_up(em.SUPERBLOCK_AREA, cluster_size) // cluster_size
+    return round_up(SUPERBLOCK_AREA, cluster_size) // cluster_size
 
 
 def size_mib(size):

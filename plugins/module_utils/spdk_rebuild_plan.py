@@ -22,8 +22,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import RW, WO, bdev_refs, find_member
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     snapshot_lvol_name,
@@ -131,8 +131,8 @@ def identity_problem(view, source_chain, snapshot, cluster_size):
 
 def raid_member_refs(engine_state, raid, member):
     """Every name the member's bdev has on the engine node, if it is a configured member of ``raid``."""
-    refs = em.bdev_refs(engine_state, member.bdev)[0]
-    return refs if em.find_member(raid, refs) else None
+    refs = bdev_refs(engine_state, member.bdev)[0]
+    return refs if find_member(raid, refs) else None
 
 
 def rebuild_target(raid):
@@ -141,10 +141,10 @@ def rebuild_target(raid):
 
 def member_mode(engine_state, raid, member):
     """RW, WO or None (not a member) of replica ``member`` in ``raid``."""
-    refs, bdev = em.bdev_refs(engine_state, member.bdev)
-    if raid is None or bdev is None or not refs or em.find_member(raid, refs) is None:
+    refs, bdev = bdev_refs(engine_state, member.bdev)
+    if raid is None or bdev is None or not refs or find_member(raid, refs) is None:
         return None
-    return em.WO if rebuild_target(raid) in refs else em.RW
+    return WO if rebuild_target(raid) in refs else RW
 
 
 def rw_members(engine_state, raid, keep, source):
@@ -152,7 +152,7 @@ def rw_members(engine_state, raid, keep, source):
     out = []
     for member in keep:
         if raid is not None and raid_member_refs(engine_state, raid, member) \
-                and rebuild_target(raid) not in em.bdev_refs(engine_state, member.bdev)[0]:
+                and rebuild_target(raid) not in bdev_refs(engine_state, member.bdev)[0]:
             out.append(member)
     out.sort(key=lambda m: m.name != source.name)
     return out

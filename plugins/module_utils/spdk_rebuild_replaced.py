@@ -12,8 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import bdev_refs, find_member
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import replica_nqn
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_copy_plan import with_why
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_join_plan import replaced_controller_steps
@@ -64,7 +64,7 @@ class ReplacedRemoval:
         if self.request.keep_replaced:
             ctx.removed_replica = self.report(KEPT)
             return
-        slot = em.find_member(ctx.raid, em.bdev_refs(ctx.engine.state, self.replaced.bdev)[0])
+        slot = find_member(ctx.raid, bdev_refs(ctx.engine.state, self.replaced.bdev)[0])
         if slot is not None:
             self.left(IN_USE, "it is still a member of RAID %s (slot %s)" % (self.request.engine, slot["slot"]))
             return

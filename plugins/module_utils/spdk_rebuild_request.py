@@ -8,8 +8,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import default_host_nqn
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts import controller_timeouts
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError, validate_lvol_name
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names import (
     STEPS,
@@ -68,16 +69,13 @@ class RebuildRequest:
         self.strategy = strategy
         self.step = step
         self.node_name = node_name
-        self.host_nqn = nvmf.validate_host_nqn(host_nqn) if host_nqn else em.default_host_nqn(node_name)
+        self.host_nqn = nvmf.validate_host_nqn(host_nqn) if host_nqn else default_host_nqn(node_name)
         self.listen_address = listen_address
         self.port_range = nvmf.parse_port_range(port_range)
         if bandwidth_mb_sec is not None and bandwidth_mb_sec < 0:
             raise SpdkInputError("bandwidth_mb_sec must be 0 (unlimited) or more")
         self.bandwidth_mb_sec = bandwidth_mb_sec
-        self.timeouts = dict(em.DEFAULT_TIMEOUTS)
-        self.timeouts.update(timeouts or {})
-        em.check_timeouts(self.timeouts["ctrlr_loss_timeout_sec"], self.timeouts["reconnect_delay_sec"],
-                          self.timeouts["fast_io_fail_timeout_sec"])
+        self.timeouts = controller_timeouts(timeouts)
         check_transient_names(self.destination.replica)
 
     def _member(self, name, what):

@@ -8,6 +8,23 @@ request asks for: the copy (CopyPhase), the join (JoinPhase, never in check mode
 the copy made), then, once the new replica is RW, the removal of the replaced replica
 (ReplacedRemoval) and the merge of the system snapshots. ``view()`` is the module's ``rebuild``
 result.
+
+A rebuild gives an engine a new replica on another node (docs/REBUILD.md explains the strategies).
+The run lives on the engine node, like spdk_engine; the source replica's node and the destination
+node are reached through their own ``rpc_socket``. One file per job:
+
+* spdk_rebuild_names.py: transient names, system snapshot names, states, RebuildError (pure);
+* spdk_rebuild_request.py: RebuildRequest and Destination, the validated options (ReplicaRef);
+* spdk_rebuild_plan.py: pure decisions on what was read: the chain and how much of it is copied,
+  strategy, identity of replicas, RAID membership, the system snapshot merge, the replaced
+  replica's removal;
+* spdk_rebuild_copy_plan.py and spdk_rebuild_join_plan.py: the pure planners of the copy and the
+  join phase, Steps from node states;
+* spdk_rebuild_context.py: RebuildContext, the nodes (spdk_node.Node), the StepRecorder, the waits
+  (spdk_wait.Waiter) and the run's record that the phases share;
+* spdk_rebuild_copy.py (CopyPhase), spdk_rebuild_join.py (JoinPhase), spdk_rebuild_replaced.py
+  (ReplacedRemoval) and spdk_rebuild_merge.py: the executors, which send the planned steps;
+* this file: RebuildRun, one run from the first reads to the result.
 """
 
 from __future__ import absolute_import, division, print_function

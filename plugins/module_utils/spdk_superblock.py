@@ -12,7 +12,7 @@ a temporary export of it, attached by this same node, works although SPDK regist
 controller, because the head's UUID is taken (lines 46-49: the attach answers an empty list of bdevs;
 line 55 detaches it). send_cmd bypasses claims, so callers aim it only at heads no RAID holds.
 
-Both the engine revert (spdk_engine_snapshot) and the rebuild join (spdk_rebuild) use this. They
+Both the engine revert (spdk_engine_snapshot) and the rebuild join (spdk_rebuild_join) use this. They
 pass ``send(method, params, why, tolerate=None)``, which records the action and sends it: a
 StepRecorder's ``call`` bound to the node (``functools.partial(recorder.call, node)``). In check mode
 the client skips the mutating call and returns None.

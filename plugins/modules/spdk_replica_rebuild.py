@@ -296,9 +296,7 @@ rpc_calls_by_node:
   type: dict
 """
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild as rb
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     CONTROLLER_TIMEOUT_ARGS,
@@ -308,8 +306,12 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     replicas_option,
     spdk_main,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import RW
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError, validate_lvol_name
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names import STEPS, STRATEGIES
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_request import RebuildRequest
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_run import RebuildRun
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import check_wait_options, wait_argument_spec
 
 DESTINATION_OPTIONS = dict(
@@ -328,8 +330,8 @@ ARGUMENT_SPEC = dict(
     replace=dict(type="str"),
     keep_replaced=dict(type="bool", default=False),
     destination=dict(type="dict", required=True, options=DESTINATION_OPTIONS),
-    strategy=dict(type="str", choices=list(rb.STRATEGIES), default="auto"),
-    step=dict(type="str", choices=list(rb.STEPS), default="all"),
+    strategy=dict(type="str", choices=list(STRATEGIES), default="auto"),
+    step=dict(type="str", choices=list(STEPS), default="all"),
     system_snapshot=dict(type="str"),
     bandwidth_mb_sec=dict(type="int"),
     node_name=dict(type="str"),
@@ -352,7 +354,7 @@ def build_request(params):
     if params["system_snapshot"] is not None:
         validate_lvol_name("snapshot", params["system_snapshot"])
     replicas = [{k: v for k, v in r.items() if v is not None} for r in params["replicas"]]
-    return rb.RebuildRequest(
+    return RebuildRequest(
         engine=params["engine"], source=params["source"], destination=destination, replicas=replicas,
         replace=params["replace"], strategy=params["strategy"], step=params["step"],
         node_name=default_node_name(params["node_name"]),
@@ -426,7 +428,7 @@ def rebuild(module, request, clients):
     params = module.params
     member_clients = {m.name: clients.get(m.rpc_socket) for m in request.replicas if not m.is_local}
     source = request.source
-    run_ = rb.RebuildRun(
+    run_ = RebuildRun(
         request, {"engine": module.client,
                   "source": module.client if source.is_local else clients.get(source.rpc_socket),
                   "destination": clients.get(request.destination.rpc_socket)},
@@ -442,7 +444,7 @@ def rebuild(module, request, clients):
     written = record_system_snapshots(module, request, view["system_snapshot"], view["merged_system_snapshots"])
     after = run_.summary()
     if module.check_mode:     # what the run would reach: a member with the source's chain
-        after = dict(after, present=True, mode=em.RW, chain=run_.predicted_chain())
+        after = dict(after, present=True, mode=RW, chain=run_.predicted_chain())
     return dict(changed=bool(run_.actions) or written, diff={"before": run_.before, "after": after}, rebuild=view,
                 actions=run_.actions)
 

@@ -1,9 +1,7 @@
 """SpdkError: one base for every refusal and failure, reported the same way by every module."""
 import pytest
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_snapshot as es
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild as rb
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
@@ -11,6 +9,9 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import Spd
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_relay import RelayError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkConnectionError, SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_disk_request import DiskRefusal
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_members import EngineRpcFailure
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import EngineRefusal
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names import RebuildError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_target_plan import TargetConfigError
 
 
@@ -29,8 +30,8 @@ def failure(err, **result):
     return caught.value.args[0]
 
 
-@pytest.mark.parametrize("cls", [DiskRefusal, ops.SpdkRefusal, em.EngineRefusal, es.EngineSnapshotRefusal,
-                                 rb.RebuildError, TargetConfigError, rec.RecordError, SpdkInputError, RelayError])
+@pytest.mark.parametrize("cls", [DiskRefusal, ops.SpdkRefusal, EngineRefusal, es.EngineSnapshotRefusal,
+                                 RebuildError, TargetConfigError, rec.RecordError, SpdkInputError, RelayError])
 def test_every_refusal_derives_from_spdkerror_and_fails_with_its_message_alone(cls):
     err = cls("refused: nothing was changed")
     assert isinstance(err, SpdkError) and str(err) == "refused: nothing was changed"
@@ -65,7 +66,7 @@ def test_a_connection_error_keeps_its_own_text():
 
 
 def test_an_engine_rpc_failure_is_reported_as_its_rpc_error_with_its_hint():
-    err = em.EngineRpcFailure(SpdkRpcError("bdev_raid_create", -17, "File exists"), "a member carries a superblock")
+    err = EngineRpcFailure(SpdkRpcError("bdev_raid_create", -17, "File exists"), "a member carries a superblock")
     result = failure(err)
     assert result["msg"] == ("SPDK RPC bdev_raid_create failed with error -17 (File exists): a member carries a "
                              "superblock.")

@@ -1,4 +1,4 @@
-"""Rebuild planning (spdk_rebuild) on node states a real SPDK v26.05 reported.
+"""Rebuild planning (spdk_rebuild_plan, _names, _request) on node states a real SPDK v26.05 reported.
 
 The source is the d6 chain (replica_scenarios.chain: head ``vol1`` cloned from ``vol1-snap-02``
 (2 clusters) cloned from ``vol1-snap-01`` (3 clusters)); a destination holding copies is the same

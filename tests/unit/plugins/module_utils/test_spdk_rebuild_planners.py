@@ -19,9 +19,10 @@ import pytest
 from expected_calls import answer, transcript
 from replica_scenarios import chain, node1, node2
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild_copy_plan as cp
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild_join_plan as jp
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_plan import detach_steps
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import RW, WO
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_context import RebuildContext
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_copy import CopyPhase
@@ -259,7 +260,7 @@ class TestSystemSnapshotAndHead:
 
     def test_a_head_cloned_from_an_older_copy_is_made_again_only_while_unused_and_fresh(self):
         head = copies(head_as="vol9").lvol("disk1", "vol9")        # clone of vol9-snap-02, 2 own clusters
-        assert "already a member of RAID vol1-e0" in cp.stale_head_problem(head, "vol9-snap-03", em.WO, True,
+        assert "already a member of RAID vol1-e0" in cp.stale_head_problem(head, "vol9-snap-03", WO, True,
                                                                            "vol1-e0")
         assert "2 clusters of its own data" in cp.stale_head_problem(head, "vol9-snap-03", None, False, "vol1-e0")
         assert cp.stale_head_problem(head, "vol9-snap-03", None, True, "vol1-e0") is None
@@ -299,9 +300,9 @@ class TestJoinPlan:
         assert [s.method for s in jp.plan_add("vol1-e0", new, None)] == ["bdev_raid_add_base_bdev"]
 
     @pytest.mark.parametrize("raids, mode, percent, blocks", [
-        (lambda: rebuilding(29), em.WO, 0, 0),
-        (lambda: rebuilding(31), em.WO, 53, 8704),
-        (lambda: answer(INTRO, 83)["result"], em.RW, 100, None)])
+        (lambda: rebuilding(29), WO, 0, 0),
+        (lambda: rebuilding(31), WO, 53, 8704),
+        (lambda: answer(INTRO, 83)["result"], RW, 100, None)])
     def test_a_poll_of_the_raid_tells_the_new_member_s_progress(self, raids, mode, percent, blocks):
         state = engine_state(raids())
         found = member_mode(state, state.raid("vol1-e0"), REMOTE)
@@ -318,8 +319,8 @@ class TestJoinPlan:
         former = [m for m in state.raid("vol1-e0").members if m["configured"]]
         names = jp.former_controllers(state, former, [LOCAL], REMOTE)
         assert set(names) == {"vol1-r-b2c3d4e5"}
-        assert em.detach_steps(state, names) == ([], [])          # still in the RAID: never pulled from under it
-        steps, bdevs = em.detach_steps(without_raid(state, "vol1-e0"), names)
+        assert detach_steps(state, names) == ([], [])          # still in the RAID: never pulled from under it
+        steps, bdevs = detach_steps(without_raid(state, "vol1-e0"), names)
         assert calls(steps) == [("bdev_nvme_detach_controller", {"name": "vol1-r-b2c3d4e5"})]
         assert bdevs == ["vol1-r-b2c3d4e5n1"]
         assert jp.former_controllers(state, former, [LOCAL, REMOTE], None) == []
