@@ -135,3 +135,21 @@ options:
       - Seconds between two polls of the target while waiting; more than 0 and at most O(wait_timeout).
     type: float
 """
+
+    # The per-volume lock (plugins/module_utils/spdk_volume_lock.py).
+    LOCK = r"""
+options:
+  lock_timeout:
+    description:
+      - Seconds to wait for another run that changes the same volume (engine snapshot, revert, rebuild) to
+        finish, from V(0) (do not wait) to 86400.
+      - Every run that changes a volume first takes the volume's lock on the engine node's target, so two
+        controllers, two processes or a rulebook and an operator never change one volume at once. The lock
+        is taken only when a change is due; a run that changes nothing takes none.
+      - When the time passes, the module fails and names the holder (host, process, operation) and when its
+        lease ends. A lease whose holder died ends 60 seconds after its last renewal; the next run takes it
+        over then.
+      - In check mode nothing is locked; a warning says when another run holds the lock.
+    type: float
+    default: 60
+"""

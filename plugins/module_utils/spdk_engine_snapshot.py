@@ -49,6 +49,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
     NODE_READS,
     REVERT_READS,
     EngineNodes,
+    check_engine,
     frontend,
     refuse_while_rebuilding,
     set_view,
@@ -62,6 +63,10 @@ __all__ = ["ERR", "QUIESCE_MODES", "EngineSnapshotRefusal", "EngineSnapshotReque
            "ReplicaFailed", "SnapshotRecord", "replicas_from_record", "set_view", "timeouts_from_record"]
 
 
+class _PlanAgain(Exception):
+    """Another run held the volume's lock while this one waited: read and plan again."""
+
+
 class EngineSnapshotRun:
     """One engine-level spdk_snapshot run. ``connect(rpc_socket)`` gives the client of a remote node.
 
@@ -70,8 +75,11 @@ class EngineSnapshotRun:
     """
 
     def __init__(self, request, engine_client, connect, check_mode=False, record=None,
-                 clock=time.monotonic, sleep=time.sleep, wait_timeout=30.0):
+                 clock=time.monotonic, sleep=time.sleep, wait_timeout=30.0, lock=None, lock_timeout=60.0):
         self.request = request
+        self.lock_factory = lock         # lock(operation) -> VolumeLock of the engine; None runs unlocked
+        self.lock_timeout = lock_timeout
+        self.lock = None
         self.record = record
         self.clock = clock
         self.sleep = sleep
@@ -100,20 +108,42 @@ class EngineSnapshotRun:
         return self.nodes.rpc_calls_per_node()
 
     def run(self):
-        """The run for the request's state (a list without a snapshot name); a failure carries the actions."""
+        """The run for the request's state (a list without a snapshot name); a failure carries the actions.
+
+        The volume's lock is taken at the first change (``before_change``); when another run held it, the
+        nodes are read and the change planned again, since that run may have changed what this one saw.
+        """
         with self.recorder.reporting():
             if self.request.name is None:
                 self.load()
-            else:
-                getattr(self, self.request.state)()
+                return
+            try:
+                try:
+                    getattr(self, self.request.state)()
+                except _PlanAgain:
+                    getattr(self, self.request.state)()
+            finally:
+                if self.lock is not None:
+                    self.lock.release()
+
+    def before_change(self, what, whole_engine=True):
+        """Called once a change is due, before its first step: the engine check (``whole_engine``: the
+        RAID exists over exactly the replicas given), no rebuild in progress, and the volume's lock."""
+        engine_state = self.nodes.engine.with_part("raids")
+        if whole_engine:
+            check_engine(self.request, engine_state, self.views, what)
+        refuse_while_rebuilding(self.request, engine_state, self.views, what)
+        if self.lock is None and self.lock_factory is not None:
+            self.lock = self.lock_factory("%s %s" % (what.split()[0], self.request.name))
+            self.lock.acquire(self.lock_timeout)
+            if self.lock.warning:
+                self.warnings.append(self.lock.warning)
+            if self.lock.waited:
+                raise _PlanAgain()
 
     def load(self, engine_parts=NODE_READS, remote_parts=NODE_READS):
         self.nodes.load(engine_parts, remote_parts)
         self.before = snapshot_sets(self.views)[0]
-
-    def refuse_while_rebuilding(self, what):
-        """One more read on the engine node (its RAIDs), only when a change is due."""
-        refuse_while_rebuilding(self.request, self.nodes.engine.with_part("raids"), self.views, what)
 
     # ================================================================== present
     def present(self):
@@ -124,7 +154,7 @@ class EngineSnapshotRun:
         self.warnings.extend(warnings)
         plan = create.plan_create(request, self.views, self._recorded_uuids())
         if plan.changed:
-            self.refuse_while_rebuilding("take")
+            self.before_change("take")
             for view, step in plan.retake:
                 self._replica_step(view, step, "delete of snapshot %s" % step.params["name"])
             made = []
@@ -190,7 +220,7 @@ class EngineSnapshotRun:
         self.load()
         steps = create.plan_delete(self.request, self.views)
         if steps:
-            self.refuse_while_rebuilding("delete")
+            self.before_change("delete")
         for view, step in steps:
             self._replica_step(view, step, "delete of snapshot %s" % step.params["name"])
         self.nodes.reload(self.check_mode, [pair[0] for pair in steps])

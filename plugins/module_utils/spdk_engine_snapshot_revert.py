@@ -27,10 +27,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
     EngineSnapshotRefusal,
     ReplicaFailed,
 )
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_views import (
-    frontend,
-    refuse_while_rebuilding,
-)
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_views import frontend
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import Waiter
 
@@ -78,7 +75,8 @@ class RevertRun:
         marker = record.revert_marker() if record is not None else None
         if plan.revert_done(request, marker, self.engine.state, self.views):
             return
-        refuse_while_rebuilding(request, self.engine.with_part("raids"), self.views, "revert to")
+        # The engine's RAID may be gone already (an interrupted revert), so only the rebuild check applies.
+        self.run.before_change("revert to", whole_engine=False)
         heads = dict(marker.get("heads") or {}) if marker and marker.get("state") == "running" else {}
         self.save("running", heads)
         if plan.raid_is_revert_result(request, heads, self.engine.state, self.views):

@@ -119,6 +119,42 @@ def refuse_while_rebuilding(request, engine_state, views, what):
            process.get("percent"), what, request.name))
 
 
+def check_engine(request, engine_state, views, what):
+    """Refuse, before any change, an engine-level run whose engine is not what ``request`` says.
+
+    The engine's RAID must exist on this node, every replica given must be one of its members, and every
+    member must be given: a mistyped engine name or a partial replica list would otherwise snapshot the
+    replicas of a live volume without pausing its I/O, or record a set that misses replicas.
+    ``engine_state`` must hold the RAIDs and bdevs.
+    """
+    raid = engine_state.raid(request.engine)
+    if raid is None:
+        raise EngineSnapshotRefusal(
+            "engine %s has no RAID bdev on this node, so there is no engine to %s snapshot %s of: check the "
+            "engine name and that the task runs on the engine node; nothing was changed"
+            % (request.engine, what, request.name))
+    found = set()
+    outside = []
+    for view in views:
+        member = em.find_member(raid, em.bdev_refs(engine_state, view.ref.bdev)[0], configured_only=False)
+        if member is None:
+            view.fail("not a member of the engine's RAID")
+            outside.append(view.ref.name)
+        else:
+            found.add(member["slot"])
+    if outside:
+        raise EngineSnapshotRefusal(
+            "replica %s is not a member of engine %s's RAID (members: %s): list the engine's own replicas, or "
+            "rebuild a replica that left it; nothing was changed"
+            % (", ".join(outside), request.engine, ", ".join(m["name"] or "(missing)" for m in raid.members)))
+    unlisted = [m["name"] for m in raid.members if m["slot"] not in found and m["configured"]]
+    if unlisted:
+        raise EngineSnapshotRefusal(
+            "engine %s's RAID also holds %s, which replicas does not list: an engine snapshot must %s every "
+            "replica at once; list all of them (or run without replicas to use the node record); nothing "
+            "was changed" % (request.engine, ", ".join(unlisted), what))
+
+
 class EngineNodes:
     """The engine node and the node of every remote replica (one per ``rpc_socket``), read once each.
 

@@ -23,6 +23,9 @@ with no listener and no namespace (nothing can connect to it, nothing is exporte
   and finds that host has lost the lock and stops. The one window left: a stale holder that
   releases in the same milliseconds as its lease is taken over lets a third runner's fresh lock be
   deleted; holders renew well before their lease ends, so a live holder never goes stale.
+* **A holder that died on this host** (``<host> pid <pid>`` names this host and no such process exists,
+  as after kill -9) is taken over the same way at once, without waiting for its lease to end. Host
+  names must differ between the machines that run the modules (they name the node records too).
 * **Releasing** is ``nvmf_delete_subsystem``, by the holder only.
 
 Both answers (-32603 for a second subsystem with the same NQN and for a second add of the same
@@ -45,7 +48,11 @@ import socket
 import time
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX, validate_lvol_name
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
+    NQN_PREFIX,
+    SpdkInputError,
+    validate_lvol_name,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
 LOCK_NQN_PREFIX = NQN_PREFIX + "lock:"
@@ -54,7 +61,9 @@ TAKEOVER_HOST_PREFIX = NQN_PREFIX + "takeover:"
 DEFAULT_LEASE_TIME = 60.0
 DEFAULT_GRACE = 10.0
 MODEL_MAX = 40
+MAX_LOCK_TIMEOUT = 24 * 3600
 _SERIAL_RE = re.compile(r"^SL([0-9a-f]{8})(\d{10})$")
+_HOLDER_RE = re.compile(r"^(\S+) pid (\d+)( |$)")
 _LEASE_RE = re.compile(r"^" + re.escape(LEASE_HOST_PREFIX) + r"([0-9a-f]{8}):(\d{10})$")
 
 
@@ -78,9 +87,13 @@ def new_token():
     return binascii.hexlify(os.urandom(4)).decode("ascii")
 
 
+def short_hostname():
+    return socket.gethostname().split(".")[0]
+
+
 def default_holder(operation):
     """``<host> pid <pid> <operation>``: what a waiting runner is told, cut to the model number's 40."""
-    text = "%s pid %d %s" % (socket.gethostname().split(".")[0], os.getpid(), operation)
+    text = "%s pid %d %s" % (short_hostname(), os.getpid(), operation)
     return re.sub(r"[^ -~]", "?", text)[:MODEL_MAX]
 
 
@@ -108,10 +121,35 @@ class Lease:
                 taken_over.add(nqn[len(TAKEOVER_HOST_PREFIX):])
         return cls(volume, token, entry.get("model_number") or "unknown", ends, taken_over)
 
+    def holder_is_gone(self, hostname=None):
+        """True when the holder ran on this host and its process no longer exists (killed, crashed): its lock
+        can be taken over at once instead of when its lease ends."""
+        match = _HOLDER_RE.match(self.holder)
+        if not match or match.group(1) != (hostname or short_hostname()):
+            return False
+        try:
+            os.kill(int(match.group(2)), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False            # it exists (owned by another user)
+        return False
+
     def describe(self, now):
         left = self.ends - now
         when = "its lease ends in %ds" % left if left >= 0 else "its lease ended %ds ago" % -left
         return "volume %s is locked by %s (%s)" % (self.volume, self.holder, when)
+
+
+def lock_argument_spec(lock_timeout=60.0):
+    """The ``lock_timeout`` option (documented by the doc fragment spdk.storage.spdk.lock)."""
+    return dict(lock_timeout=dict(type="float", default=float(lock_timeout)))
+
+
+def check_lock_timeout(lock_timeout):
+    if lock_timeout is None or not 0 <= lock_timeout <= MAX_LOCK_TIMEOUT:
+        raise SpdkInputError("lock_timeout must be from 0 to %d seconds, got %s" % (MAX_LOCK_TIMEOUT, lock_timeout))
+    return float(lock_timeout)
 
 
 class VolumeLock:
@@ -134,6 +172,7 @@ class VolumeLock:
         self.sleep = sleep
         self.poll = poll
         self.owned = False
+        self.waited = False       # another runner held the lock when this one asked for it
         self.warning = None
 
     # -- reading ----------------------------------------------------------------------------
@@ -163,7 +202,9 @@ class VolumeLock:
             if lease.token == self.token:
                 self.owned = True
                 return self
-            if now > lease.ends + self.grace and self._take_over(lease):
+            self.waited = True
+            stale = now > lease.ends + self.grace or lease.holder_is_gone()
+            if stale and self._take_over(lease):
                 continue
             if now + self.poll > deadline:
                 raise VolumeLocked(lease.describe(now), hint=(

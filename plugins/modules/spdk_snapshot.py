@@ -56,6 +56,7 @@ extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
   - spdk.storage.spdk.replicas
+  - spdk.storage.spdk.lock
 attributes:
   check_mode:
     support: partial
@@ -296,6 +297,11 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import ClientNode, StepRecorder
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import (
+    VolumeLock,
+    check_lock_timeout,
+    lock_argument_spec,
+)
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str"),
@@ -311,6 +317,7 @@ ARGUMENT_SPEC = dict(
     record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
     listen_address=dict(type="str", default="127.0.0.1"),
     port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
+    **lock_argument_spec()
 )
 
 
@@ -394,12 +401,17 @@ class EngineSnapshot:
             timeouts=es.timeouts_from_record(recorded))
         if params["name"] is None:
             self.record = None    # listing writes nothing
+        self.lock_timeout = check_lock_timeout(params["lock_timeout"])
+
+    def lock(self, operation):
+        """The lock of this engine on the engine node (taken by the run once a change is due)."""
+        return VolumeLock(self.module.client, self.request.engine, operation)
 
     def run(self):
         """The engine run and the module's result; a failure raises its SpdkError carrying what the run did."""
         module, request = self.module, self.request
         engine = es.EngineSnapshotRun(request, module.client, module.connect, check_mode=module.check_mode,
-                                      record=self.record)
+                                      record=self.record, lock=self.lock, lock_timeout=self.lock_timeout)
         try:
             engine.run()
         except SpdkError as err:

@@ -146,3 +146,21 @@ def test_check_mode_takes_nothing_and_warns_when_another_runner_holds_it(engine_
     holder.release()
     looking = VolumeLock(client_of(engine_node, check_mode=True), "vol1", "revert").acquire()
     assert looking.warning is None and lock_subsystems(engine_node) == []
+
+
+def test_the_lock_of_a_process_that_died_on_this_host_is_taken_over_at_once(engine_node):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import short_hostname
+    dead = lock_of(engine_node, "snapshot", holder="%s pid %s snapshot" % (short_hostname(), gone.stdout.strip()))
+    dead.acquire()                       # its lease has a full minute to run
+    alive = lock_of(engine_node, "snapshot", holder="%s pid 1 snapshot" % short_hostname())
+    started = time.monotonic()
+    alive.acquire(timeout=0)
+    assert alive.owned and time.monotonic() - started < 2
+    with pytest.raises(VolumeLocked, match="locked by .* pid 1 snapshot"):
+        lock_of(engine_node, "rebuild").acquire(timeout=0)     # pid 1 lives: its lock holds
+    alive.release()

@@ -15,7 +15,18 @@ from unittest import mock
 
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as ansible_warnings
-from expected_calls import ModuleExit, Outcome, RpcScript, answer, expect, patch_module_args, transcript
+from expected_calls import (
+    Expected,
+    ModuleExit,
+    Outcome,
+    RpcScript,
+    answer,
+    error,
+    expect,
+    patch_module_args,
+    result,
+    transcript,
+)
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_request import EngineSnapshotRequest
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_views import ENGINE_NODE, ReplicaView
@@ -104,13 +115,24 @@ def listener(spare_state="inaccessible"):
             "ana_states": [{"ana_group": 1, "ana_state": "optimized"}, {"ana_group": 2, "ana_state": spare_state}]}
 
 
-def raids(rebuilding=False):
-    """The engine node's RAID read before a change: ``vol`` online with every member (d2 L17), or rebuilding
-    the remote replica vol-r2 into its controller's bdev ``vol-r2n1``, 53% done (d4 L31)."""
+def raids(rebuilding=False, members=("disk0/vol-r0", "vol-r1n1", "vol-r2n1")):
+    """The engine node's RAID read before a change: ``vol`` online over the scenario's three replicas (the
+    recorded two-member RAID of d2 L17 with a third member shaped as its second), or rebuilding the remote
+    replica vol-r2 into its controller's bdev ``vol-r2n1``, 53% done (d4 L31). ``members`` names the RAID's
+    base bdevs in slot order."""
     if rebuilding:
-        response = answer(D4, 31, {"vol-sb-e0": "vol", "vol-sb-r-remote2n1": "vol-r2n1"})
+        response = answer(D4, 31, {"vol-sb-e0": "vol", "vol-sb-r-remote2n1": "vol-r2n1",
+                                   "disk1/vol-sb-r-local": "disk0/vol-r0"})
     else:
         response = answer(D2, 17, {"vol1-e0": "vol"})
+    raid = response["result"][0]
+    recorded = raid["base_bdevs_list"]
+    while len(recorded) < len(members):
+        recorded.insert(1, dict(copy.deepcopy(recorded[-1]), uuid=_uuid("member%d" % len(recorded))))
+    for slot, name in enumerate(members):
+        recorded[slot]["name"] = name
+    raid.update(num_base_bdevs=len(members), num_base_bdevs_discovered=len(members),
+                num_base_bdevs_operational=len(members))
     return expect("bdev_raid_get_bdevs", {"category": "all"}, response)
 
 
@@ -134,6 +156,47 @@ def revert_nodes(snapshots=(("s2",),) * 3):
     out[N1].subsystems = [replica_export("vol-r1", "disk1")]
     out[N2].subsystems = [replica_export("vol-r2", "disk2")]
     return out
+
+
+LOCK_NQN = "nqn.2026-01.io.spdk-storage:lock:vol"
+
+
+class LockCalls:
+    """The volume lock's RPCs on the engine node: taken with ``nvmf_create_subsystem`` (its serial carries the
+    run's random token), read back and deleted at the end of the run (spdk_volume_lock)."""
+
+    def __init__(self):
+        self.serial = None
+        self.holder = None
+
+    def _taking(self, params):
+        self.serial, self.holder = params.get("serial_number"), params.get("model_number")
+        return (params.get("nqn") == LOCK_NQN and params.get("allow_any_host") is False
+                and str(self.serial).startswith("SL") and len(self.serial) == 20)
+
+    def take(self):
+        return expect("nvmf_create_subsystem", self._taking, result(True), "(the volume's lock)")
+
+    def release(self):
+        return [_LockRead(self), expect("nvmf_delete_subsystem", {"nqn": LOCK_NQN}, result(True))]
+
+    @staticmethod
+    def absent():
+        """What check mode reads instead of taking it: no lock (-19 as SPDK answers an unknown NQN)."""
+        return expect("nvmf_get_subsystems", {"nqn": LOCK_NQN}, error(-19, "No such device"))
+
+
+class _LockRead(Expected):
+    """``nvmf_get_subsystems`` of the lock, answering the subsystem the run created."""
+
+    def __init__(self, calls):
+        super(_LockRead, self).__init__("nvmf_get_subsystems", {"nqn": LOCK_NQN}, None, "(release the lock)")
+        self.calls = calls
+
+    def reply(self, request_id):
+        entry = {"nqn": LOCK_NQN, "subtype": "NVMe", "listen_addresses": [], "allow_any_host": False, "hosts": [],
+                 "serial_number": self.calls.serial, "model_number": self.calls.holder, "namespaces": []}
+        return {"jsonrpc": "2.0", "id": request_id, "result": [entry]}
 
 
 class Node:

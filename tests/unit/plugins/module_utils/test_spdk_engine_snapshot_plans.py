@@ -19,6 +19,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
     timeouts_from_record,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_views import (
+    check_engine,
     frontend,
     refuse_while_rebuilding,
     set_view,
@@ -101,6 +102,36 @@ class TestRebuildRefusal:
     def test_an_online_raid_refuses_nothing(self):
         views = sc.views(sc.nodes(), {sc.E: {"raids": engine_raid()}})
         refuse_while_rebuilding(request(), views[0].node.state, views, "take")
+
+
+class TestEngineCheck:
+    """An engine-level run acts only on the engine it names, over exactly that engine's replicas."""
+
+    @staticmethod
+    def engine_views(members=("disk0/vol-r0", "vol-r1n1", "vol-r2n1"), replicas=None):
+        raids = sc.raids(members=members).response["result"]
+        return sc.views(sc.nodes(), {sc.E: {"raids": raids}}, replicas=replicas)
+
+    def test_the_engines_own_replicas_pass(self):
+        views = self.engine_views()
+        check_engine(request(), views[0].node.state, views, "take")
+        assert [v.mode for v in views] == ["OK"] * 3
+
+    def test_a_mistyped_engine_name_is_refused_before_any_change(self):
+        views = self.engine_views()
+        with pytest.raises(EngineSnapshotRefusal, match="engine noengine has no RAID bdev on this node"):
+            check_engine(request(engine="noengine"), views[0].node.state, views, "take")
+
+    def test_a_replica_list_that_misses_members_of_the_raid_is_refused(self):
+        views = self.engine_views(replicas=sc.REPLICAS[:1])
+        with pytest.raises(EngineSnapshotRefusal, match="also holds vol-r1n1, vol-r2n1, which replicas does not list"):
+            check_engine(request(replicas=sc.REPLICAS[:1]), views[0].node.state, views, "take")
+
+    def test_a_replica_that_is_not_in_the_raid_is_refused_and_marked(self):
+        views = self.engine_views(members=("disk0/vol-r0", "vol-r1n1", "other-r9n1"))
+        with pytest.raises(EngineSnapshotRefusal, match="replica vol-r2 is not a member of engine vol's RAID"):
+            check_engine(request(), views[0].node.state, views, "take")
+        assert views[2].mode == "ERR"
 
 
 class TestPausePlan:

@@ -39,11 +39,12 @@ def pause(group):
                   answer(ANA, 120))
 
 
-def create_scripts(before, after):
+def create_scripts(before, after, lock=None):
+    lock = lock or sc.LockCalls()
     return {
-        sc.E: [node_reads(before, sc.E), sc.raids(),
+        sc.E: [node_reads(before, sc.E), sc.raids(), lock.take(),
                expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN}, result([sc.listener()])),
-               pause(2), snapshot("vol-r0", "disk0"), pause(1), node_reads(after, sc.E)],
+               pause(2), snapshot("vol-r0", "disk0"), pause(1), node_reads(after, sc.E), lock.release()],
         sc.N1: [node_reads(before, sc.N1), snapshot("vol-r1", "disk1"), node_reads(after, sc.N1)],
         sc.N2: [node_reads(before, sc.N2), snapshot("vol-r2", "disk2"), node_reads(after, sc.N2)],
     }
@@ -65,9 +66,10 @@ def test_create_pauses_io_snapshots_every_replica_and_resumes(args, tmp_path):
     assert outcome.result["engine"]["consistent"] is True
     assert outcome.result["engine"]["snapshot_sets"] == {r: ["s1", "s2"] for r in ("vol-r0", "vol-r1", "vol-r2")}
     assert outcome.result["diff"]["before"] == {r: ["s1"] for r in ("vol-r0", "vol-r1", "vol-r2")}
-    assert outcome.result["rpc_calls_per_node"] == {"engine node": 11, "node of vol-r1 (/n1.sock)": 7,
+    # the engine node's 11 plus the volume lock's 3 (take, read back, release)
+    assert outcome.result["rpc_calls_per_node"] == {"engine node": 14, "node of vol-r1 (/n1.sock)": 7,
                                                     "node of vol-r2 (/n2.sock)": 7}
-    assert outcome.result["rpc_calls"] == 25
+    assert outcome.result["rpc_calls"] == 28
     with open(str(tmp_path / "e.json")) as handle:
         entry = json.load(handle)["snapshots"]["vol"]["s2"]
     assert entry["kind"] == "user" and sorted(entry["replicas"]) == ["vol-r0", "vol-r1", "vol-r2"]
@@ -85,7 +87,7 @@ def test_an_existing_set_is_three_reads_per_node_and_no_change(args):
 def test_check_mode_plans_the_pause_and_sends_no_mutating_rpc_to_any_node(args):
     nodes = sc.nodes(snapshots=(("s1",),) * 3)
     scripts = reads_only(nodes)
-    scripts[sc.E] += [sc.raids(),
+    scripts[sc.E] += [sc.raids(), sc.LockCalls.absent(),
                       expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN}, result([sc.listener()]))]
     outcome, wire = sc.run_module(spdk_snapshot, args, scripts, check_mode=True)
     assert outcome.changed is True and not outcome.failed
@@ -174,7 +176,8 @@ def test_a_failed_replica_snapshot_reports_the_rpc_method_and_code_and_rolls_bac
     scripts[sc.N2] = [node_reads(before, sc.N2),
                       expect("bdev_lvol_snapshot", {"lvol_name": "disk2/vol-r2", "snapshot_name": "vol-r2-snap-s2"},
                              error(-17, "File exists"))]   # what SPDK answers for a name already taken
-    scripts[sc.E][-1] = expect("bdev_lvol_delete", {"name": "disk0/vol-r0-snap-s2"}, result(True))
+    scripts[sc.E][-2:] = [expect("bdev_lvol_delete", {"name": "disk0/vol-r0-snap-s2"}, result(True)),
+                          scripts[sc.E][-1]]     # the rollback, then the lock's release
     scripts[sc.N1][-1] = expect("bdev_lvol_delete", {"name": "disk1/vol-r1-snap-s2"}, result(True))
     outcome, _wire = sc.run_module(spdk_snapshot, args, scripts)
     assert outcome.failed
@@ -188,8 +191,9 @@ def test_a_failed_replica_snapshot_reports_the_rpc_method_and_code_and_rolls_bac
 def test_an_rpc_failing_outside_a_replica_step_is_described_like_in_every_module(args):
     nodes = sc.nodes(snapshots=(("s1",),) * 3)
     scripts = reads_only(nodes)
-    scripts[sc.E] += [sc.raids(), expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN},
-                                         error(-19, "No such device"))]
+    lock = sc.LockCalls()
+    scripts[sc.E] += [sc.raids(), lock.take(), expect("nvmf_subsystem_get_listeners", {"nqn": sc.ENGINE_NQN},
+                                                      error(-19, "No such device")), lock.release()]
     outcome, _wire = sc.run_module(spdk_snapshot, args, scripts)
     assert outcome.failed
     assert outcome.msg.startswith("SPDK RPC nvmf_subsystem_get_listeners failed with error -19 (No such device): ")
