@@ -33,7 +33,11 @@ __metaclass__ = type
 import time
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_snapshot_create as create
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_pause import Pause, quiesce_mode
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_pause import (
+    Pause,
+    PauseBroken,
+    quiesce_mode,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_record import SnapshotRecord
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_request import (
     ERR,
@@ -167,7 +171,7 @@ class EngineSnapshotRun:
                         self.paused_seconds = pause.seconds
                 else:
                     self._snapshot_all(plan, made)
-            except ReplicaFailed:
+            except (ReplicaFailed, PauseBroken):
                 self._rollback(made)
                 raise
             self.nodes.reload(self.check_mode)

@@ -22,8 +22,14 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_mo
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_request import (
     EngineSnapshotRefusal,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_pause_watchdog import PauseWatchdog
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import Step
+
+
+class PauseBroken(EngineSnapshotRefusal):
+    """The watchdog resumed host I/O before the run did (quiesce_timeout passed): the snapshots taken may not
+    be one point in time."""
 
 
 def quiesce_mode(request, frontend):
@@ -101,7 +107,12 @@ class Pause:
         self.seconds = None
 
     def run(self, frontend, work):
-        """``work(deadline)`` between pause and resume; its result."""
+        """``work(deadline)`` between pause and resume; its result.
+
+        Outside check mode a PauseWatchdog guards the pause: if this process dies, or the pause outlasts
+        ``quiesce_timeout``, it moves the namespaces back by itself; PauseBroken then says the pause did not
+        hold for the whole work.
+        """
         nqn = self.request.nqn
         spaces = namespaces(frontend)
         listeners = self.node.client.call("nvmf_subsystem_get_listeners", {"nqn": nqn}) or []
@@ -109,9 +120,13 @@ class Pause:
         self.warnings.extend(warnings)
         self.recorder.run(self.node, steps)
         client = self.node.client
+        watchdog = None
+        if spaces and not self.recorder.check_mode:
+            watchdog = PauseWatchdog(client.address, nqn, dict(spaces), self.request.quiesce_timeout).start()
         start = self.clock()
         deadline = start + self.request.quiesce_timeout
         moved = []
+        broke = False
         try:
             saved_timeout = client.timeout
             client.timeout = min(saved_timeout, self.request.quiesce_timeout)
@@ -121,10 +136,20 @@ class Pause:
                     self.recorder.send(self.node, pause_step(nqn, nsid))
             finally:
                 client.timeout = saved_timeout
-            return work(deadline)
+            result = work(deadline)
         finally:
-            self._resume(spaces, moved)
-            self.seconds = round(self.clock() - start, 3)
+            try:
+                self._resume(spaces, moved)
+            finally:
+                broke = watchdog.stop() if watchdog is not None else False
+                self.seconds = round(self.clock() - start, 3)
+        if broke:
+            raise PauseBroken(
+                "the pause of engine %s's host I/O outlasted quiesce_timeout (%ss) and its watchdog resumed I/O "
+                "before every snapshot was taken, so the snapshots are not one point in time; they were rolled "
+                "back. Raise quiesce_timeout or run again when the replica nodes answer faster"
+                % (self.request.engine, self.request.quiesce_timeout))
+        return result
 
     def _resume(self, spaces, moved):
         errors = []

@@ -1,0 +1,115 @@
+"""Engine snapshots under a second operator and a crash: each run is its own module process, as two
+controllers (or a rulebook and an operator) would start them.
+
+* Two runs on one engine at once, one replica node slow, a writer going: the volume's lock makes them
+  take turns, so each set is one point in time on every replica (before the lock, the second run's
+  snapshot on the slow node landed after the first run had resumed I/O, and its bytes differed).
+* The module killed (kill -9) while host I/O is paused: the watchdog moves the namespace back within
+  quiesce_timeout, with no later run, and the next run takes over the dead run's lock at once.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import lock_nqn
+from ansible_collections.spdk.storage.plugins.modules import spdk_snapshot
+from tests.integration.test_engine_snapshot_emulated import DATA, PORT_RANGE, Volume, completed_writes
+from tests.integration.volume_helpers import emulated, frontend, spdk_io, start_writer, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def volume():
+    yield from emulated(Volume, "esafe-")
+
+
+def snapshot_process(volume, **args):
+    """spdk_snapshot as its own process (the module file run with its arguments), as Ansible starts it."""
+    params = dict(engine="vol", replicas=volume.replicas, node_name="n0", record_dir=volume.records,
+                  listen_address=volume.nodes[0].addr, port_range=PORT_RANGE, rpc_socket=volume.nodes[0].sock)
+    params.update(args)
+    handle, path = tempfile.mkstemp(suffix=".json", dir=volume.workdir)
+    with os.fdopen(handle, "w") as out:
+        json.dump({"ANSIBLE_MODULE_ARGS": params}, out)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.Popen([sys.executable, spdk_snapshot.__file__, path], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def result_of(process, timeout=180):
+    out, err = process.communicate(timeout=timeout)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    assert lines, "no module result (rc %s): %s %s" % (process.returncode, out, err)
+    return json.loads(lines[-1])
+
+
+def ana_groups(node):
+    """The frontend's namespace groups in the order the engine node's RPC log shows them set."""
+    return [e["params"]["anagrpid"] for e in node.rpc_log() if e["method"] == "nvmf_subsystem_set_ns_ana_group"]
+
+
+def namespace_group(node, nqn):
+    entry = next(s for s in node.call("nvmf_get_subsystems") if s["nqn"] == nqn)
+    return entry["namespaces"][0].get("anagrpid")
+
+
+def test_two_runs_on_one_engine_take_turns_and_each_set_is_one_point_in_time(volume):
+    volume.start()
+    nqn, addr, port = frontend(volume.engine())
+    log = os.path.join(volume.workdir, "writer.jsonl")
+    writer = start_writer(nqn, addr, port, log, "--offset", "0", "--length", str(DATA), "--queue-depth", "8",
+                          "--timeout", "60")
+    volume.nodes[2].delay("bdev_lvol_snapshot", 1.5)         # a loaded replica node
+    try:
+        assert wait_for(lambda: completed_writes(log) > 200), "the writer did not get going"
+        first = snapshot_process(volume, name="c1")
+        second = snapshot_process(volume, name="c2")
+        results = [result_of(first), result_of(second)]
+    finally:
+        volume.nodes[2].delay("bdev_lvol_snapshot", 0)
+        writer.send_signal(signal.SIGTERM)
+        writer.communicate(timeout=60)
+    for outcome in results:
+        assert not outcome.get("failed"), outcome.get("msg")
+        assert outcome["engine"]["consistent"] is True
+    # One pause after the other: never a second pause while the first is on.
+    assert ana_groups(volume.nodes[0])[-4:] == [2, 1, 2, 1]
+    for name in ("c1", "c2"):
+        digests = volume.snapshot_bytes(name)
+        assert len(set(digests.values())) == 1, "%s differs between replicas: %s" % (name, digests)
+    assert [s for s in volume.nodes[0].call("nvmf_get_subsystems") if s["nqn"] == lock_nqn("vol")] == []
+
+
+def test_a_module_killed_during_the_pause_leaves_no_paused_volume_and_no_lock_behind(volume):
+    volume.start()
+    nqn, addr, port = frontend(volume.engine())
+    release = threading.Event()
+    volume.nodes[2].delay("bdev_lvol_snapshot", lambda: release.wait(60))   # the run hangs mid-pause
+    try:
+        run = snapshot_process(volume, name="k1", quiesce_timeout=4)
+        assert wait_for(lambda: ana_groups(volume.nodes[0])[-1:] == [2], timeout=60), "the pause never began"
+        paused_at = time.monotonic()
+        run.send_signal(signal.SIGKILL)
+        run.communicate(timeout=30)
+        assert wait_for(lambda: namespace_group(volume.nodes[0], nqn) == 1, timeout=10, interval=0.05)
+        resumed_after = time.monotonic() - paused_at
+    finally:
+        release.set()
+        volume.nodes[2].delay("bdev_lvol_snapshot", 0)
+    assert resumed_after < 4 + 1, "host I/O came back %.1fs after the kill" % resumed_after
+    spdk_io("read", nqn, addr, port, "--offset", "0", "--length", str(1 << 20), "--sha256")   # the host reads again
+
+    started = time.monotonic()
+    again = result_of(snapshot_process(volume, name="k1", lock_timeout=0))
+    assert not again.get("failed"), again.get("msg")            # the dead run's lock was taken over at once
+    assert time.monotonic() - started < 30
+    assert again["engine"]["consistent"] is True
+    assert len(set(volume.snapshot_bytes("k1").values())) == 1
