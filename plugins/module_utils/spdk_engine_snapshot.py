@@ -145,8 +145,8 @@ class EngineSnapshotRun:
             if self.lock.waited:
                 raise _PlanAgain()
 
-    def load(self, engine_parts=NODE_READS, remote_parts=NODE_READS):
-        self.nodes.load(engine_parts, remote_parts)
+    def load(self, engine_parts=NODE_READS, remote_parts=NODE_READS, headless_snapshot=None):
+        self.nodes.load(engine_parts, remote_parts, headless_snapshot)
         self.before = snapshot_sets(self.views)[0]
 
     # ================================================================== present
@@ -233,5 +233,9 @@ class EngineSnapshotRun:
 
     # ================================================================== reverted
     def reverted(self):
-        self.load(REVERT_READS, NODE_READS + ("raids",))
+        # A revert the record says was running may have deleted a head before cloning its successor: that
+        # replica is found by its snapshot, and the revert goes on from where it stopped.
+        marker = self.record.revert_marker() if self.record is not None else None
+        running = bool(marker) and marker.get("state") == "running"
+        self.load(REVERT_READS, NODE_READS + ("raids",), headless_snapshot=self.request.name if running else None)
         RevertRun(self).revert()

@@ -84,7 +84,7 @@ class RevertRun:
             return
         self.delete_raids()
         for view in self.views:
-            if heads.get(view.ref.name) != view.replica.head.uuid:
+            if view.replica is None or heads.get(view.ref.name) != view.replica.head.uuid:
                 heads[view.ref.name] = self.reclone(view)
                 self.save("running", heads)
         for view in self.views:
@@ -121,11 +121,12 @@ class RevertRun:
     def reclone(self, view):
         """Replace the head by a clone of the snapshot; returns the new head's UUID (None in check mode)."""
         ref, node = view.ref, view.node
-        head = view.replica.head
+        head = view.replica.head if view.replica is not None else None     # None: deleted by a killed run
         try:
             if not ref.is_local:
                 self.detach(ref.controller)
-                self.recorder.run(node, plan.unexport_steps(view, head))
+                if head is not None:
+                    self.recorder.run(node, plan.unexport_steps(view, head))
             else:
                 self.loopback(view).drop(functools.partial(self.recorder.call, self.engine), self.engine.state)
             new_uuid = self.recorder.run(node, plan.reclone_steps(self.request, view, head))[-1]
@@ -133,12 +134,12 @@ class RevertRun:
             view.fail(str(err))
             raise ReplicaFailed(ref.name, err, "revert")
         node.reload(self.check_mode)
-        self.replaced[ref.name] = head.uuid
+        self.replaced[ref.name] = head.uuid if head is not None else None
         return new_uuid
 
     def stale(self, view):
-        """The reads still show the head this run deleted (check mode reads nothing again)."""
-        return self.replaced.get(view.ref.name) == view.replica.head.uuid
+        """The reads still show the head this run deleted, or no head (check mode reads nothing again)."""
+        return view.replica is None or self.replaced.get(view.ref.name) == view.replica.head.uuid
 
     def detach(self, controller):
         if controller in self.detached or self.engine.controller(controller) is None:

@@ -52,7 +52,7 @@ def check_revert(request, views, frontend):
 
 def revert_done(request, marker, engine_state, views):
     """The record's ``marker`` says this revert finished, and nothing replaced or wrote the heads since."""
-    if not marker or marker.get("state") != "done":
+    if not marker or marker.get("state") != "done" or any(v.replica is None for v in views):
         return False
     raid = engine_state.raid(request.engine)
     if raid is None or raid.state != "online":
@@ -70,7 +70,7 @@ def raid_is_revert_result(request, heads, engine_state, views):
     """A RAID over exactly the re-cloned ``heads`` ({replica: head UUID}): an earlier run crashed after
     creating it."""
     raid = engine_state.raid(request.engine)
-    if raid is None or len(heads) != len(views):
+    if raid is None or len(heads) != len(views) or any(v.replica is None for v in views):
         return False
     members = {m["uuid"] for m in raid.members if m["configured"]}
     return all(heads.get(v.ref.name) == v.replica.head.uuid for v in views) and members == set(heads.values())
@@ -86,7 +86,7 @@ def engine_raid_steps(request, engine_state):
 
 def stale_raid_steps(view):
     """Delete any RAID a restarted replica node assembled around the head from its superblock."""
-    if view.node.is_engine_node:
+    if view.node.is_engine_node or view.replica is None:
         return []
     return [Step("bdev_raid_delete", {"name": stale.name, "clear_sb": False},
                  "delete RAID %s that the node assembled around replica %s from its superblock"
@@ -109,12 +109,16 @@ def unexport_steps(view, head):
 
 
 def reclone_steps(request, view, head):
-    """Delete ``head`` and clone the snapshot as the new head; the clone answers the new head's UUID."""
+    """Delete ``head`` (None: a killed run deleted it already) and clone the snapshot as the new head; the
+    clone answers the new head's UUID."""
     lvol = request.lvol_name(view.ref)
-    return [Step("bdev_lvol_delete", {"name": head.alias},
-                 "delete head %s (replaced by a clone of snapshot %s)" % (head.alias, request.name)),
-            Step("bdev_lvol_clone", {"snapshot_name": "%s/%s" % (view.disk, lvol), "clone_name": view.ref.name},
-                 "clone snapshot %s as the new head %s/%s" % (lvol, view.disk, view.ref.name))]
+    steps = []
+    if head is not None:
+        steps.append(Step("bdev_lvol_delete", {"name": head.alias},
+                          "delete head %s (replaced by a clone of snapshot %s)" % (head.alias, request.name)))
+    steps.append(Step("bdev_lvol_clone", {"snapshot_name": "%s/%s" % (view.disk, lvol), "clone_name": view.ref.name},
+                      "clone snapshot %s as the new head %s/%s" % (lvol, view.disk, view.ref.name)))
+    return steps
 
 
 def export_steps(view, stale):

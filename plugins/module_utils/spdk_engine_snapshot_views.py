@@ -20,6 +20,8 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
     OK,
     EngineSnapshotRefusal,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import Snapshot
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import snapshot_lvol_name
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_node import Node
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
@@ -46,11 +48,23 @@ class ReplicaView:
     @property
     def disk(self):
         replica = self.replica
-        return replica.disk if replica else self.ref.disk
+        if replica is not None:
+            return replica.disk
+        if self.ref.disk is not None:
+            return self.ref.disk
+        own = [lv.lvstore for lv in self.node.state.lvols if lv.name.startswith(self.ref.name + "-snap-")]
+        return own[0] if own else None
 
     def snapshot(self, name):
+        """The replica's snapshot ``name``; for a replica whose head is gone (a revert was killed between
+        deleting a head and cloning its successor) the snapshot lvol found by its name."""
         replica = self.replica
-        return replica.snapshot(name) if replica else None
+        if replica is not None:
+            return replica.snapshot(name)
+        wanted = snapshot_lvol_name(self.ref.name, name)
+        found = [lv for lv in self.node.state.lvols
+                 if lv.name == wanted and self.ref.disk in (None, lv.lvstore)]
+        return Snapshot(name, found[0]) if len(found) == 1 else None
 
     def export(self):
         """The replica's NVMe-oF export on its node (a remote replica's), or None."""
@@ -187,9 +201,11 @@ class EngineNodes:
                 out.append(view.node)
         return out
 
-    def load(self, engine_parts=NODE_READS, remote_parts=NODE_READS):
+    def load(self, engine_parts=NODE_READS, remote_parts=NODE_READS, headless_snapshot=None):
         """Read every node once (one batch each); an unreachable replica node or a replica missing on its
-        node refuses the run."""
+        node refuses the run. With ``headless_snapshot`` (a revert that the record says was running) a
+        replica whose head is gone but whose snapshot of that name is there counts as found: the revert
+        clones that snapshot as its head."""
         self.views = [ReplicaView(ref, self.node_for(ref)) for ref in self.request.replicas]
         unreachable = []
         for node in self.all():
@@ -206,7 +222,8 @@ class EngineNodes:
                 "reverted on all replicas at once; bring the node back (or remove the replica from the engine "
                 "with spdk.storage.spdk_engine) and run again; nothing was changed"
                 % (self.request.engine, "; ".join(unreachable)))
-        missing = [v for v in self.views if v.replica is None]
+        missing = [v for v in self.views if v.replica is None
+                   and (headless_snapshot is None or v.snapshot(headless_snapshot) is None)]
         for view in missing:
             view.fail("replica not found on its node")
         if missing:

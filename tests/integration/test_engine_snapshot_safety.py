@@ -21,7 +21,7 @@ import pytest
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import lock_nqn
 from ansible_collections.spdk.storage.plugins.modules import spdk_snapshot
 from tests.integration.test_engine_snapshot_emulated import DATA, PORT_RANGE, Volume, completed_writes
-from tests.integration.volume_helpers import emulated, frontend, spdk_io, start_writer, wait_for
+from tests.integration.volume_helpers import emulated, frontend, pattern_file, spdk_io, start_writer, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -113,3 +113,42 @@ def test_a_module_killed_during_the_pause_leaves_no_paused_volume_and_no_lock_be
     assert time.monotonic() - started < 30
     assert again["engine"]["consistent"] is True
     assert len(set(volume.snapshot_bytes("k1").values())) == 1
+
+
+def test_a_revert_killed_between_two_replicas_clones_ends_reverted_on_every_replica(volume):
+    """The module dies after two replicas got their new head and before the third: a re-run of the revert
+    finishes it (never a mixed or offline volume), and the engine serves the snapshot's bytes."""
+    volume.start()
+    nqn, addr, port = frontend(volume.engine())
+    data_a = pattern_file(os.path.join(volume.workdir, "a.bin"), "A", DATA)
+    spdk_io("write", nqn, addr, port, "--offset", "0", "--file", data_a)
+    assert not volume.snapshot(name="rv1").failed
+    spdk_io("write", nqn, addr, port, "--offset", "0", "--file",
+            pattern_file(os.path.join(volume.workdir, "b.bin"), "B", DATA))
+    volume.engine(frontend="none")
+
+    release = threading.Event()
+    last = volume.nodes[2]
+
+    def never_delivered():
+        """Hold the third clone until the module is dead, then drop it: that replica stays untouched."""
+        release.wait(60)
+        raise ConnectionAbortedError("the module died before this request reached the target")
+
+    last.delay("bdev_lvol_clone", never_delivered)
+    try:
+        run = snapshot_process(volume, name="rv1", state="reverted")
+        assert wait_for(lambda: any(e["method"] == "bdev_lvol_clone" for e in last.rpc_log()), timeout=60)
+        run.send_signal(signal.SIGKILL)
+        run.communicate(timeout=30)
+    finally:
+        release.set()
+        last.delay("bdev_lvol_clone", 0)
+
+    rerun = volume.snapshot(name="rv1", state="reverted")
+    assert not rerun.failed, rerun.msg
+    assert volume.snapshot(name="rv1", state="reverted").changed is False
+    engine = volume.engine()
+    assert engine.result["engine"]["state"] == "healthy"
+    nqn, addr, port = frontend(engine)
+    spdk_io("verify", nqn, addr, port, "--offset", "0", "--file", data_a)
