@@ -78,7 +78,7 @@ def plan_frontend(state, request, status, extra_hosts=(), recorded_port=None, tr
     ``transport_lookup`` answers whether the TCP transport exists; it is asked only when a listener
     is to be added (a subsystem that listens already proves the transport).
     """
-    subsystems = nvmf.parse_subsystems(state.raw.get("subsystems"))
+    subsystems = state.subsystems
     current = subsystems.get(request.nqn)
     if request.frontend == "none":
         return nvmf.plan_unexpose(current)
@@ -92,6 +92,6 @@ def plan_frontend(state, request, status, extra_hosts=(), recorded_port=None, tr
 
 def frontend_port(state, request, extra_hosts=(), recorded_port=None):
     """The port the frontend listens on (or will, once planned steps ran)."""
-    subsystems = nvmf.parse_subsystems(state.raw.get("subsystems"))
+    subsystems = state.subsystems
     spec = _spec(request, subsystems, None, extra_hosts, recorded_port)
     return nvmf.choose_port(spec, subsystems.get(request.nqn), subsystems)

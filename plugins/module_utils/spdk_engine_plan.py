@@ -283,7 +283,7 @@ def plan_absent(state, request, recorded_replicas=()):
     """Frontend, then RAID (superblocks kept), then the remote replicas' controllers; the bdevs whose
     removal the run waits for."""
     steps = []
-    current = nvmf.parse_subsystems(state.raw.get("subsystems")).get(request.nqn)
+    current = state.exposure(request.nqn)
     steps += nvmf.plan_unexpose(current)
     raid = state.raid(request.name)
     controllers = [r.controller for r in request.remote_replicas]

@@ -20,7 +20,7 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as n
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts import controller_timeouts
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
-    NQN_PREFIX,
+    HOST_NQN_PREFIX,
     SpdkInputError,
     engine_nqn,
     parse_size,
@@ -33,7 +33,6 @@ SUPERBLOCK_AREA = MIB
 """What a superblock RAID keeps at the start of every member (data_offset: 256 x 4 KiB)."""
 
 FRONTENDS = ("nvmf", "none", "blockdev")
-HOST_NQN_PREFIX = NQN_PREFIX + "host:"
 ENGINE_MODEL = "spdk.storage engine"
 
 
@@ -73,8 +72,7 @@ class EngineRequest:
             raise SpdkInputError("frontend must be one of %s" % ", ".join(FRONTENDS))
         self.listen_address = listen_address
         self.port = nvmf.validate_port(port)
-        self.port_range = port_range
-        nvmf.parse_port_range(port_range)
+        self.port_range = nvmf.parse_port_range(port_range)
         self.allowed_hosts = sorted({nvmf.validate_host_nqn(h) for h in (allowed_hosts or [])})
         self.host_nqn = nvmf.validate_host_nqn(host_nqn) if host_nqn else default_host_nqn(node_name)
         self.timeouts = controller_timeouts(timeouts)

@@ -22,7 +22,6 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_node import Node
 
 ENGINE_READS = ("raids", "bdevs", "subsystems")
@@ -64,12 +63,11 @@ def controller_of(bdev):
     return match.group(1) if match else None
 
 
-def raw_namespaces(state, nqn):
-    """The namespaces of subsystem ``nqn`` as SPDK lists them (with ``anagrpid`` under ANA reporting)."""
-    for entry in state.raw.get("subsystems") or []:
-        if entry.get("nqn") == nqn:
-            return list(entry.get("namespaces") or [])
-    return []
+def ana_namespaces(subsystem):
+    """``[{"nsid", "anagrpid"}]`` of ``subsystem``'s namespaces (anagrpid None without ANA reporting)."""
+    if subsystem is None:
+        return []
+    return [{"nsid": ns["nsid"], "anagrpid": subsystem.ana_groups.get(ns["nsid"])} for ns in subsystem.namespaces]
 
 
 def nvme_trid(bdev):
@@ -143,8 +141,8 @@ class EngineStatus:
         self.raid_bdev = state.bdev_named(request.name) if self.raid else None
         self.replicas = [replica_status(state, self.raid, spec) for spec in request.replicas]
         self.extra = extra_members(state, self.raid, request.replicas)
-        self.subsystem = nvmf.parse_subsystems(state.raw.get("subsystems")).get(request.nqn)
-        self.namespaces = raw_namespaces(state, request.nqn)
+        self.subsystem = state.exposure(request.nqn)
+        self.namespaces = ana_namespaces(self.subsystem)
         self.state = engine_state(self.raid, self.replicas)
 
     @property

@@ -42,6 +42,8 @@ MAX_NQN = 223
 
 NQN_PREFIX = "nqn.2026-01.io.spdk-storage:"
 """Every subsystem this collection creates is named NQN_PREFIX + replica or engine name."""
+HOST_NQN_PREFIX = NQN_PREFIX + "host:"
+"""The host NQNs this collection makes: an engine node's (+ node name), a rebuild source's (+ transient name)."""
 
 SNAPSHOT_INFIX = "-snap-"
 RESERVED_SUFFIXES = ("-rebuild", "-tmp")

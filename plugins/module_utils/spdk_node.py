@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 
 
@@ -60,4 +59,5 @@ class Node:
         return next((c for c in self.state.controllers if c.name == name), None)
 
     def subsystems(self):
-        return nvmf.parse_subsystems(self.state.raw.get("subsystems"))
+        """{nqn: spdk_nvmf.Subsystem} of the last read (parsed once, by the NodeState)."""
+        return self.state.subsystems

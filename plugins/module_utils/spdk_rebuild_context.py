@@ -117,10 +117,6 @@ class RebuildContext:
         self.recorder.run(node, steps)
         return bool(steps)
 
-    def sender(self, node):
-        """``send(method, params, why, tolerate=None)`` to ``node``, as spdk_superblock takes it."""
-        return lambda method, params, why, tolerate=None: self.recorder.call(node, method, params, why, tolerate)
-
     def waiter(self, timeout=None, interval=None, backoff=None):
         return Waiter(self.wait_timeout if timeout is None else timeout,
                       self.wait_sleep if interval is None else interval, backoff=backoff,

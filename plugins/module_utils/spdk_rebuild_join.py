@@ -29,7 +29,6 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names im
     DONE,
     REBUILDING,
     REPLICA_MODEL,
-    ZEROING_WHY,
     RebuildError,
     is_system_snapshot,
     join_address,
@@ -94,8 +93,7 @@ class JoinPhase:
             raise RebuildError("refusing to write LBA 0 of %s: a RAID uses it" % member.bdev)
         what = "LBA 0 of %s" % member.name
         if not member.is_local:
-            sb.write_zeroes_lba0(self.ctx.sender(self.engine), member.name, what, ZEROING_WHY % what,
-                                 error=RebuildError)
+            sb.clear_lba0(self.ctx.recorder, self.engine, what, RebuildError, controller=member.controller)
             return
         # A local head has no controller: export it on this node, attach that export, zero, remove both.
         if not self.request.listen_address:
@@ -104,12 +102,8 @@ class JoinPhase:
         loopback = sb.Loopback(nqn=NQN_PREFIX + temp_name(member.name), controller=temp_name(member.name),
                                listen_address=self.request.listen_address, port_range=self.request.port_range,
                                host_nqn=self.request.host_nqn, model_number=REPLICA_MODEL)
-        try:
-            loopback.zero_lba0(self.ctx.sender(self.engine), self.engine.client, self.engine.state,
-                               self.engine.lvol(member.disk, member.name), what, ZEROING_WHY % what,
-                               error=RebuildError)
-        finally:
-            self.engine.load()
+        sb.clear_lba0(self.ctx.recorder, self.engine, what, RebuildError, loopback=loopback,
+                      head=self.engine.lvol(member.disk, member.name))
 
     # --- offline ------------------------------------------------------------------------------
     def join_offline(self):

@@ -18,6 +18,7 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as n
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import SUPERBLOCK_AREA
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
+    HOST_NQN_PREFIX,
     MAX_LVOL_NAME,
     NQN_PREFIX,
     SpdkInputError,
@@ -29,7 +30,6 @@ STRATEGIES = ("auto", "offline", "online")
 STEPS = ("plan", "copy", "join", "all")
 TRANSIENT_SUFFIX = "-rebuild"       # the lvol being copied into, its export and controller
 TEMP_SUFFIX = "-tmp"                # temporary loopback export to zero LBA 0 of a local head
-ZEROING_WHY = "Write Zeroes to %s (the old RAID superblock read through from the copy)"
 SYSTEM_PREFIX = "rb-"
 SYSTEM_RE = re.compile(r"^rb-\d{14}$")
 NODE_READS = ("lvstores", "bdevs", "subsystems", "controllers")
@@ -69,7 +69,7 @@ def transient_nqn(replica):
 
 def rebuild_host_nqn(replica):
     """The host NQN the source node presents to the transient export (only that host is allowed)."""
-    return nvmf.validate_host_nqn(NQN_PREFIX + "host:" + transient_name(replica))
+    return nvmf.validate_host_nqn(HOST_NQN_PREFIX + transient_name(replica))
 
 
 def temp_name(replica):

@@ -92,10 +92,8 @@ class ReplicaRef:
 
     def attach_params(self, host_nqn, timeouts):
         """``bdev_nvme_attach_controller`` parameters that connect the engine node to this replica."""
-        params = {"name": self.controller, "trtype": "tcp", "adrfam": self.adrfam.lower(), "traddr": self.traddr,
-                  "trsvcid": str(self.port), "subnqn": self.nqn, "hostnqn": host_nqn}
-        params.update(timeouts)
-        return params
+        return nvmf.attach_params(self.controller, self.traddr, self.port, self.nqn, host_nqn, adrfam=self.adrfam,
+                                  timeouts=timeouts)
 
     def to_dict(self):
         out = {"name": self.name}

@@ -12,10 +12,12 @@ a temporary export of it, attached by this same node, works although SPDK regist
 controller, because the head's UUID is taken (lines 46-49: the attach answers an empty list of bdevs;
 line 55 detaches it). send_cmd bypasses claims, so callers aim it only at heads no RAID holds.
 
-Both the engine revert (spdk_engine_snapshot) and the rebuild join (spdk_rebuild_join) use this. They
-pass ``send(method, params, why, tolerate=None)``, which records the action and sends it: a
-StepRecorder's ``call`` bound to the node (``functools.partial(recorder.call, node)``). In check mode
-the client skips the mutating call and returns None.
+Both the engine revert (spdk_engine_snapshot_revert) and the rebuild join (spdk_rebuild_join) clear
+a head with ``clear_lba0``: through the controller the engine node has to a remote head, or through a
+Loopback for a head on the engine node. The lower-level functions take ``send(method, params, why,
+tolerate=None)``, which records the action and sends it: a StepRecorder's ``call`` bound to the node
+(``functools.partial(recorder.call, node)``). In check mode the client skips the mutating call and
+returns None.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,6 +25,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import functools
 import struct
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
@@ -30,6 +33,8 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import Sp
 
 SEND_CMD_TIMEOUT_MS = 5000
 WRITE_ZEROES = 0x08
+ZEROING_WHY = "Write Zeroes to %s (clears the old RAID superblock that a clone or copy of a member carries)"
+"""The reason of the Write Zeroes action; ``%s`` names what is cleared (``LBA 0 of <replica>...``)."""
 
 
 class WriteZeroesFailed(SpdkError):
@@ -128,3 +133,23 @@ class Loopback:
         finally:
             for method, params, reason in reversed(made):
                 send(method, params, reason, tolerate=_no_device)
+
+
+def clear_lba0(recorder, node, what, error, controller=None, loopback=None, head=None):
+    """Clear the old RAID superblock in LBA 0 of a head, with the steps sent to ``node`` (an spdk_node.Node,
+    the engine node) through ``recorder`` (a StepRecorder).
+
+    A remote head is reached through ``controller``, the engine node's controller to it. A head on the
+    engine node (``head``, an Lvol) is reached through ``loopback`` (a Loopback), after which the node is
+    read again (not in check mode). ``what`` names the head in the action's reason and in the ``error``
+    raised on an NVMe error status.
+    """
+    send = functools.partial(recorder.call, node)
+    why = ZEROING_WHY % what
+    if loopback is None:
+        write_zeroes_lba0(send, controller, what, why, error=error)
+        return
+    try:
+        loopback.zero_lba0(send, node.client, node.state, head, what, why, error=error)
+    finally:
+        node.reload(recorder.check_mode)

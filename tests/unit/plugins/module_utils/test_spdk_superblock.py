@@ -16,6 +16,7 @@ from expected_calls import ANY, RpcScript, answer, expect, transcript
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_superblock as sb
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import StepRecorder
 
 SENDCMD = "more/sendcmd/sendcmd.jsonl"
 INTROSPECTION = "more/introspection.jsonl"
@@ -176,3 +177,55 @@ class TestLoopback:
         assert [m for m, _why in send.actions] == [
             "nvmf_create_subsystem", "nvmf_subsystem_add_ns", "nvmf_subsystem_add_host", "nvmf_subsystem_add_listener",
             "bdev_nvme_attach_controller", "bdev_nvme_send_cmd", "bdev_nvme_detach_controller", "nvmf_delete_subsystem"]
+
+
+class FakeNode:
+    """An spdk_node.Node stand-in: its client, the state last read, and how often it was read again."""
+
+    def __init__(self, client):
+        self.client = client
+        self.label = "engine node"
+        self.state = NodeState({})
+        self.reloads = []
+
+    def reload(self, check_mode=False):
+        self.reloads.append(check_mode)
+        return self.state
+
+
+def cleared(calls, check_mode=False, **where):
+    """``clear_lba0`` of ``LBA 0 of vol-r-a`` on a FakeNode through a StepRecorder: (recorder, node, failure)."""
+    found = {}
+
+    def work(_send, client):
+        found["node"] = FakeNode(client)
+        found["recorder"] = StepRecorder(check_mode)
+        sb.clear_lba0(found["recorder"], found["node"], "LBA 0 of vol-r-a", sb.WriteZeroesFailed, **where)
+    failure = run(calls, work, check_mode=check_mode)[1]
+    return found["recorder"], found["node"], failure
+
+
+class TestClearLba0:
+    def test_a_remote_head_is_cleared_through_its_controller_and_the_node_is_not_read_again(self):
+        recorder, node, failure = cleared([write_zeroes("vol-r-a", answer(SENDCMD, 45))], controller="vol-r-a")
+        assert failure is None and node.reloads == []
+        assert recorder.actions == [{"method": "bdev_nvme_send_cmd", "params": sb.write_zeroes_params("vol-r-a"),
+                                     "why": sb.ZEROING_WHY % "LBA 0 of vol-r-a", "node": "engine node"}]
+
+    def test_a_local_head_goes_through_the_loopback_and_the_node_is_read_again(self):
+        calls = export_and_attach() + [write_zeroes("vol-r-a-tmp", answer(SENDCMD, 45))] + removal()
+        recorder, node, failure = cleared(calls, loopback=loopback(), head=Head())
+        assert failure is None and node.reloads == [False]
+        assert [a["method"] for a in recorder.actions][-3:] == [
+            "bdev_nvme_send_cmd", "bdev_nvme_detach_controller", "nvmf_delete_subsystem"]
+
+    def test_a_failed_write_zeroes_raises_the_callers_error_and_the_node_is_read_again(self):
+        failed = {"result": {"cpl": failed_completion(0, 0x0B)}}
+        calls = export_and_attach() + [write_zeroes("vol-r-a-tmp", failed)] + removal()
+        _recorder, node, failure = cleared(calls, loopback=loopback(), head=Head())
+        assert "sct 0 sc 11" in str(failure) and node.reloads == [False]
+
+    def test_check_mode_plans_the_steps_and_reads_nothing_again(self):
+        recorder, node, _failure = cleared([expect("nvmf_get_transports", None, answer(INTROSPECTION, 79))],
+                                           check_mode=True, loopback=loopback(), head=Head())
+        assert node.reloads == [True] and "bdev_nvme_send_cmd" in [a["method"] for a in recorder.actions]
