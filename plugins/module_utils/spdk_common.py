@@ -9,16 +9,18 @@ Every module's ``main()`` reads the same; ``run(module)`` (in the module) turns 
 request, lets module_utils plan and apply it, and returns the result::
 
     def main():
-        module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-        try:
-            result = run(module)
-        except SpdkError as err:     # every refusal and RPC failure (spdk_errors); it carries the
-            err.fail(module)         # actions sent before it (StepRecorder.reporting)
-        module.exit_with(**result)
+        run_module(run, argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
-``module.client`` is an SpdkRpcClient from rpc_socket / rpc_timeout with check mode wired in. The
-``@spdk_main`` decorator on ``main()`` turns any exception that escapes (a bug) into fail_json with
-a clear message instead of a traceback.
+``run_module`` builds the SpdkModule from the AnsibleModule arguments it is given, calls
+``run(module)`` and ends the run with ``module.exit_with(**result)``. An SpdkError (every refusal
+and RPC failure, spdk_errors) ends it with ``err.fail(module)``: its message, method, code, hint and
+result fields, the actions sent before it among them (StepRecorder.reporting). Any other exception is
+a bug: ``@spdk_main`` (which guards run_module) turns it into fail_json with a clear message instead
+of a traceback.
+
+``module.client`` is an SpdkRpcClient from rpc_socket / rpc_timeout with check mode wired in. A
+module that talks to no target (spdk_rpc_relay) passes ``connection=False``: no connection options,
+no client, no ``rpc_calls`` in its result.
 """
 
 from __future__ import annotations
@@ -83,20 +85,31 @@ def default_node_name(name=None):
 
 
 class SpdkModule(AnsibleModule):
-    """AnsibleModule with the shared SPDK connection options and an SpdkRpcClient."""
+    """AnsibleModule with the shared SPDK connection options and an SpdkRpcClient; with
+    ``connection=False`` a plain AnsibleModule that ends its runs the same way.
 
-    def __init__(self, argument_spec=None, **kwargs):
+    ``name`` (else Ansible's name of the module) names the module in the message of a bug.
+    """
+
+    def __init__(self, argument_spec=None, connection=True, name=None, **kwargs):
         self._client = None
         self._finished = False
-        super(SpdkModule, self).__init__(argument_spec=spdk_argument_spec(**(argument_spec or {})), **kwargs)
+        self._connection = connection
+        self._failure_fields = dict
+        if connection:
+            argument_spec = spdk_argument_spec(**(argument_spec or {}))
+        super(SpdkModule, self).__init__(argument_spec=argument_spec, **kwargs)
+        self.name = name or getattr(self, "_name", None) or "the module"
         # Registered only once built: a half-built module cannot report (and validate-modules'
         # argument spec introspection makes __init__ raise on purpose).
         _ACTIVE_MODULE[:] = [self]
-        if self.params["rpc_timeout"] <= 0:
+        if connection and self.params["rpc_timeout"] <= 0:
             self.fail_json(msg="rpc_timeout must be more than 0 seconds, got %s" % self.params["rpc_timeout"])
 
     @property
     def client(self):
+        if not self._connection:
+            raise AttributeError("%s has no connection options, so no client" % self.name)
         if self._client is None:
             self._client = self.connect(self.params["rpc_socket"])
         return self._client
@@ -130,22 +143,30 @@ class SpdkModule(AnsibleModule):
     def fail_unexpected(self, exc):
         """fail_json for an exception nobody expected (a bug): a message, the traceback only in -vvv."""
         self.fail_json(
-            msg="%s stopped on an unexpected error (%s: %s); no further RPC was sent. This is a bug in "
-                "spdk.storage: please report it with the output of -vvv."
-                % (getattr(self, "_name", "the module"), type(exc).__name__, exc),
+            msg="%s stopped on an unexpected error (%s: %s)%s. This is a bug in spdk.storage: please report it "
+                "with the output of -vvv." % (self.name, type(exc).__name__, exc,
+                                              "; no further RPC was sent" if self._connection else ""),
             exception=traceback.format_exc())
+
+    def report_on_failure(self, fields):
+        """``fields()`` (called when the run fails) gives result fields every failure reports, unless
+        the failure sets them itself (spdk_rpc_relay: the relays as far as the run got)."""
+        self._failure_fields = fields
 
     def exit_json(self, **kwargs):
         self._finish(kwargs)
         super(SpdkModule, self).exit_json(**kwargs)
 
     def fail_json(self, msg, **kwargs):
+        for key, value in self._failure_fields().items():
+            kwargs.setdefault(key, value)
         self._finish(kwargs)
         super(SpdkModule, self).fail_json(msg=msg, **kwargs)
 
     def _finish(self, result):
         self._finished = True
-        result.setdefault("rpc_calls", self.rpc_calls)
+        if self._connection:
+            result.setdefault("rpc_calls", self.rpc_calls)
         if self._client is not None:
             self._client.close()
 
@@ -161,7 +182,8 @@ class SpdkModule(AnsibleModule):
 
 
 def spdk_main(main):
-    """Decorate a module's ``main()`` so no exception escapes as a traceback."""
+    """Decorate a function that builds an SpdkModule and runs it (run_module) so no exception escapes as
+    a traceback."""
     @functools.wraps(main)
     def guarded(*args, **kwargs):
         _ACTIVE_MODULE[:] = []
@@ -173,3 +195,20 @@ def spdk_main(main):
             _ACTIVE_MODULE[0].handle_exception(exc)
             raise
     return guarded
+
+
+def run_module(run, **module_options):
+    """Every module's ``main()``: an SpdkModule of ``module_options`` (AnsibleModule's arguments, plus
+    ``connection``), ``result = run(module)``, and the run ended with that result or with the
+    SpdkError that stopped it; anything else is a bug (spdk_main)."""
+    name = run.__module__.rpartition(".")[2]
+
+    @spdk_main
+    def main():
+        module = SpdkModule(name=None if name == "__main__" else name, **module_options)
+        try:
+            result = run(module)
+        except SpdkError as err:
+            err.fail(module)
+        module.exit_with(**result)
+    main()

@@ -229,10 +229,9 @@ actions:
             "cluster_sz": 1048576, "clear_method": "unmap"}, "why": "the device holds no lvstore"}]
 """
 
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import run_module
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_disk_request import DiskRequest, target_is_local
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_disk_run import DiskRun
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -258,14 +257,8 @@ def run(module):
     return result
 
 
-@spdk_main
 def main():
-    module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = run(module)
-    except SpdkError as err:
-        err.fail(module)
-    module.exit_with(**result)
+    run_module(run, argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
 
 if __name__ == "__main__":

@@ -280,10 +280,9 @@ record:
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
-    SpdkModule,
     default_node_name,
     replicas_option,
-    spdk_main,
+    run_module,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_initiator import KernelInitiator
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import FRONTENDS, EngineRequest
@@ -293,7 +292,6 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts 
     CONTROLLER_TIMEOUT_ARGS,
     controller_timeouts,
 )
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import check_wait_options, wait_argument_spec
 
@@ -313,6 +311,7 @@ ARGUMENT_SPEC = dict(
 )
 ARGUMENT_SPEC.update(wait_argument_spec(wait=False, wait_timeout=300, wait_sleep=1))
 ARGUMENT_SPEC.update(CONTROLLER_TIMEOUT_ARGS)
+REQUIRED_IF = [("state", "present", ["replicas"])]
 
 
 def node_name(params):
@@ -405,18 +404,8 @@ def run(module):
                 engine=view, actions=engine.actions, messages=engine.messages, record=record.view())
 
 
-@spdk_main
 def main():
-    module = SpdkModule(
-        argument_spec=ARGUMENT_SPEC,
-        supports_check_mode=True,
-        required_if=[("state", "present", ["replicas"])],
-    )
-    try:
-        result = run(module)
-    except SpdkError as err:
-        err.fail(module)
-    module.exit_with(**result)
+    run_module(run, argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
 
 
 if __name__ == "__main__":

@@ -187,8 +187,7 @@ version:
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_model as model
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_orphans
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import run_module
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
@@ -306,14 +305,8 @@ def run(module):
     return dict(changed=False, **info)
 
 
-@spdk_main
 def main():
-    module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = run(module)
-    except SpdkError as err:
-        err.fail(module)
-    module.exit_with(**result)
+    run_module(run, argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
 
 if __name__ == "__main__":

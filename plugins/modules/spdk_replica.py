@@ -269,8 +269,7 @@ actions:
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, default_node_name, spdk_main
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import default_node_name, run_module
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import ClientNode, StepRecorder
 
 ARGUMENT_SPEC = dict(
@@ -289,6 +288,7 @@ ARGUMENT_SPEC = dict(
     node_name=dict(type="str"),
     record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
 )
+REQUIRED_IF = [("expose", True, ["listen_address"])]
 
 
 def build_request(params):
@@ -365,18 +365,8 @@ def run(module):
                 actions=recorder.actions)
 
 
-@spdk_main
 def main():
-    module = SpdkModule(
-        argument_spec=ARGUMENT_SPEC,
-        supports_check_mode=True,
-        required_if=[("expose", True, ["listen_address"])],
-    )
-    try:
-        result = run(module)
-    except SpdkError as err:
-        err.fail(module)
-    module.exit_with(**result)
+    run_module(run, argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
 
 
 if __name__ == "__main__":

@@ -300,11 +300,10 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as n
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     CONTROLLER_TIMEOUT_ARGS,
-    SpdkModule,
     controller_timeouts,
     default_node_name,
     replicas_option,
-    spdk_main,
+    run_module,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import RW
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
@@ -463,14 +462,8 @@ def run(module):
     return result
 
 
-@spdk_main
 def main():
-    module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = run(module)
-    except SpdkError as err:
-        err.fail(module)
-    module.exit_with(**result)
+    run_module(run, argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
 
 if __name__ == "__main__":

@@ -263,11 +263,7 @@ ssh_stderr:
   sample: "ssh: connect to host 192.0.2.12 port 22: Connection refused"
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import run_module
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_relay import (
     ARGUMENT_SPEC,
     REQUIRED_IF,
@@ -275,13 +271,12 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_relay import (
 )
 
 
-def run(module, relay):
-    """Bring the masters to the wanted state; the module's result (its diff only with --diff)."""
-    try:
-        result = relay.apply()
-    except SpdkError as err:        # a RelayError: node, ssh_argv and ssh_stderr as result fields
-        err.result.setdefault("relays", relay.relays)
-        raise
+def run(module):
+    """Bring the masters to the wanted state; the module's result (its diff only with --diff). Any failure
+    reports the relays as far as the run got (a RelayError also its node, ssh_argv and ssh_stderr)."""
+    relay = Relay(module.params, check_mode=module.check_mode)
+    module.report_on_failure(lambda: {"relays": relay.relays})
+    result = relay.apply()
     diff = result.pop("diff")
     if module._diff:
         result["diff"] = diff
@@ -291,19 +286,8 @@ def run(module, relay):
 
 
 def main():
-    # An AnsibleModule, not an SpdkModule: this module runs on the controller and has no RPC connection
-    # options. So @spdk_main cannot guard it, and the last except does what spdk_main does.
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
-    relay = Relay(module.params, check_mode=module.check_mode)
-    try:
-        result = run(module, relay)
-    except SpdkError as err:
-        err.fail(module)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="spdk_rpc_relay stopped on an unexpected error (%s: %s). This is a bug in "
-                             "spdk.storage: please report it with the output of -vvv." % (type(exc).__name__, exc),
-                         relays=relay.relays, exception=traceback.format_exc())
-    module.exit_json(**result)
+    # This module runs on the controller and talks to no target: no RPC connection options.
+    run_module(run, connection=False, argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
 
 
 if __name__ == "__main__":

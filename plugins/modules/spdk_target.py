@@ -238,8 +238,7 @@ actions:
   sample: [{"method": "nvmf_create_transport", "params": {"trtype": "TCP"}, "why": "create the NVMe-oF TCP transport"}]
 """
 
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import SpdkModule, spdk_main
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import run_module
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_target_plan import NVME_OPTION_NAMES, RAID_OPTION_NAMES
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_target_run import apply
 
@@ -264,14 +263,8 @@ def run(module):
     return apply(module.client, module.params, check_mode=module.check_mode)
 
 
-@spdk_main
 def main():
-    module = SpdkModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run(module)
-    except SpdkError as err:
-        err.fail(module)
-    module.exit_with(**result)
+    run_module(run, argument_spec=argument_spec(), supports_check_mode=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     SpdkModule,
     default_node_name,
     replicas_option,
+    run_module,
     spdk_main,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError, explain_connect_failure
@@ -330,3 +331,64 @@ def test_spdk_main_leaves_an_error_raised_while_building_the_module_alone(monkey
     with pytest.raises(SpecCaptured) as info:
         main()
     assert set(info.value.args[0]) == set(SPDK_COMMON_ARGS) | {"name"}
+
+
+# -- every module's main(): run_module ---------------------------------------------------------
+
+def module_run(run, args=None, **options):
+    """The result of ``run_module(run, ...)`` with a ``name`` option (failed ones carry ``failed``)."""
+    with patch_module_args(dict(args or {})):
+        return failure_of(lambda: run_module(run, argument_spec=dict(name=dict(type="str")), **options))
+
+
+def test_run_module_ends_the_run_with_what_run_returns():
+    assert module_run(lambda module: dict(changed=True, name=module.params["name"]), {"name": "vol1"}) == {
+        "changed": True, "name": "vol1", "rpc_calls": 0}
+
+
+def test_run_module_fails_an_spdkerror_with_its_fields():
+    def run(module):
+        raise SpdkRpcError("bdev_lvol_resize", -19, "No such device")
+    result = module_run(run)
+    assert (result["failed"], result["rpc_method"], result["rpc_error_code"]) == (True, "bdev_lvol_resize", -19)
+
+
+def test_run_module_names_the_module_of_run_in_the_message_of_a_bug():
+    def run(module):
+        return {}["replicas"]
+    result = module_run(run)
+    assert result["msg"].startswith("test_spdk_common stopped on an unexpected error (KeyError: 'replicas'); no "
+                                    "further RPC was sent. This is a bug in spdk.storage")
+
+
+def test_without_connection_a_module_has_only_its_own_options_no_client_and_no_rpc_calls():
+    seen = {}
+
+    def run(module):
+        seen["params"] = dict(module.params)
+        with pytest.raises(AttributeError, match="no connection options"):
+            assert module.client is None
+        return dict(changed=False)
+    assert module_run(run, {"name": "n1"}, connection=False) == {"changed": False}
+    assert seen["params"] == {"name": "n1"}
+
+
+def test_without_connection_a_bug_does_not_speak_of_rpcs():
+    def run(module):
+        return {}["nodes"]
+    result = module_run(run, connection=False)
+    assert result["msg"].startswith("test_spdk_common stopped on an unexpected error (KeyError: 'nodes'). This is a "
+                                    "bug in spdk.storage")
+    assert "rpc_calls" not in result
+
+
+def test_fields_to_report_on_failure_join_every_failure_unless_it_sets_them():
+    progress = []
+
+    def run(module):
+        module.report_on_failure(lambda: {"relays": list(progress), "node": "n0"})
+        progress.append("n1")
+        raise SpdkError("cannot reach n2", node="n2")
+    result = module_run(run, connection=False)
+    assert result == {"msg": "cannot reach n2", "node": "n2", "relays": ["n1"], "failed": True}
+

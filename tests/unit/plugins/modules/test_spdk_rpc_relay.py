@@ -129,6 +129,12 @@ def test_an_unexpected_error_is_reported_as_a_bug(home, ssh):
     assert "Traceback" in result["exception"]
 
 
+def test_an_unexpected_error_reports_the_relays_as_far_as_the_run_got(home, ssh):
+    with mock.patch.object(spdk_relay.Relay, "present", side_effect=KeyError("boom")):
+        result = run({"nodes": NODES}, ssh)
+    assert result["failed"] is True and result["relays"] == [] and "rpc_calls" not in result
+
+
 def test_an_unreachable_node_is_a_warning_when_allowed(home, ssh):
     ssh.unreachable["192.0.2.12"] = "ssh: connect to host 192.0.2.12 port 22: No route to host\r\n"
     result = run({"nodes": NODES, "allow_unreachable": True}, ssh)
