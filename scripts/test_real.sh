@@ -23,6 +23,7 @@ REAL_CI_TESTS=(
     tests/integration/test_engine_snapshot_emulated.py
     tests/integration/test_engine_snapshot_safety.py
     tests/integration/test_volume_lock.py
+    tests/integration/test_fault_campaign.py
     "tests/integration/test_recovery_emulated.py::test_a_killed_replica_never_serves_stale_blocks_and_ends_current[engine_node_first]"
     tests/integration/test_rebuild_emulated.py::test_offline_rebuild_copies_the_chain_thin_and_recreates_the_raid_without_a_copy
     tests/integration/test_rebuild_emulated.py::test_online_rebuild_keeps_serving_copies_the_snapshots_and_lets_raid1_rebuild_the_head

@@ -61,6 +61,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import StepRecorder
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import lock_nqn
 
 # The names callers (spdk_snapshot, the tests) use, importable from this one module.
 __all__ = ["ERR", "QUIESCE_MODES", "EngineSnapshotRefusal", "EngineSnapshotRequest", "EngineSnapshotRun",
@@ -126,9 +127,21 @@ class EngineSnapshotRun:
                     getattr(self, self.request.state)()
                 except _PlanAgain:
                     getattr(self, self.request.state)()
+                if self.lock is None:
+                    self._clear_stale_lock()
             finally:
                 if self.lock is not None:
                     self.lock.release()
+
+    def _clear_stale_lock(self):
+        """A run that changed nothing removes the lock a dead run left (its holder died, or its lease ended)."""
+        if self.lock_factory is None or self.check_mode or self.nodes.engine.state is None:
+            return
+        entry = next((s for s in self.nodes.engine.state.raw.get("subsystems") or []
+                      if s.get("nqn") == lock_nqn(self.request.engine)), None)
+        if entry is not None and self.lock_factory("cleanup").clear_stale(entry):
+            self.warnings.append("removed the lock of engine %s that a run which no longer exists left (%s)"
+                                 % (self.request.engine, entry.get("model_number")))
 
     def before_change(self, what, whole_engine=True):
         """Called once a change is due, before its first step: the engine check (``whole_engine``: the

@@ -240,6 +240,14 @@ class VolumeLock:
         if lease is not None and lease.token == self.token:
             self._delete(tolerate_gone=True)
 
+    def clear_stale(self, entry):
+        """Remove the lock ``entry`` (its subsystem as already read) when its holder died or its lease ended:
+        a run that had nothing to change leaves no dead run's lock behind. True when it removed it."""
+        lease = Lease.from_subsystem(self.volume, entry)
+        if lease.token == self.token or not (self.clock() > lease.ends + self.grace or lease.holder_is_gone()):
+            return False
+        return self._take_over(lease)
+
     def held(self, timeout=0.0):
         return _Held(self, timeout)
 

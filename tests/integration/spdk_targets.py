@@ -85,6 +85,7 @@ class RpcRecorder(object):
     def __init__(self, front, back, log_path):
         self.front, self.back, self.log_path = front, back, log_path
         self.delays = {}
+        self.gate = None          # gate(method, params): called for every request before it goes on
         self.server = None
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -160,6 +161,8 @@ class RpcRecorder(object):
         method = request.get("method") if isinstance(request, dict) else None
         if method is not None:
             self._log(method, request.get("params"))     # logged when asked, before any hold
+        if self.gate is not None and method is not None:
+            self.gate(method, request.get("params"))       # may hold the request, or raise OSError to drop it
         delay = self.delays.get(method, 0)
         if callable(delay):
             delay()
@@ -276,6 +279,11 @@ class TargetProcess(object):
         """Hold every ``method`` request ``seconds`` before the target gets it (0 clears it); ``seconds``
         may be a function instead, that returns when the request may go on."""
         self.recorder.delays[method] = seconds
+
+    def set_gate(self, gate):
+        """``gate(method, params)`` sees every request before the target does (None removes it); it may
+        hold it, or raise OSError to drop it and close the connection, as a dead client would."""
+        self.recorder.gate = gate
 
 
 def direct_call(sock, method, params=None, timeout=30.0):

@@ -7,12 +7,8 @@ controllers (or a rulebook and an operator) would start them.
 * The module killed (kill -9) while host I/O is paused: the watchdog moves the namespace back within
   quiesce_timeout, with no later run, and the next run takes over the dead run's lock at once.
 """
-import json
 import os
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 
@@ -21,7 +17,16 @@ import pytest
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import lock_nqn
 from ansible_collections.spdk.storage.plugins.modules import spdk_snapshot
 from tests.integration.test_engine_snapshot_emulated import DATA, PORT_RANGE, Volume, completed_writes
-from tests.integration.volume_helpers import emulated, frontend, pattern_file, spdk_io, start_writer, wait_for
+from tests.integration.volume_helpers import (
+    emulated,
+    frontend,
+    module_process,
+    pattern_file,
+    process_result,
+    spdk_io,
+    start_writer,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,23 +37,11 @@ def volume():
 
 
 def snapshot_process(volume, **args):
-    """spdk_snapshot as its own process (the module file run with its arguments), as Ansible starts it."""
+    """spdk_snapshot on the engine as its own process."""
     params = dict(engine="vol", replicas=volume.replicas, node_name="n0", record_dir=volume.records,
                   listen_address=volume.nodes[0].addr, port_range=PORT_RANGE, rpc_socket=volume.nodes[0].sock)
     params.update(args)
-    handle, path = tempfile.mkstemp(suffix=".json", dir=volume.workdir)
-    with os.fdopen(handle, "w") as out:
-        json.dump({"ANSIBLE_MODULE_ARGS": params}, out)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.Popen([sys.executable, spdk_snapshot.__file__, path], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-
-
-def result_of(process, timeout=180):
-    out, err = process.communicate(timeout=timeout)
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    assert lines, "no module result (rc %s): %s %s" % (process.returncode, out, err)
-    return json.loads(lines[-1])
+    return module_process(spdk_snapshot, params, volume.workdir)
 
 
 def ana_groups(node):
@@ -72,7 +65,7 @@ def test_two_runs_on_one_engine_take_turns_and_each_set_is_one_point_in_time(vol
         assert wait_for(lambda: completed_writes(log) > 200), "the writer did not get going"
         first = snapshot_process(volume, name="c1")
         second = snapshot_process(volume, name="c2")
-        results = [result_of(first), result_of(second)]
+        results = [process_result(first), process_result(second)]
     finally:
         volume.nodes[2].delay("bdev_lvol_snapshot", 0)
         writer.send_signal(signal.SIGTERM)
@@ -108,7 +101,7 @@ def test_a_module_killed_during_the_pause_leaves_no_paused_volume_and_no_lock_be
     spdk_io("read", nqn, addr, port, "--offset", "0", "--length", str(1 << 20), "--sha256")   # the host reads again
 
     started = time.monotonic()
-    again = result_of(snapshot_process(volume, name="k1", lock_timeout=0))
+    again = process_result(snapshot_process(volume, name="k1", lock_timeout=0))
     assert not again.get("failed"), again.get("msg")            # the dead run's lock was taken over at once
     assert time.monotonic() - started < 30
     assert again["engine"]["consistent"] is True

@@ -5,6 +5,7 @@ emulated spdk_tgt processes (tests/emulator/conftest.py ``Node``: one address 12
 make disks, replicas and engines with the collection's modules on the real sockets, and read and
 write data the way a host does, with tests/emulator/spdk_io.
 """
+import json
 import os
 import shutil
 import signal
@@ -80,6 +81,9 @@ class Node(object):
 
     def delay(self, method, seconds):
         self.target.delay(method, seconds)
+
+    def set_gate(self, gate):
+        self.target.set_gate(gate)
 
     def disk(self, name, size=64 * MIB):
         """A sparse backing file in the node's work directory (created if missing)."""
@@ -193,6 +197,24 @@ def wait_for(predicate, timeout=20.0, interval=0.2):
             return True
         time.sleep(interval)
     return False
+
+
+def module_process(module, args, workdir):
+    """A module as its own process (its file run with its arguments, as Ansible starts it): the Popen."""
+    handle, path = tempfile.mkstemp(suffix=".json", dir=workdir)
+    with os.fdopen(handle, "w") as out:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, out)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.Popen([sys.executable, module.__file__, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def process_result(process, timeout=180):
+    """The JSON result a module process printed."""
+    out, err = process.communicate(timeout=timeout)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    assert lines, "no module result (rc %s): %s %s" % (process.returncode, out, err)
+    return json.loads(lines[-1])
 
 
 def frontend(outcome):
