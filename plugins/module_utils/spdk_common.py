@@ -32,16 +32,20 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts import (  # noqa: F401 (one definition)
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts import (
     CONTROLLER_TIMEOUT_ARGS,
     controller_timeouts,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_nvmf import DEFAULT_PORT_RANGE
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_record import DEFAULT_RECORD_DIR
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
     DEFAULT_SOCKET,
     DEFAULT_TIMEOUT,
     SpdkRpcClient,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import check_wait_options
 
 SPDK_COMMON_ARGS = dict(
     rpc_socket=dict(type="str", default=DEFAULT_SOCKET, fallback=(env_fallback, ["SPDK_RPC_SOCKET"])),
@@ -82,6 +86,35 @@ def replicas_option(**overrides):
 def default_node_name(name=None):
     """``name``, else this machine's short host name (the node record's file name, default host NQN)."""
     return name or socket.gethostname().split(".")[0]
+
+
+def engine_node_options(wait_options, **module_options):
+    """The argument spec of a run on an engine node that attaches replicas (spdk_engine,
+    spdk_replica_rebuild): ``module_options``, ``wait_options`` (spdk_wait.wait_argument_spec with the
+    module's defaults), the controller loss policy, the host NQN and NVMe-oF address the node uses, and
+    its node record (a fresh copy each time)."""
+    spec = dict(
+        node_name=dict(type="str"),
+        host_nqn=dict(type="str"),
+        listen_address=dict(type="str"),
+        port_range=dict(type="str", default=DEFAULT_PORT_RANGE),
+        record_dir=dict(type="path", default=DEFAULT_RECORD_DIR),
+    )
+    spec.update(wait_options)
+    spec.update(copy.deepcopy(CONTROLLER_TIMEOUT_ARGS))
+    spec.update(module_options)
+    return spec
+
+
+def engine_node_request(params):
+    """The request arguments ``engine_node_options`` gives (node_name, host_nqn, listen_address,
+    port_range, timeouts), the wait options checked first; nothing here sends an RPC."""
+    problem = check_wait_options(params["wait_timeout"], params["wait_sleep"])
+    if problem:
+        raise SpdkInputError(problem)
+    return dict(node_name=default_node_name(params["node_name"]), host_nqn=params["host_nqn"],
+                listen_address=params["listen_address"], port_range=params["port_range"],
+                timeouts=controller_timeouts(params))
 
 
 class SpdkModule(AnsibleModule):

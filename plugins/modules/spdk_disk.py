@@ -11,6 +11,8 @@ DOCUMENTATION = r"""
 module: spdk_disk
 short_description: Attach, import, create, detach and wipe a disk (aio bdev + lvstore) on an SPDK target
 version_added: 0.1.0
+author:
+  - spdk.storage contributors (@spdk-storage)
 description:
   - A disk is one base bdev plus exactly one lvstore on it. The lvstore is named after the disk and
     the disk's UUID is the lvstore's UUID.
@@ -37,8 +39,6 @@ description:
     under a live RAID without complaint, so the module checks RAID membership itself.
   - A run that changes nothing sends two read RPCs in one batch (present), or two, plus two when
     the disk is attached (absent). O(force=true) reads the subsystems (one RPC) instead of checking usage.
-author:
-  - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes

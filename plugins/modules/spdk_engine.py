@@ -11,6 +11,8 @@ DOCUMENTATION = r"""
 module: spdk_engine
 short_description: Create, adopt, repair and delete a replicated volume engine (RAID1 over replicas) on an SPDK target
 version_added: 0.1.0
+author:
+  - spdk.storage contributors (@spdk-storage)
 description:
   - An engine is a RAID1 bdev named O(name) over the volume's replicas, on the engine node (the node whose
     C(spdk_tgt) this module talks to), plus its frontend.
@@ -40,13 +42,12 @@ description:
   - One run that changes nothing sends three read RPCs, in one batch.
   - The module keeps the engine's intended replica set and frontend port in the node record
     C(<record_dir>/<node_name>.json) (a cache of intent, written atomically; see docs/ENGINE.md).
-author:
-  - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
   - spdk.storage.spdk.replicas
   - spdk.storage.spdk.wait
+  - spdk.storage.spdk_engine_node
 options:
   name:
     description:
@@ -85,7 +86,6 @@ options:
     default: nvmf
   listen_address:
     description: IPv4 or IPv6 address the frontend listens on. Required unless O(frontend=none).
-    type: str
   port:
     description:
       - TCP port of the frontend. When omitted, an existing listener is kept, else the port recorded for this
@@ -93,8 +93,6 @@ options:
     type: int
   port_range:
     description: Ports from which O(port) is chosen, as V(LOW-HIGH).
-    type: str
-    default: "4420-4499"
   allowed_hosts:
     description:
       - Host NQNs allowed to connect to the frontend; the subsystem's list becomes exactly this list (plus this
@@ -102,21 +100,6 @@ options:
     type: list
     elements: str
     default: []
-  host_nqn:
-    description:
-      - The NQN this engine node presents to its remote replicas; their exports must allow it.
-      - Defaults to C(nqn.2026-01.io.spdk-storage:host:<node_name>).
-    type: str
-  node_name:
-    description:
-      - Name of the engine node, used for the default O(host_nqn) and the node record's file name.
-      - Defaults to this machine's short host name.
-    type: str
-  record_dir:
-    description:
-      - Directory of the node record. An empty string disables the record.
-    type: path
-    default: /var/lib/spdk-storage
   state:
     description:
       - V(present) creates or adopts the engine and makes membership and frontend match the options.
@@ -130,22 +113,6 @@ options:
     default: 300
   wait_sleep:
     default: 1
-  ctrlr_loss_timeout_sec:
-    description:
-      - Seconds after which a controller to a remote replica that cannot reconnect is deleted, and the replica
-        leaves the RAID. V(-1) never deletes it; V(0) is refused (SPDK would keep a dead member forever).
-    type: int
-    default: 10
-  reconnect_delay_sec:
-    description: Seconds between reconnect attempts to a lost remote replica.
-    type: int
-    default: 2
-  fast_io_fail_timeout_sec:
-    description:
-      - Seconds after which I/O to an unreachable remote replica fails (the RAID then drops that member and
-        carries on with the others), instead of waiting for the reconnect. V(0) waits for the loss timeout.
-    type: int
-    default: 5
 attributes:
   check_mode:
     support: partial
@@ -277,10 +244,11 @@ record:
   type: dict
 """
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     default_node_name,
+    engine_node_options,
+    engine_node_request,
     replicas_option,
     run_module,
 )
@@ -288,29 +256,18 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_initiator
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import FRONTENDS, EngineRequest
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_run import EngineRun
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import ABSENT
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts import (
-    CONTROLLER_TIMEOUT_ARGS,
-    controller_timeouts,
-)
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import check_wait_options, wait_argument_spec
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import wait_argument_spec
 
-ARGUMENT_SPEC = dict(
+ARGUMENT_SPEC = engine_node_options(
+    wait_argument_spec(wait=False, wait_timeout=300, wait_sleep=1),
     name=dict(type="str", required=True),
     size=dict(type="str"),
     replicas=replicas_option(default=[]),
     frontend=dict(type="str", choices=list(FRONTENDS), default="nvmf"),
-    listen_address=dict(type="str"),
     port=dict(type="int"),
-    port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
     allowed_hosts=dict(type="list", elements="str", default=[]),
-    host_nqn=dict(type="str"),
-    node_name=dict(type="str"),
-    record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
     state=dict(type="str", choices=["present", "absent"], default="present"),
 )
-ARGUMENT_SPEC.update(wait_argument_spec(wait=False, wait_timeout=300, wait_sleep=1))
-ARGUMENT_SPEC.update(CONTROLLER_TIMEOUT_ARGS)
 REQUIRED_IF = [("state", "present", ["replicas"])]
 
 
@@ -320,14 +277,10 @@ def node_name(params):
 
 def build_request(params):
     """The checked request; the wait options are checked first. Nothing here sends an RPC."""
-    problem = check_wait_options(params["wait_timeout"], params["wait_sleep"])
-    if problem:
-        raise SpdkInputError(problem)
     return EngineRequest(
         name=params["name"], replicas=params["replicas"], size=params["size"], state=params["state"],
-        frontend=params["frontend"], listen_address=params["listen_address"], port=params["port"],
-        port_range=params["port_range"], allowed_hosts=params["allowed_hosts"], host_nqn=params["host_nqn"],
-        node_name=node_name(params), timeouts=controller_timeouts(params))
+        frontend=params["frontend"], port=params["port"], allowed_hosts=params["allowed_hosts"],
+        **engine_node_request(params))
 
 
 class Record:

@@ -11,6 +11,8 @@ DOCUMENTATION = r"""
 module: spdk_info
 short_description: Everything one SPDK target holds - disks, replicas, engines, exports, controllers
 version_added: 0.1.0
+author:
+  - spdk.storage contributors (@spdk-storage)
 description:
   - Reads one node's disks (lvstores), replicas with their snapshot trees, engines (RAID bdevs with
     members, state, superblock and rebuild progress), NVMe-oF subsystems, attached NVMe-oF
@@ -26,8 +28,6 @@ description:
     default because it can cost more reads. It needs five of the reads above. To tell whether an exported
     replica that no RAID on this node holds is still used by a remote engine, it asks who is connected to
     each such export (C(nvmf_subsystem_get_controllers), one per export, in a second batch).
-author:
-  - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes

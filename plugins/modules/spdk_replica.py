@@ -11,6 +11,8 @@ DOCUMENTATION = r"""
 module: spdk_replica
 short_description: Create, grow, expose, stop and delete a replica (thin lvol) on an SPDK target
 version_added: 0.1.0
+author:
+  - spdk.storage contributors (@spdk-storage)
 description:
   - A replica is a thin head lvol named O(name) in the lvstore of disk O(disk), plus its snapshot
     lvols C(<name>-snap-<snapshot>) (see M(spdk.storage.spdk_snapshot)).
@@ -29,8 +31,6 @@ description:
     only lvols of this node as members, and is not an engine of this node according to the node record.
     A RAID that serves I/O, or an engine of this node, is never touched; exporting its member fails clearly.
   - One run that changes nothing sends three read RPCs, in one batch.
-author:
-  - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes

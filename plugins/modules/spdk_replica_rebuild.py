@@ -11,6 +11,8 @@ DOCUMENTATION = r"""
 module: spdk_replica_rebuild
 short_description: Rebuild a replica of an engine on another node (snapshot chain copy, then RAID join)
 version_added: 0.1.0
+author:
+  - spdk.storage contributors (@spdk-storage)
 description:
   - Makes a new replica O(destination.replica) on disk O(destination.disk) of the destination node hold the
     same data and the same snapshot chain as the up-to-date replica O(source), and makes it a member of engine
@@ -46,26 +48,8 @@ description:
     that finds the new replica C(RW) finishes the removal of the replaced replica and the merge.
   - One run that finds the rebuild finished and the replaced replica gone sends its reads only (five on the
     engine node, four on the destination node, three on the replaced replica's node) and removes leftovers.
-author:
-  - spdk.storage contributors (@spdk-storage)
-extends_documentation_fragment:
-  - spdk.storage.spdk
-  - spdk.storage.spdk.attributes
-  - spdk.storage.spdk.replicas
-  - spdk.storage.spdk.wait
-attributes:
-  check_mode:
-    support: partial
-    details:
-      - Reads only, and lists in RV(actions) the copy step's actions as a run would send them from the state
-        read. What depends on the answers of earlier steps cannot be predicted. The transient lvol, the
-        copies and the new head are made only then, so their names are listed but not their UUIDs or the
-        copy's progress and result. A system snapshot not taken yet is listed as a C((copy)) placeholder.
-        Leftovers an interrupted run would remove after the copy are not listed.
-      - The join step depends on what the copy creates and is only described (a warning says so);
-        RV(rebuild.removed_replica) says what the removal after it would delete.
-      - When the rebuild is finished, the removal of the replaced replica and the merge of the system snapshots
-        are listed in RV(actions).
+extends_documentation_fragment: [spdk.storage.spdk, spdk.storage.spdk.attributes, spdk.storage.spdk.replicas,
+                                 spdk.storage.spdk.wait, spdk.storage.spdk_engine_node]
 options:
   engine:
     description: Name of the engine (its RAID1 bdev on the engine node, the node of O(rpc_socket)).
@@ -149,37 +133,27 @@ options:
     default: 3600
   wait_sleep:
     default: 1.0
-  node_name:
-    description: Name of the engine node (default host NQN, node record). Defaults to the short host name.
-    type: str
-  host_nqn:
-    description: NQN the engine node presents to replicas; defaults to C(nqn.2026-01.io.spdk-storage:host:<node_name>).
-    type: str
   listen_address:
     description:
       - The engine node's NVMe-oF/TCP address. Needed when a replica on the engine node must have LBA 0 zeroed (a
         temporary export of it, attached by the node itself).
-    type: str
   port_range:
     description: Ports for that temporary export on the engine node.
-    type: str
-    default: "4420-4499"
   record_dir:
     description: Directory of the engine node's record, where the system snapshot is noted; empty disables it.
-    type: path
-    default: /var/lib/spdk-storage
-  ctrlr_loss_timeout_sec:
-    description: Controller loss timeout of every controller the rebuild attaches.
-    type: int
-    default: 10
-  reconnect_delay_sec:
-    description: Reconnect delay of every controller the rebuild attaches.
-    type: int
-    default: 2
-  fast_io_fail_timeout_sec:
-    description: Fast I/O fail timeout of every controller the rebuild attaches.
-    type: int
-    default: 5
+attributes:
+  check_mode:
+    support: partial
+    details:
+      - Reads only, and lists in RV(actions) the copy step's actions as a run would send them from the state
+        read. What depends on the answers of earlier steps cannot be predicted. The transient lvol, the
+        copies and the new head are made only then, so their names are listed but not their UUIDs or the
+        copy's progress and result. A system snapshot not taken yet is listed as a C((copy)) placeholder.
+        Leftovers an interrupted run would remove after the copy are not listed.
+      - The join step depends on what the copy creates and is only described (a warning says so);
+        RV(rebuild.removed_replica) says what the removal after it would delete.
+      - When the rebuild is finished, the removal of the replaced replica and the merge of the system snapshots
+        are listed in RV(actions).
 notes:
   - The copy of each snapshot is always waited for, up to O(wait_timeout) per snapshot, polling its progress
     first after a few milliseconds and then every O(wait_sleep). O(wait) says whether the module also waits
@@ -299,19 +273,18 @@ rpc_calls_by_node:
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
-    CONTROLLER_TIMEOUT_ARGS,
-    controller_timeouts,
-    default_node_name,
+    engine_node_options,
+    engine_node_request,
     replicas_option,
     run_module,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import RW
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError, validate_lvol_name
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import validate_lvol_name
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names import STEPS, STRATEGIES
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_request import RebuildRequest
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_run import RebuildRun
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import check_wait_options, wait_argument_spec
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import wait_argument_spec
 
 DESTINATION_OPTIONS = dict(
     replica=dict(type="str", required=True),
@@ -322,7 +295,8 @@ DESTINATION_OPTIONS = dict(
     port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
 )
 
-ARGUMENT_SPEC = dict(
+ARGUMENT_SPEC = engine_node_options(
+    wait_argument_spec(wait=True, wait_timeout=3600.0, wait_sleep=1.0),
     engine=dict(type="str", required=True),
     replicas=replicas_option(required=True),
     source=dict(type="str", required=True),
@@ -333,20 +307,12 @@ ARGUMENT_SPEC = dict(
     step=dict(type="str", choices=list(STEPS), default="all"),
     system_snapshot=dict(type="str"),
     bandwidth_mb_sec=dict(type="int"),
-    node_name=dict(type="str"),
-    host_nqn=dict(type="str"),
-    listen_address=dict(type="str"),
-    port_range=dict(type="str", default=nvmf.DEFAULT_PORT_RANGE),
-    record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
-    **dict(wait_argument_spec(wait=True, wait_timeout=3600.0, wait_sleep=1.0), **CONTROLLER_TIMEOUT_ARGS)
 )
 
 
 def build_request(params):
-    """The validated request; refuses bad options (wait options included) before any RPC."""
-    problem = check_wait_options(params["wait_timeout"], params["wait_sleep"])
-    if problem:
-        raise SpdkInputError(problem)
+    """The validated request; refuses bad options (wait options first) before any RPC."""
+    node = engine_node_request(params)
     destination = dict(params["destination"])
     if destination.get("rpc_socket") == params["rpc_socket"]:
         destination["rpc_socket"] = None     # the engine node itself
@@ -356,10 +322,7 @@ def build_request(params):
     return RebuildRequest(
         engine=params["engine"], source=params["source"], destination=destination, replicas=replicas,
         replace=params["replace"], strategy=params["strategy"], step=params["step"],
-        node_name=default_node_name(params["node_name"]),
-        host_nqn=params["host_nqn"], listen_address=params["listen_address"], port_range=params["port_range"],
-        bandwidth_mb_sec=params["bandwidth_mb_sec"], timeouts=controller_timeouts(params),
-        keep_replaced=params["keep_replaced"])
+        bandwidth_mb_sec=params["bandwidth_mb_sec"], keep_replaced=params["keep_replaced"], **node)
 
 
 class Clients:

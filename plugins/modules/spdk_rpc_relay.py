@@ -10,6 +10,8 @@ DOCUMENTATION = r"""
 module: spdk_rpc_relay
 short_description: Let every storage node reach every other node's spdk_tgt socket, relayed over SSH by the controller
 version_added: 0.1.0
+author:
+  - spdk.storage contributors (@spdk-storage)
 description:
   - The multi-node modules (M(spdk.storage.spdk_engine), M(spdk.storage.spdk_snapshot) on an engine,
     M(spdk.storage.spdk_replica_rebuild)) run on a volume's engine node and talk to the C(spdk_tgt) of the
@@ -34,8 +36,6 @@ description:
   - The masters run on after the module ends, with their output in C(<control_dir>/<X>.log). They keep
     the connection alive (C(ServerAliveInterval=10), C(ServerAliveCountMax=3)) and exit when it is lost.
     Run the module again to restart them, for example at the start of every play that needs them.
-author:
-  - spdk.storage contributors (@spdk-storage)
 attributes:
   check_mode:
     description: Can run in C(check_mode) and return changed status prediction without modifying anything.

@@ -10,6 +10,8 @@ DOCUMENTATION = r"""
 module: spdk_target
 short_description: Wait for an SPDK target and apply its target-wide settings
 version_added: 0.1.0
+author:
+  - spdk.storage contributors (@spdk-storage)
 description:
   - Waits until the target's JSON-RPC socket answers, up to O(wait_timeout) seconds.
   - Applies the settings that belong to the target as a whole rather than to one object,
@@ -25,8 +27,6 @@ description:
     differs and SPDK cannot change it, the module fails and explains that the target must restart
     (role P(spdk.storage.spdk_tgt#role) with C(spdk_tgt_state=restarted)). It changes nothing in that case.
   - Returns the target's version and how many RPC methods it offers.
-author:
-  - spdk.storage contributors (@spdk-storage)
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes

@@ -16,6 +16,8 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     SPDK_COMMON_ARGS,
     SpdkModule,
     default_node_name,
+    engine_node_options,
+    engine_node_request,
     replicas_option,
     run_module,
     spdk_main,
@@ -391,4 +393,26 @@ def test_fields_to_report_on_failure_join_every_failure_unless_it_sets_them():
         raise SpdkError("cannot reach n2", node="n2")
     result = module_run(run, connection=False)
     assert result == {"msg": "cannot reach n2", "node": "n2", "relays": ["n1"], "failed": True}
+
+
+# -- the options of a run on an engine node ------------------------------------------------------
+
+def test_engine_node_options_add_the_node_s_options_to_the_module_s():
+    spec = engine_node_options({"wait": dict(type="bool", default=True)}, name=dict(type="str", required=True))
+    assert set(spec) == {"name", "wait", "node_name", "host_nqn", "listen_address", "port_range", "record_dir",
+                         "ctrlr_loss_timeout_sec", "reconnect_delay_sec", "fast_io_fail_timeout_sec"}
+    assert spec["port_range"]["default"] == "4420-4499" and spec["record_dir"]["default"] == "/var/lib/spdk-storage"
+    spec["ctrlr_loss_timeout_sec"]["default"] = 99     # Ansible fills defaults in place: each call is fresh
+    assert engine_node_options({})["ctrlr_loss_timeout_sec"]["default"] == 10
+
+
+def test_engine_node_request_checks_the_wait_options_first_and_fills_the_defaults():
+    params = dict(wait_timeout=300.0, wait_sleep=1.0, node_name="node1", host_nqn=None, listen_address="192.0.2.11",
+                  port_range="4420-4499", ctrlr_loss_timeout_sec=None, reconnect_delay_sec=None,
+                  fast_io_fail_timeout_sec=None)
+    assert engine_node_request(params) == dict(
+        node_name="node1", host_nqn=None, listen_address="192.0.2.11", port_range="4420-4499",
+        timeouts={"ctrlr_loss_timeout_sec": 10, "reconnect_delay_sec": 2, "fast_io_fail_timeout_sec": 5})
+    with pytest.raises(SpdkError, match="wait_sleep"):
+        engine_node_request(dict(params, wait_sleep=0.0))
 
