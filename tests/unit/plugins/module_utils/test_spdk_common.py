@@ -415,4 +415,3 @@ def test_engine_node_request_checks_the_wait_options_first_and_fills_the_default
         timeouts={"ctrlr_loss_timeout_sec": 10, "reconnect_delay_sec": 2, "fast_io_fail_timeout_sec": 5})
     with pytest.raises(SpdkError, match="wait_sleep"):
         engine_node_request(dict(params, wait_sleep=0.0))
-
