@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Engine-level snapshots: the same snapshot on every replica of an engine, delete, revert, list.
 
-An engine (spdk_engine_model) is a RAID1 bdev on the engine node over replicas that live on
+An engine (spdk_engine_run) is a RAID1 bdev on the engine node over replicas that live on
 this node (``disk``) or on other nodes (``address``, reached for management through their own
 ``rpc_socket``). An engine snapshot ``<name>`` is the lvol ``<replica>-snap-<name>`` on every
 replica, so all replicas keep identical snapshot sets (docs/ENGINE.md "Engine snapshots").

@@ -18,7 +18,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_frontend import (
+    ACTIVE_ANA_GROUP,
+    SPARE_ANA_GROUP,
+    spare_group_step,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_request import (
     EngineSnapshotRefusal,
 )
@@ -62,29 +66,29 @@ def spare_group_steps(nqn, listeners):
     steps, warnings = [], []
     for listener in listeners or []:
         states = {s.get("ana_group"): s.get("ana_state") for s in listener.get("ana_states") or []}
-        if states.get(em.SPARE_ANA_GROUP) == "inaccessible":
+        if states.get(SPARE_ANA_GROUP) == "inaccessible":
             continue
         address = {k: listener["address"][k] for k in ("trtype", "adrfam", "traddr", "trsvcid")
                    if k in listener["address"]}
-        steps.append(em.spare_group_step(nqn, address))
+        steps.append(spare_group_step(nqn, address))
         warnings.append("ANA group %d was not inaccessible on listener %s:%s of %s; set it up now"
-                        % (em.SPARE_ANA_GROUP, address.get("traddr"), address.get("trsvcid"), nqn))
+                        % (SPARE_ANA_GROUP, address.get("traddr"), address.get("trsvcid"), nqn))
     return steps, warnings
 
 
 def pause_step(nqn, nsid):
-    return Step("nvmf_subsystem_set_ns_ana_group", {"nqn": nqn, "nsid": nsid, "anagrpid": em.SPARE_ANA_GROUP},
+    return Step("nvmf_subsystem_set_ns_ana_group", {"nqn": nqn, "nsid": nsid, "anagrpid": SPARE_ANA_GROUP},
                 "pause host I/O: move namespace %d into the inaccessible ANA group %d (returns once "
-                "in-flight writes finished)" % (nsid, em.SPARE_ANA_GROUP))
+                "in-flight writes finished)" % (nsid, SPARE_ANA_GROUP))
 
 
 def resume_steps(nqn, spaces, moved):
     """Move back every namespace this pause moved, and any an interrupted pause left in group 2."""
     steps = []
     for nsid, group in spaces:
-        if nsid not in moved and group != em.SPARE_ANA_GROUP:
+        if nsid not in moved and group != SPARE_ANA_GROUP:
             continue
-        back = group if group not in (None, em.SPARE_ANA_GROUP) else em.ACTIVE_ANA_GROUP
+        back = group if group not in (None, SPARE_ANA_GROUP) else ACTIVE_ANA_GROUP
         steps.append(Step("nvmf_subsystem_set_ns_ana_group", {"nqn": nqn, "nsid": nsid, "anagrpid": back},
                           "resume host I/O: move namespace %d back into ANA group %d" % (nsid, back)))
     return steps

@@ -12,8 +12,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as nvmf
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import default_host_nqn
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts import DEFAULT_TIMEOUTS
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     SpdkInputError,
@@ -53,7 +54,7 @@ def timeouts_from_record(engine_entry):
     recorded = (engine_entry or {}).get("controller_timeouts")
     if not isinstance(recorded, dict):
         return None
-    names = [pair[0] for pair in em.DEFAULT_TIMEOUTS]
+    names = [pair[0] for pair in DEFAULT_TIMEOUTS]
     return {name: recorded[name] for name in names if isinstance(recorded.get(name), int)}
 
 
@@ -94,11 +95,11 @@ class EngineSnapshotRequest:
         if quiesce_timeout is None or quiesce_timeout <= 0:
             raise SpdkInputError("quiesce_timeout must be more than 0 seconds")
         self.quiesce_timeout = float(quiesce_timeout)
-        self.host_nqn = nvmf.validate_host_nqn(host_nqn) if host_nqn else em.default_host_nqn(node_name)
+        self.host_nqn = nvmf.validate_host_nqn(host_nqn) if host_nqn else default_host_nqn(node_name)
         self.listen_address = listen_address
         nvmf.address_family(listen_address)
         self.port_range = nvmf.parse_port_range(port_range)
-        self.timeouts = dict(em.DEFAULT_TIMEOUTS)
+        self.timeouts = dict(DEFAULT_TIMEOUTS)
         self.timeouts.update(timeouts or {})
 
     def _required(self, ref):

@@ -32,7 +32,6 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkR
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import Waiter
 
 TEMP_EXPORT_INFIX = "-revert-"
-ZEROING_WHY = "Write Zeroes to %s (clears the old RAID superblock the snapshot carried)"
 GONE_INTERVAL, APPEAR_INTERVAL = 0.2, 0.1
 
 
@@ -179,9 +178,8 @@ class RevertRun:
             self.send(self.engine, plan.attach_step(self.request, ref))
             if not self.check_mode:
                 self.wait_attached(ref.bdev, view.replica.head.uuid)
-        what = "LBA 0 of %s's new head" % ref.name
-        sb.write_zeroes_lba0(functools.partial(self.recorder.call, self.engine), ref.controller, what,
-                             ZEROING_WHY % what, error=EngineSnapshotRefusal)
+        sb.clear_lba0(self.recorder, self.engine, "LBA 0 of %s's new head" % ref.name, EngineSnapshotRefusal,
+                      controller=ref.controller)
 
     def wait_attached(self, name, uuid):
         self.waiter(APPEAR_INTERVAL).until(
@@ -196,15 +194,9 @@ class RevertRun:
         return sb.Loopback(nqn="%s%s%s" % (request.nqn, TEMP_EXPORT_INFIX, view.ref.name),
                            controller=view.ref.name + TEMP_EXPORT_INFIX.rstrip("-"),
                            listen_address=request.listen_address,
-                           port_range="%d-%d" % request.port_range, host_nqn=request.host_nqn)
+                           port_range=request.port_range, host_nqn=request.host_nqn)
 
     def zero_local(self, view):
         """Temporary loopback export of the local head + self-attached controller, removed afterwards."""
-        node = self.engine
-        what = "LBA 0 of %s's new head" % view.ref.name
-        try:
-            self.loopback(view).zero_lba0(
-                functools.partial(self.recorder.call, node), node.client, node.state, view.replica.head, what,
-                ZEROING_WHY % what, error=EngineSnapshotRefusal)
-        finally:
-            node.reload(self.check_mode)
+        sb.clear_lba0(self.recorder, self.engine, "LBA 0 of %s's new head" % view.ref.name, EngineSnapshotRefusal,
+                      loopback=self.loopback(view), head=view.replica.head)

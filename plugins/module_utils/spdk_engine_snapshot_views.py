@@ -13,13 +13,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_model as em
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_request import (
     ERR,
     OK,
     EngineSnapshotRefusal,
 )
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import bdev_refs, find_member
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import Snapshot
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import snapshot_lvol_name
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_node import Node
@@ -122,7 +122,7 @@ def refuse_while_rebuilding(request, engine_state, views, what):
     process = raid.process if raid is not None else None
     if not process or process["type"] != "rebuild":
         return
-    rebuilt = [v for v in views if process["target"] in em.bdev_refs(engine_state, v.ref.bdev)[0]]
+    rebuilt = [v for v in views if process["target"] in bdev_refs(engine_state, v.ref.bdev)[0]]
     for view in rebuilt:
         view.fail("being rebuilt (WO)")
     raise EngineSnapshotRefusal(
@@ -150,7 +150,7 @@ def check_engine(request, engine_state, views, what):
     found = set()
     outside = []
     for view in views:
-        member = em.find_member(raid, em.bdev_refs(engine_state, view.ref.bdev)[0], configured_only=False)
+        member = find_member(raid, bdev_refs(engine_state, view.ref.bdev)[0], configured_only=False)
         if member is None:
             view.fail("not a member of the engine's RAID")
             outside.append(view.ref.name)

@@ -289,10 +289,9 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_nvmf as n
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_ops as ops
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
-    SpdkModule,
     default_node_name,
     replicas_option,
-    spdk_main,
+    run_module,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
@@ -443,15 +442,9 @@ def run(module):
     return ReplicaSnapshot(module).run()
 
 
-@spdk_main
 def main():
-    module = SpdkModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
-                        mutually_exclusive=[("replica", "engine")], required_one_of=[("replica", "engine")])
-    try:
-        result = run(module)
-    except SpdkError as err:
-        err.fail(module)
-    module.exit_with(**result)
+    run_module(run, argument_spec=ARGUMENT_SPEC, mutually_exclusive=[("replica", "engine")],
+               required_one_of=[("replica", "engine")], supports_check_mode=True)
 
 
 if __name__ == "__main__":

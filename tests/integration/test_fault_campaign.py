@@ -29,7 +29,6 @@ from ansible_collections.spdk.storage.plugins.modules import spdk_snapshot
 from tests.integration.spdk_targets import TARGET, is_mutating
 from tests.integration.test_engine_snapshot_emulated import DATA, PORT_RANGE, Volume
 from tests.integration.volume_helpers import (
-    SB,
     emulated,
     frontend,
     module_process,
