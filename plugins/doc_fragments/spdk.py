@@ -141,11 +141,12 @@ options:
 options:
   lock_timeout:
     description:
-      - Seconds to wait for another run that changes the same volume (engine snapshot, revert, rebuild) to
+      - Seconds to wait for another engine-level snapshot run (take, delete, revert) on the same volume to
         finish, from V(0) (do not wait) to 86400.
-      - Every run that changes a volume first takes the volume's lock on the engine node's target, so two
-        controllers, two processes or a rulebook and an operator never change one volume at once. The lock
-        is taken only when a change is due; a run that changes nothing takes none.
+      - Such a run first takes the volume's lock on the engine node's target, so two controllers, two
+        processes or a rulebook and an operator never snapshot, delete or revert one volume at once. The lock
+        is taken only when a change is due; a run that changes nothing takes none, and removes a lock that a
+        run which no longer exists left behind.
       - When the time passes, the module fails and names the holder (host, process, operation) and when its
         lease ends. A lease whose holder died ends 60 seconds after its last renewal; the next run takes it
         over then.

@@ -23,6 +23,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     HOST_NQN_PREFIX,
     SpdkInputError,
     engine_nqn,
+    human_size,
     parse_size,
     validate_lvol_name,
 )
@@ -98,3 +99,14 @@ class EngineRequest:
             nqn=self.nqn, bdev=self.name, bdev_uuid=raid_uuid, listen_address=self.listen_address,
             port=self.port if self.port is not None else port, port_range=self.port_range,
             allowed_hosts=list(self.allowed_hosts) + list(extra_hosts), model_number=ENGINE_MODEL)
+
+
+def check_recorded_size(request, recorded):
+    """Refuse a size below the one the engine was created with (``recorded``: its record entry): SPDK
+    cannot shrink a RAID or its replicas without losing data, and the record must keep the real size."""
+    size = (recorded or {}).get("size")
+    if request.state == "present" and request.size is not None and isinstance(size, int) and request.size < size:
+        raise EngineRefusal(
+            "engine %s was created with size %s; size %s would shrink it, which SPDK cannot do without losing "
+            "data: give its size or leave size out; nothing was changed"
+            % (request.name, human_size(size), human_size(request.size)))

@@ -182,6 +182,41 @@ def plan_raid(plan, wanted, state):
                                    _setting("the RAID options", option_changes(wanted, state.raid))))
 
 
+# The nvmf_create_transport parameters that apply to the TCP transport in SPDK v26.05 (what its rpc.py
+# sends; RDMA- and vfio-user-only ones are left out): a target ignores a key it does not know without an
+# error (v26.05 created the transport for {"trtype": "TCP", "bogus_key": 1}), so a typo would go unnoticed.
+TCP_INTEGER_OPTIONS = (
+    "max_queue_depth", "max_io_qpairs_per_ctrlr", "max_qpairs_per_ctrlr", "in_capsule_data_size", "max_io_size",
+    "io_unit_size", "max_aq_depth", "num_shared_buffers", "buf_cache_size", "iobuf_small_cache_size",
+    "iobuf_large_cache_size", "sock_priority", "abort_timeout_sec", "control_msg_num", "acceptor_poll_rate",
+    "ack_timeout", "kas", "min_kato")
+TCP_BOOLEAN_OPTIONS = ("zcopy", "c2h_success", "dif_insert_or_strip", "disable_command_passthru")
+TCP_LIST_OPTIONS = ("masked_oncs", "masked_fuses")
+MAX_UINT32 = 4294967295
+
+
+def check_tcp_options(options):
+    """Refuse, before any RPC, a key the TCP transport does not take or a value of the wrong type or range."""
+    problems = []
+    for key, value in sorted((options or {}).items()):
+        if key in TCP_INTEGER_OPTIONS:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UINT32:
+                problems.append("%s must be a whole number from 0 to %d, got %r" % (key, MAX_UINT32, value))
+        elif key in TCP_BOOLEAN_OPTIONS:
+            if not isinstance(value, bool):
+                problems.append("%s must be true or false, got %r" % (key, value))
+        elif key in TCP_LIST_OPTIONS:
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                problems.append("%s must be a list of feature names, got %r" % (key, value))
+        elif key == "trtype":
+            problems.append("trtype may not be given: this module manages the TCP transport only")
+        else:
+            problems.append("%s is not an option of the TCP transport (known: %s)" % (
+                key, ", ".join(TCP_INTEGER_OPTIONS + TCP_BOOLEAN_OPTIONS + TCP_LIST_OPTIONS)))
+    if problems:
+        raise SpdkInputError("nvmf_tcp_options: %s" % "; ".join(problems))
+
+
 def plan_transport(plan, wanted, options, state):
     if not wanted:
         return

@@ -31,6 +31,7 @@ def check_params(params):
         raise SpdkInputError("wait_timeout must be 0 or more seconds, got %s" % params["wait_timeout"])
     if "trtype" in (params["nvmf_tcp_options"] or {}):
         raise SpdkInputError("nvmf_tcp_options may not contain trtype: this module manages the TCP transport only")
+    planner.check_tcp_options(params["nvmf_tcp_options"])
 
 
 def execute(recorder, node, plan):

@@ -253,9 +253,14 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
     run_module,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_initiator import KernelInitiator
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import FRONTENDS, EngineRequest
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import (
+    FRONTENDS,
+    EngineRequest,
+    check_recorded_size,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_run import EngineRun
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import ABSENT
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import wait_argument_spec
 
 ARGUMENT_SPEC = engine_node_options(
@@ -315,7 +320,7 @@ class Record:
                 return
             frontend = status.frontend_view()
             record.set_engine(request.name, {
-                "replicas": [r.to_dict() for r in request.replicas], "frontend": request.frontend,
+                "replicas": self.confirmed_replicas(), "frontend": request.frontend,
                 "nqn": request.nqn, "size": request.size, "host_nqn": request.host_nqn,
                 # what a later re-attach of a member (engine revert) must use again
                 "controller_timeouts": dict(request.timeouts),
@@ -331,6 +336,35 @@ class Record:
         except rec.RecordError as exc:
             self.module.warn(str(exc))
 
+    def confirmed_replicas(self):
+        """The replicas to record. A remote replica's rpc_socket is what later engine snapshots and rebuilds
+        use to reach its node, so a new one is recorded only once its target answered there; otherwise the
+        one recorded before is kept (or none), with a warning."""
+        before = {r.get("name"): r.get("rpc_socket") for r in self.engine.get("replicas") or []}
+        out = []
+        for ref in self.request.replicas:
+            entry = ref.to_dict()
+            socket = entry.get("rpc_socket")
+            if socket and socket != before.get(ref.name) and not self.answers(socket):
+                entry.pop("rpc_socket")
+                if before.get(ref.name):
+                    entry["rpc_socket"] = before[ref.name]
+                self.module.warn("replica %s: no SPDK target answers at rpc_socket %s, so the node record keeps %s "
+                                 "for it" % (ref.name, socket, before.get(ref.name) or "no rpc_socket"))
+            out.append(entry)
+        return out
+
+    def answers(self, socket):
+        client = self.module.connect(socket)
+        try:
+            client.timeout = min(client.timeout, 5.0)
+            client.call("spdk_get_version")
+            return True
+        except SpdkError:
+            return False
+        finally:
+            client.close()
+
     def view(self):
         return {"path": self.path, "written": self.written}
 
@@ -338,6 +372,7 @@ class Record:
 def run(module):
     request = build_request(module.params)
     record = Record(module, request)
+    check_recorded_size(request, record.engine)
     engine = EngineRun(module.client, request, check_mode=module.check_mode, recorded=record.engine,
                        initiator=KernelInitiator(module.run_command, module.get_bin_path),
                        wait_timeout=module.params["wait_timeout"], wait_sleep=module.params["wait_sleep"])

@@ -49,7 +49,8 @@ options:
     default: [disks, replicas, engines, subsystems, controllers, version]
   disk:
     description:
-      - Return only this disk and the replicas on it (orphan replicas included). Engines, subsystems and
+      - Return only this disk and the replicas on it (orphan replicas included). A disk that does not exist on
+        the node fails the module (with the disks it has), rather than returning empty lists. Engines, subsystems and
         controllers are not filtered.
     type: str
 seealso:
@@ -188,7 +189,8 @@ version:
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_model as model
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_orphans
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import run_module
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX, validate_lvol_name
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_replica_ops import SpdkRefusal
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
 GATHER = ("disks", "replicas", "engines", "subsystems", "controllers", "version", "orphans")
@@ -211,9 +213,9 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def parts_for(gather):
-    """Model parts in a fixed order, each once."""
-    wanted = set(p for item in gather for p in NEEDS[item])
+def parts_for(gather, disk=None):
+    """Model parts in a fixed order, each once (the lvstores too when one disk is asked for)."""
+    wanted = set(p for item in gather for p in NEEDS[item]) | ({"lvstores"} if disk else set())
     return [p for p in model.PARTS if p in wanted]
 
 
@@ -294,9 +296,15 @@ def gather_info(state, gather, disk_name):
 
 def run(module):
     """Read what ``gather`` needs (one batch, plus the orphans' connection reads); the module's result."""
-    gather = module.params["gather"]
-    state, warnings = read_node(module.client, parts_for(gather))
-    info = gather_info(state, gather, module.params["disk"])
+    gather, disk = module.params["gather"], module.params["disk"]
+    if disk is not None:
+        validate_lvol_name("disk", disk)
+    state, warnings = read_node(module.client, parts_for(gather, disk))
+    known = sorted(lvs.get("name") for lvs in state.raw.get("lvstores") or [])
+    if disk is not None and state.has("lvstores") and disk not in known:
+        # a typo must not look like an empty disk
+        raise SpdkRefusal("disk %s not found on this node (disks: %s)" % (disk, ", ".join(known) or "none"))
+    info = gather_info(state, gather, disk)
     if "orphans" in gather:
         info["orphans"], more = gather_orphans(module.client, state, module.params["disk"])
         warnings += more

@@ -47,6 +47,10 @@ options:
     description:
       - Parameters of C(nvmf_create_transport) besides C(trtype), used when the transport is
         created, for example C(max_queue_depth), C(in_capsule_data_size), C(io_unit_size).
+      - Only the TCP transport's parameters of SPDK v26.05 are accepted, with whole numbers from 0 to
+        4294967295, C(true)/C(false) for C(zcopy), C(c2h_success), C(dif_insert_or_strip) and
+        C(disable_command_passthru), and lists for C(masked_oncs) and C(masked_fuses). Any other key is
+        refused before any RPC, because SPDK ignores a key it does not know without an error.
       - If the transport already exists, every option that C(nvmf_get_transports) reports is
         compared with its value. A difference fails the module, because SPDK cannot change a
         transport at run time. Options the target does not report (C(io_unit_size),

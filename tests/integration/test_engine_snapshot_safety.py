@@ -7,6 +7,7 @@ controllers (or a rulebook and an operator) would start them.
 * The module killed (kill -9) while host I/O is paused: the watchdog moves the namespace back within
   quiesce_timeout, with no later run, and the next run takes over the dead run's lock at once.
 """
+import json
 import os
 import signal
 import threading
@@ -145,3 +146,16 @@ def test_a_revert_killed_between_two_replicas_clones_ends_reverted_on_every_repl
     assert engine.result["engine"]["state"] == "healthy"
     nqn, addr, port = frontend(engine)
     spdk_io("verify", nqn, addr, port, "--offset", "0", "--file", data_a)
+
+
+def test_an_rpc_socket_nobody_answers_on_is_not_written_into_the_engine_record(volume):
+    volume.start()
+    volume.engine()
+    replicas = [dict(r) for r in volume.replicas]
+    replicas[2]["rpc_socket"] = os.path.join(volume.workdir, "nobody-listens.sock")
+    volume.replicas = replicas
+    outcome = volume.engine()
+    assert any("no SPDK target answers at rpc_socket" in w for w in outcome.warnings)
+    with open(os.path.join(volume.records, "n0.json")) as handle:
+        recorded = json.load(handle)["engines"]["vol"]["replicas"]
+    assert recorded[2]["rpc_socket"] == volume.nodes[2].sock       # the one that answered, kept

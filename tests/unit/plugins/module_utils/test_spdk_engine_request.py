@@ -7,7 +7,12 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import EngineRequest, engine_replica
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import (
+    EngineRefusal,
+    EngineRequest,
+    check_recorded_size,
+    engine_replica,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts import DEFAULT_TIMEOUTS
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_replica_ref import ReplicaRef
@@ -65,3 +70,17 @@ class TestEngineReplica:
             engine_replica(ReplicaRef("vol1-r2", rpc_socket="/var/tmp/node2.sock"))
         with pytest.raises(SpdkInputError, match="exactly one of disk"):
             engine_replica({"name": "vol1-r2", "rpc_socket": "/var/tmp/node2.sock"})
+
+TWO = [{"name": "vol1-r0", "disk": "d0"}, {"name": "vol1-r1", "disk": "d1"}]
+
+
+def test_a_size_below_the_one_the_engine_was_created_with_is_refused_before_any_rpc():
+    request = EngineRequest("vol1", replicas=TWO, size="1MiB", frontend="none")
+    with pytest.raises(EngineRefusal, match="created with size 64MiB; size 1MiB would shrink it"):
+        check_recorded_size(request, {"size": 64 << 20})
+
+
+@pytest.mark.parametrize("size, recorded", [("64MiB", {"size": 64 << 20}), ("128MiB", {"size": 64 << 20}),
+                                            (None, {"size": 64 << 20}), ("1MiB", {}), ("1MiB", None)])
+def test_the_same_a_larger_or_no_size_or_no_record_passes(size, recorded):
+    check_recorded_size(EngineRequest("vol1", replicas=TWO, size=size, frontend="none"), recorded)

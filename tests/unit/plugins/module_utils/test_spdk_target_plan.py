@@ -11,6 +11,7 @@ import pytest
 from expected_calls import answer
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_target_plan as planner
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_target_state import read_calls, state_from_answers
 
 OPTS = "more/nvme_options.jsonl"
@@ -103,3 +104,21 @@ def test_a_transport_created_meanwhile_is_tolerated():
     plan = planner.make_plan(params(nvmf_tcp=True), state(transports=[]), no_controllers)
     [step] = plan.runtime_steps
     assert step.tolerate(type("Answer", (), {"message": "Transport type 'TCP' already exists"})())
+
+
+@pytest.mark.parametrize("options, problem", [
+    ({"bogus_key": 1}, "bogus_key is not an option of the TCP transport"),
+    ({"psk": "NVMeTLSkey-1:01:secret"}, "psk is not an option of the TCP transport"),
+    ({"max_queue_depth": -1}, "max_queue_depth must be a whole number from 0"),
+    ({"max_queue_depth": "128"}, "max_queue_depth must be a whole number"),
+    ({"zcopy": "yes"}, "zcopy must be true or false"),
+    ({"masked_oncs": "write_zeroes"}, "masked_oncs must be a list"),
+])
+def test_tcp_options_a_target_would_ignore_or_refuse_are_refused_before_any_rpc(options, problem):
+    with pytest.raises(SpdkInputError, match=problem):
+        planner.check_tcp_options(options)
+
+
+def test_the_tcp_options_of_spdk_v26_05_pass():
+    planner.check_tcp_options({"max_queue_depth": 128, "in_capsule_data_size": 4096, "io_unit_size": 131072,
+                               "zcopy": False, "c2h_success": True, "masked_oncs": ["write_zeroes"], "kas": 100})

@@ -3,10 +3,7 @@ import pytest
 
 from expected_calls import answer, error, reads, result, run_module
 
-pytest.importorskip("ansible_collections.spdk.storage.plugins.module_utils.spdk_common",
-                    reason="SpdkModule (spdk_common.py) has not landed yet")
-
-from ansible_collections.spdk.storage.plugins.modules import spdk_info  # noqa: E402
+from ansible_collections.spdk.storage.plugins.modules import spdk_info
 
 INTRO = "more/introspection.jsonl"
 D4 = "more/d4_raid_add_base_rebuild_alloc.jsonl"
@@ -104,7 +101,7 @@ def test_replica_snapshot_trees_filtered_by_disk():
     other = run_module(spdk_info, {"gather": ["replicas"], "disk": "disk9"}, reads(
         ("bdev_lvol_get_lvstores", None, lvstore), ("bdev_get_bdevs", None, result(bdevs)),
         ("nvmf_get_subsystems", None, answer(INTRO, 8)), RAIDS + (answer(INTRO, 6),)))
-    assert other.result["replicas"] == []
+    assert other.failed and "disk disk9 not found on this node (disks: disk1)" in other.msg
 
 
 def test_a_read_the_target_cannot_answer_is_a_warning_not_a_failure():
@@ -216,7 +213,12 @@ def test_a_connection_read_that_fails_leaves_that_replica_unjudged_with_a_warnin
 
 
 def test_orphan_replicas_follow_the_disk_filter_and_no_connection_is_read_for_another_disk():
-    outcome = run_module(spdk_info, {"gather": ["orphans"], "disk": "disk1"}, [node2_reads()])
+    """node2 with a second, empty disk3 next to disk2 (disk2's recorded lvstore renamed once more)."""
+    disk2 = answer(INTRO, 63, DISK2)["result"][0]
+    disk3 = dict(disk2, name="disk3", uuid="5b2d7e0c-93a4-4f61-8d0e-7a1c2b3d4e5f")
+    reads_with_disk3 = node2_reads()
+    reads_with_disk3[0] = reads(("bdev_lvol_get_lvstores", None, result([disk2, disk3])))[0]
+    outcome = run_module(spdk_info, {"gather": ["orphans"], "disk": "disk3"}, [reads_with_disk3])
     assert not outcome.failed, outcome.msg
     assert outcome.script.exchanges == [5]
     assert outcome.result["orphans"]["replicas"] == []
@@ -229,3 +231,14 @@ def test_without_the_raids_orphans_are_not_reported_and_a_warning_says_why():
     assert not outcome.failed
     assert outcome.result["orphans"] is None
     assert any("orphans are not reported: raids could not be read" in w for w in outcome.warnings)
+
+
+def test_a_disk_that_does_not_exist_fails_naming_the_disks_the_node_has():
+    outcome = run_module(spdk_info, {"disk": "nosuch"}, node1_reads())
+    assert outcome.failed and "disk nosuch not found on this node (disks: " in outcome.msg
+    assert outcome.mutating == []
+
+
+def test_a_disk_name_that_cannot_be_a_disk_is_refused_before_any_rpc():
+    outcome = run_module(spdk_info, {"disk": "a/b"}, [])
+    assert outcome.failed and "disk" in outcome.msg and outcome.rpc_count == 0
