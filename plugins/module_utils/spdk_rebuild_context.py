@@ -65,6 +65,7 @@ class RebuildContext:
         self.removed_replica = None     # what became of the replaced replica (after the join)
         self.replaced_controller = None  # the engine node's controller to it, once detached in this run
         self.merged = []                # system snapshots merged away (planned in check mode)
+        self.lock = None                # the volume's lock once the run holds it (its lease is kept alive)
 
     @property
     def check_mode(self):
@@ -120,7 +121,11 @@ class RebuildContext:
     def waiter(self, timeout=None, interval=None, backoff=None):
         return Waiter(self.wait_timeout if timeout is None else timeout,
                       self.wait_sleep if interval is None else interval, backoff=backoff,
-                      clock=self.clock, sleep=self.sleep)
+                      clock=self.clock, sleep=self.sleep, heartbeat=self.keep_lock_alive)
+
+    def keep_lock_alive(self):
+        if self.lock is not None:
+            self.lock.keep_alive()
 
     def bdevs_gone(self, node, bdevs):
         """After a detach: wait until the namespace bdevs are unregistered, then read the node again."""

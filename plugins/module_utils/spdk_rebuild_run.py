@@ -55,13 +55,20 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import Ste
 CHECK_MODE_STOPS = "check mode stops before joining: the join depends on what the copy creates"
 
 
+class _PlanAgain(Exception):
+    """Another run held the volume's lock while this one waited: read and plan again."""
+
+
 class RebuildRun:
     """One run of spdk_replica_rebuild. ``clients``: {"engine", "source", "destination"} (see RebuildContext);
     ``actions`` lists every mutating call sent (in check mode, planned)."""
 
     def __init__(self, request, clients, check_mode=False, wait=True, wait_timeout=3600.0, wait_sleep=1.0,
-                 system_snapshot=None, known_system_snapshots=(), sleep=time.sleep, clock=time.monotonic):
+                 system_snapshot=None, known_system_snapshots=(), sleep=time.sleep, clock=time.monotonic,
+                 lock=None, lock_timeout=60.0):
         self.request = request
+        self.lock_factory = lock        # lock(operation) -> VolumeLock of the engine; None runs unlocked
+        self.lock_timeout = lock_timeout
         self.recorder = StepRecorder(check_mode=check_mode)
         self.ctx = RebuildContext(request, clients, self.recorder, wait=wait, wait_timeout=wait_timeout,
                                   wait_sleep=wait_sleep, system_snapshot=system_snapshot,
@@ -77,9 +84,34 @@ class RebuildRun:
         return self.ctx.warnings
 
     def run(self, member_clients):
-        """Plan, then the copy and join steps the request asks for; returns the result view."""
+        """Plan, then the copy and join steps the request asks for; returns the result view.
+
+        The volume's lock is taken before the first mutating step and kept alive through the waits; when
+        another run held it, the nodes are read and the rebuild planned again, and it is released at the end.
+        """
+        self.ctx.add_member_nodes(member_clients)
+        if self.lock_factory is not None:
+            self.recorder.before_first = self.take_lock
+        try:
+            try:
+                return self.plan_and_apply()
+            except _PlanAgain:
+                return self.plan_and_apply()
+        finally:
+            if self.ctx.lock is not None:
+                self.ctx.lock.release()
+
+    def take_lock(self):
+        lock = self.lock_factory("rebuild %s" % self.request.destination.replica)
+        lock.acquire(self.lock_timeout)
+        if lock.warning:
+            self.ctx.warnings.append(lock.warning)
+        self.ctx.lock = lock if lock.owned else None
+        if lock.waited:
+            raise _PlanAgain()
+
+    def plan_and_apply(self):
         ctx, request = self.ctx, self.request
-        ctx.add_member_nodes(member_clients)
         ctx.load_all()
         ctx.check_dest_disk()
         self.before = self.summary()

@@ -50,6 +50,7 @@ class StepRecorder:
     def __init__(self, check_mode=False, actions=None):
         self.check_mode = check_mode
         self.actions = actions if actions is not None else []
+        self.before_first = None   # called once, before the run's first mutating step (takes a lock)
 
     @property
     def changed(self):
@@ -78,6 +79,9 @@ class StepRecorder:
         # Imported here so that planning code stays importable without the client.
         from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
+        if self.before_first is not None:
+            hook, self.before_first = self.before_first, None
+            hook()
         self.record(step, node)
         try:
             return node.client.call(step.method, step.params)

@@ -172,6 +172,7 @@ class VolumeLock:
         self.sleep = sleep
         self.poll = poll
         self.owned = False
+        self.renewed = None       # clock() of the last lease start or renewal
         self.waited = False       # another runner held the lock when this one asked for it
         self.warning = None
 
@@ -230,6 +231,12 @@ class VolumeLock:
         ends = int(self.clock() + self.lease_time)
         self.client.call("nvmf_subsystem_add_host", {"nqn": self.nqn, "host": "%s%s:%010d" % (
             LEASE_HOST_PREFIX, self.token, ends)})
+        self.renewed = self.clock()
+
+    def keep_alive(self):
+        """Renew the lease once a third of it has passed (called between the polls of a long wait)."""
+        if self.owned and self.renewed is not None and self.clock() - self.renewed >= self.lease_time / 3:
+            self.renew()
 
     def release(self):
         """Give the lock back (only when this run holds it)."""
@@ -263,6 +270,7 @@ class VolumeLock:
                 return False
             raise
         self.owned = True
+        self.renewed = self.clock()
         return True
 
     def _take_over(self, lease):

@@ -58,13 +58,14 @@ class Waiter:
     """
 
     def __init__(self, timeout, interval=1.0, backoff=None, clock=time.monotonic, sleep=time.sleep,
-                 deadline=None):
+                 deadline=None, heartbeat=None):
         self.timeout = timeout
         self.interval = interval
         self.backoff = backoff
         self.clock = clock
         self.sleep = sleep
         self.deadline = clock() + timeout if deadline is None else deadline
+        self.heartbeat = heartbeat    # called between polls: a long wait keeps its lock's lease alive
         self.polls = 0
 
     @classmethod
@@ -96,4 +97,6 @@ class Waiter:
             if self.clock() + pause > self.deadline:
                 raise error(describe())
             self.polls += 1
+            if self.heartbeat is not None:
+                self.heartbeat()
             self.sleep(pause)

@@ -49,7 +49,7 @@ description:
   - One run that finds the rebuild finished and the replaced replica gone sends its reads only (five on the
     engine node, four on the destination node, three on the replaced replica's node) and removes leftovers.
 extends_documentation_fragment: [spdk.storage.spdk, spdk.storage.spdk.attributes, spdk.storage.spdk.replicas,
-                                 spdk.storage.spdk.wait, spdk.storage.spdk_engine_node]
+                                 spdk.storage.spdk.wait, spdk.storage.spdk_engine_node, spdk.storage.spdk.lock]
 options:
   engine:
     description: Name of the engine (its RAID1 bdev on the engine node, the node of O(rpc_socket)).
@@ -284,6 +284,11 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import val
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names import STEPS, STRATEGIES
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_request import RebuildRequest
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_run import RebuildRun
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import (
+    VolumeLock,
+    check_lock_timeout,
+    lock_argument_spec,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import wait_argument_spec
 
 DESTINATION_OPTIONS = dict(
@@ -307,6 +312,7 @@ ARGUMENT_SPEC = engine_node_options(
     step=dict(type="str", choices=list(STEPS), default="all"),
     system_snapshot=dict(type="str"),
     bandwidth_mb_sec=dict(type="int"),
+    **lock_argument_spec()
 )
 
 
@@ -396,7 +402,9 @@ def rebuild(module, request, clients):
                   "destination": clients.get(request.destination.rpc_socket)},
         check_mode=module.check_mode, wait=params["wait"], wait_timeout=params["wait_timeout"],
         wait_sleep=params["wait_sleep"], system_snapshot=params["system_snapshot"],
-        known_system_snapshots=recorded_system_snapshots(module, request))
+        known_system_snapshots=recorded_system_snapshots(module, request),
+        lock=lambda operation: VolumeLock(module.client, request.engine, operation),
+        lock_timeout=check_lock_timeout(params["lock_timeout"]))
     try:
         with run_.recorder.reporting():
             view = run_.run(member_clients)

@@ -164,3 +164,16 @@ def test_the_lock_of_a_process_that_died_on_this_host_is_taken_over_at_once(engi
     with pytest.raises(VolumeLocked, match="locked by .* pid 1 snapshot"):
         lock_of(engine_node, "rebuild").acquire(timeout=0)     # pid 1 lives: its lock holds
     alive.release()
+
+
+def test_a_long_wait_keeps_its_lease_alive_once_a_third_of_it_passed(engine_node):
+    now = [time.time()]
+    holder = lock_of(engine_node, "rebuild", lease_time=30, clock=lambda: now[0]).acquire()
+    first = holder.lease().ends
+    now[0] += 5
+    holder.keep_alive()                  # a sixth of the lease: nothing sent
+    assert holder.lease().ends == first
+    now[0] += 6
+    holder.keep_alive()                  # over a third: renewed from now
+    assert holder.lease().ends == int(now[0] + 30)
+    holder.release()

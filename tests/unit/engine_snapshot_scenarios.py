@@ -165,36 +165,37 @@ class LockCalls:
     """The volume lock's RPCs on the engine node: taken with ``nvmf_create_subsystem`` (its serial carries the
     run's random token), read back and deleted at the end of the run (spdk_volume_lock)."""
 
-    def __init__(self):
+    def __init__(self, nqn=LOCK_NQN):
+        self.nqn = nqn
         self.serial = None
         self.holder = None
 
     def _taking(self, params):
         self.serial, self.holder = params.get("serial_number"), params.get("model_number")
-        return (params.get("nqn") == LOCK_NQN and params.get("allow_any_host") is False
+        return (params.get("nqn") == self.nqn and params.get("allow_any_host") is False
                 and str(self.serial).startswith("SL") and len(self.serial) == 20)
 
     def take(self):
         return expect("nvmf_create_subsystem", self._taking, result(True), "(the volume's lock)")
 
     def release(self):
-        return [_LockRead(self), expect("nvmf_delete_subsystem", {"nqn": LOCK_NQN}, result(True))]
+        return [_LockRead(self), expect("nvmf_delete_subsystem", {"nqn": self.nqn}, result(True))]
 
-    @staticmethod
-    def absent():
+    def absent(self=None, nqn=LOCK_NQN):
         """What check mode reads instead of taking it: no lock (-19 as SPDK answers an unknown NQN)."""
-        return expect("nvmf_get_subsystems", {"nqn": LOCK_NQN}, error(-19, "No such device"))
+        nqn = self.nqn if self is not None else nqn
+        return expect("nvmf_get_subsystems", {"nqn": nqn}, error(-19, "No such device"))
 
 
 class _LockRead(Expected):
     """``nvmf_get_subsystems`` of the lock, answering the subsystem the run created."""
 
     def __init__(self, calls):
-        super(_LockRead, self).__init__("nvmf_get_subsystems", {"nqn": LOCK_NQN}, None, "(release the lock)")
+        super(_LockRead, self).__init__("nvmf_get_subsystems", {"nqn": calls.nqn}, None, "(release the lock)")
         self.calls = calls
 
     def reply(self, request_id):
-        entry = {"nqn": LOCK_NQN, "subtype": "NVMe", "listen_addresses": [], "allow_any_host": False, "hosts": [],
+        entry = {"nqn": self.calls.nqn, "subtype": "NVMe", "listen_addresses": [], "allow_any_host": False, "hosts": [],
                  "serial_number": self.calls.serial, "model_number": self.calls.holder, "namespaces": []}
         return {"jsonrpc": "2.0", "id": request_id, "result": [entry]}
 

@@ -24,6 +24,7 @@ import copy
 import json
 
 import pytest
+from engine_snapshot_scenarios import LockCalls
 from expected_calls import Expected, answer, expect, reads, result, run_module, transcript
 from replica_scenarios import chain, node2
 
@@ -103,6 +104,15 @@ def done(args):
 
 
 REPLACED_NQN = "nqn.2026-01.io.spdk-storage:vol1"
+LOCK_NQN = "nqn.2026-01.io.spdk-storage:lock:vol1-e0"
+
+
+def lock_calls():
+    """The volume lock's RPCs on the engine node: taken before the first change, released at the end."""
+    return LockCalls(LOCK_NQN)
+
+
+LOCK = lock_calls()     # the tests run one after the other: each take() is answered by its own release()
 
 
 def test_plan_only_reads_the_engine_node_once_and_picks_online_for_a_live_frontend(args):
@@ -118,6 +128,7 @@ def test_check_mode_plans_the_new_head_and_sends_no_mutating_call(args):
     outcome = run_module(spdk_replica_rebuild, args, [
         engine_reads(),
         reads(("rpc_get_methods", None, answer(INTRO, 2))),
+        lock_calls().absent(),          # check mode only looks whether another run holds the lock
         # what the removal after the join would delete: node2 holds the replaced replica, exported, and the
         # engine node is connected to it (its controller goes first, so it is not a reason to keep it)
         reads(*node2().reads()),
@@ -157,6 +168,7 @@ def test_a_finished_rebuild_whose_replaced_replica_is_gone_is_reads_only(done):
 def test_a_finished_rebuild_removes_the_replaced_replica_its_snapshots_and_its_export(done):
     """Its export first (once the engine node's host left it), then the head, then the snapshots children
     first: the same steps as spdk_replica state=absent."""
+    lock = lock_calls()
     outcome = run_module(spdk_replica_rebuild, done, [
         engine_reads(), dest_reads(),
         reads(*chain().reads()),
@@ -164,10 +176,12 @@ def test_a_finished_rebuild_removes_the_replaced_replica_its_snapshots_and_its_e
         # the engine node's controller was detached by the join; the target notices a moment later
         expect("nvmf_subsystem_get_controllers", {"nqn": REPLACED_NQN}, answer(HOSTS, 17)),
         expect("nvmf_subsystem_get_controllers", {"nqn": REPLACED_NQN}, answer(HOSTS, 20)),
+        lock.take(),
         expect("nvmf_delete_subsystem", {"nqn": REPLACED_NQN}, answer("more/d1_set_parent_thin_no_parent.jsonl", 8)),
         expect("bdev_lvol_delete", {"name": "disk1/vol1"}, answer(LVOL_OPS, 127)),
         expect("bdev_lvol_delete", {"name": "disk1/vol1-snap-02"}, answer(LVOL_OPS, 123)),
         expect("bdev_lvol_delete", {"name": "disk1/vol1-snap-01"}, answer(LVOL_OPS, 128)),
+        lock.release(),
     ])
     assert not outcome.failed, outcome.msg
     assert outcome.changed is True and outcome.warnings == []
@@ -184,6 +198,7 @@ def test_check_mode_lists_the_removal_of_the_replaced_replica_and_sends_no_chang
         reads(*chain().reads()),
         expect("bdev_raid_get_bdevs", {"category": "all"}, answer(INTRO, 6)),
         expect("nvmf_subsystem_get_controllers", {"nqn": REPLACED_NQN}, answer(HOSTS, 17)),
+        lock_calls().absent(),
     ], check_mode=True)
     assert not outcome.failed, outcome.msg
     assert outcome.mutating == [] and outcome.changed is True
@@ -237,10 +252,10 @@ def test_a_finished_rebuild_merges_the_system_snapshot_on_every_replica(done):
     engine_before = with_system_snapshot(answer(INTRO, 61), "disk1/vol1-r-a1b2c3d4")
     dest_before = with_system_snapshot(answer(INTRO, 62), "disk2/vol1-r-b2c3d4e5")
     outcome = run_module(spdk_replica_rebuild, dict(done, keep_replaced=True), [
-        engine_reads(engine_before), dest_reads(dest_before),
+        engine_reads(engine_before), dest_reads(dest_before), LOCK.take(),
         expect("bdev_lvol_delete", {"name": "disk1/vol1-r-a1b2c3d4-snap-" + SYSTEM}, answer(LVOL_OPS, 123)),
         expect("bdev_lvol_delete", {"name": "disk2/vol1-r-b2c3d4e5-snap-" + SYSTEM}, answer(LVOL_OPS, 123)),
-        engine_reads(), dest_reads(),
+        engine_reads(), dest_reads(), LOCK.release(),
     ])
     assert not outcome.failed, outcome.msg
     view = outcome.result["rebuild"]
@@ -251,9 +266,9 @@ def test_a_finished_rebuild_merges_the_system_snapshot_on_every_replica(done):
 
 def test_a_merge_interrupted_after_one_replica_is_finished_on_the_other(done):
     outcome = run_module(spdk_replica_rebuild, dict(done, keep_replaced=True), [
-        engine_reads(), dest_reads(with_system_snapshot(answer(INTRO, 62), "disk2/vol1-r-b2c3d4e5")),
+        engine_reads(), dest_reads(with_system_snapshot(answer(INTRO, 62), "disk2/vol1-r-b2c3d4e5")), LOCK.take(),
         expect("bdev_lvol_delete", {"name": "disk2/vol1-r-b2c3d4e5-snap-" + SYSTEM}, answer(LVOL_OPS, 123)),
-        dest_reads(),
+        dest_reads(), LOCK.release(),
     ])
     assert not outcome.failed, outcome.msg
     assert outcome.result["rebuild"]["merged_system_snapshots"] == [SYSTEM]
@@ -277,10 +292,10 @@ def test_a_system_snapshot_noted_in_the_record_is_merged_and_dropped_from_the_re
     engine_before = with_system_snapshot(answer(INTRO, 61), "disk1/vol1-r-a1b2c3d4", name="base")
     dest_before = with_system_snapshot(answer(INTRO, 62), "disk2/vol1-r-b2c3d4e5", name="base")
     outcome = run_module(spdk_replica_rebuild, dict(done, keep_replaced=True), [
-        engine_reads(engine_before), dest_reads(dest_before),
+        engine_reads(engine_before), dest_reads(dest_before), LOCK.take(),
         expect("bdev_lvol_delete", {"name": "disk1/vol1-r-a1b2c3d4-snap-base"}, answer(LVOL_OPS, 123)),
         expect("bdev_lvol_delete", {"name": "disk2/vol1-r-b2c3d4e5-snap-base"}, answer(LVOL_OPS, 123)),
-        engine_reads(), dest_reads(),
+        engine_reads(), dest_reads(), LOCK.release(),
     ])
     assert not outcome.failed, outcome.msg
     assert outcome.result["rebuild"]["merged_system_snapshots"] == ["base"]
@@ -325,6 +340,7 @@ def test_check_mode_plans_the_removal_of_a_replaced_replica_on_the_engine_node_a
         engine_reads(), dest_reads(),
         reads(("rpc_get_methods", None, answer(INTRO, 2))),
         reads(("rpc_get_methods", None, answer(INTRO, 2))),
+        lock_calls().absent(),
     ], check_mode=True)
     assert not outcome.failed, outcome.msg
     assert outcome.mutating == [] and outcome.warnings == ["check mode stops before joining: the join depends on "
@@ -359,10 +375,12 @@ def test_a_failed_step_is_reported_with_the_actions_sent_up_to_it(args):
     outcome = run_module(spdk_replica_rebuild, args, [
         engine_reads(),
         reads(("rpc_get_methods", None, answer(INTRO, 2))),
+        LOCK.take(),
         expect("bdev_lvol_create", {"lvol_name": "vol1-r-new", "size_in_mib": 256, "thin_provision": True,
                                     "lvs_name": "disk1"}, answer("step6.jsonl", 1)),
+        LOCK.release(),
     ])
     assert outcome.failed and outcome.result["rpc_method"] == "bdev_lvol_create"
     assert outcome.result["rpc_error_code"] == -17
     assert [(a["node"], a["method"]) for a in outcome.result["actions"]] == [("engine node", "bdev_lvol_create")]
-    assert outcome.result["rpc_calls"] == 7
+    assert outcome.result["rpc_calls"] == 10     # 7, and the volume lock's 3 (take, read back, release)
