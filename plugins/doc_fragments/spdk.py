@@ -141,10 +141,11 @@ options:
 options:
   lock_timeout:
     description:
-      - Seconds to wait for another engine-level snapshot run (take, delete, revert) on the same volume to
-        finish, from V(0) (do not wait) to 86400.
+      - Seconds to wait for another run that changes the same volume (an engine snapshot taken, deleted or
+        reverted, a replica rebuild) to finish, from V(0) (do not wait) to 86400.
       - Such a run first takes the volume's lock on the engine node's target, so two controllers, two
-        processes or a rulebook and an operator never snapshot, delete or revert one volume at once. The lock
+        processes or a rulebook and an operator never snapshot, revert or rebuild one volume at once. A
+        rebuild keeps its lease alive while it waits for the copy and the RAID rebuild. The lock
         is taken only when a change is due; a run that changes nothing takes none, and removes a lock that a
         run which no longer exists left behind.
       - When the time passes, the module fails and names the holder (host, process, operation) and when its
