@@ -29,6 +29,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import NQN_PREFIX
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import is_lock_nqn
 
 PARTS = ("lvstores", "bdevs", "subsystems", "raids", "controllers")
 """The model parts orphans are decided from (spdk_model.PARTS names)."""
@@ -38,7 +39,9 @@ CONNECTIONS = "nvmf_subsystem_get_controllers"
 
 
 def _ours(nqn):
-    return bool(nqn) and nqn.startswith(NQN_PREFIX)
+    """A subsystem the collection exports (a volume's lock is one too, but never an orphan: its holder
+    removes it, and a later run removes a dead holder's)."""
+    return bool(nqn) and nqn.startswith(NQN_PREFIX) and not is_lock_nqn(nqn)
 
 
 def _held_by_raid(state, refs):

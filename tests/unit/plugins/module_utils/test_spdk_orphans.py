@@ -40,3 +40,11 @@ def test_controllers_to_other_subsystems_are_not_the_collections_orphans():
 def test_no_connection_is_read_for_a_replica_a_raid_holds_or_that_is_not_exported():
     state = node1()
     assert spdk_orphans.connection_reads(state, state.replicas()) == []
+
+
+def test_a_volume_lock_is_no_orphan_export():
+    raw = {"lvstores": answer(INTRO, 63)["result"], "bdevs": answer(INTRO, 61)["result"],
+           "subsystems": answer(INTRO, 78)["result"] + [{"nqn": NQN + "lock:vol1-e0", "subtype": "NVMe",
+                                                         "listen_addresses": [], "hosts": [], "namespaces": []}],
+           "raids": answer(INTRO, 83)["result"], "controllers": answer(INTRO, 80)["result"]}
+    assert spdk_orphans.orphan_exports(NodeState(raw)) == []
