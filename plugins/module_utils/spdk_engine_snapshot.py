@@ -61,15 +61,12 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import StepRecorder
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import lock_nqn
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import PlanAgain, lock_nqn
 
 # The names callers (spdk_snapshot, the tests) use, importable from this one module.
 __all__ = ["ERR", "QUIESCE_MODES", "EngineSnapshotRefusal", "EngineSnapshotRequest", "EngineSnapshotRun",
            "ReplicaFailed", "SnapshotRecord", "replicas_from_record", "set_view", "timeouts_from_record"]
 
-
-class _PlanAgain(Exception):
-    """Another run held the volume's lock while this one waited: read and plan again."""
 
 
 class EngineSnapshotRun:
@@ -125,7 +122,7 @@ class EngineSnapshotRun:
             try:
                 try:
                     getattr(self, self.request.state)()
-                except _PlanAgain:
+                except PlanAgain:
                     getattr(self, self.request.state)()
                 if self.lock is None:
                     self._clear_stale_lock()
@@ -156,7 +153,7 @@ class EngineSnapshotRun:
             if self.lock.warning:
                 self.warnings.append(self.lock.warning)
             if self.lock.waited:
-                raise _PlanAgain()
+                raise PlanAgain()
 
     def load(self, engine_parts=NODE_READS, remote_parts=NODE_READS, headless_snapshot=None):
         self.nodes.load(engine_parts, remote_parts, headless_snapshot)

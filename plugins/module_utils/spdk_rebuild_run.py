@@ -51,12 +51,10 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_plan imp
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_replaced import ReplacedRemoval
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import StepRecorder
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import PlanAgain
 
 CHECK_MODE_STOPS = "check mode stops before joining: the join depends on what the copy creates"
 
-
-class _PlanAgain(Exception):
-    """Another run held the volume's lock while this one waited: read and plan again."""
 
 
 class RebuildRun:
@@ -95,7 +93,7 @@ class RebuildRun:
         try:
             try:
                 return self.plan_and_apply()
-            except _PlanAgain:
+            except PlanAgain:
                 return self.plan_and_apply()
         finally:
             if self.ctx.lock is not None:
@@ -108,7 +106,7 @@ class RebuildRun:
             self.ctx.warnings.append(lock.warning)
         self.ctx.lock = lock if lock.owned else None
         if lock.waited:
-            raise _PlanAgain()
+            raise PlanAgain()
 
     def plan_and_apply(self):
         ctx, request = self.ctx, self.request

@@ -37,6 +37,7 @@ import time
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import DEFAULT_SOCKET
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import WaitTimeout, Waiter
 
 DEFAULT_PEER_DIR = "/run/spdk-storage/peers"
 DEFAULT_CONTROL_DIR = "~/.cache/spdk-storage/relay"
@@ -421,14 +422,16 @@ class Relay(object):
                          % (node.name, pid or "unknown", last_line(err + out) or "ssh -O exit exited with %s" % rc),
                          node=node.name, argv=argv, stderr=err)
 
+    def waiter(self, seconds):
+        return Waiter(seconds, 0.05, clock=self.runner.monotonic, sleep=self.runner.sleep)
+
     def wait_gone(self, node, pid, seconds):
-        deadline = self.runner.monotonic() + seconds
-        while True:
-            if (not self.runner.alive(pid)) if pid else self.master_pid(node) is None:
-                return True
-            if self.runner.monotonic() >= deadline:
-                return False
-            self.runner.sleep(0.05)
+        def gone():
+            return True if ((not self.runner.alive(pid)) if pid else self.master_pid(node) is None) else None
+        try:
+            return self.waiter(seconds).until(gone, lambda: "still running")
+        except WaitTimeout:
+            return False
 
     def missing_on_node(self, node):
         """The sockets of the relay that are not on the node, or raises RelayError when it cannot be asked."""
@@ -476,17 +479,20 @@ class Relay(object):
             hint = FORWARDING_HINT if "forwarding failed" in err else ""
             raise RelayError("cannot start the SSH relay to %s (%s)%s" % (node.name, why, hint),
                              node=node.name, argv=argv, stderr=err)
-        deadline = self.runner.monotonic() + 5
-        while True:
-            pid = self.master_pid(node)
-            if pid is not None and os.path.exists(node.controller_socket):
-                break
-            if self.runner.monotonic() >= deadline:
-                self.give_up(node, pid)
-                raise RelayError("the SSH relay to %s started but %s (log: %s)" % (
-                    node.name, "its controller socket %s did not appear" % node.controller_socket if pid is not None
-                    else "its master is not running", node.log_file), node=node.name, argv=argv, stderr=err)
-            self.runner.sleep(0.05)
+        seen = {}
+
+        def ready():
+            seen["pid"] = self.master_pid(node)
+            return True if seen["pid"] is not None and os.path.exists(node.controller_socket) else None
+        try:
+            self.waiter(5).until(ready, lambda: "not ready")
+        except WaitTimeout:
+            self.give_up(node, seen["pid"])
+            raise RelayError("the SSH relay to %s started but %s (log: %s)" % (
+                node.name, "its controller socket %s did not appear" % node.controller_socket
+                if seen["pid"] is not None else "its master is not running", node.log_file),
+                node=node.name, argv=argv, stderr=err)
+        pid = seen["pid"]
         try:
             missing = self.missing_on_node(node)
         except RelayError:

@@ -54,6 +54,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
     validate_lvol_name,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import Waiter
 
 LOCK_NQN_PREFIX = NQN_PREFIX + "lock:"
 LEASE_HOST_PREFIX = NQN_PREFIX + "lease:"
@@ -69,6 +70,11 @@ _LEASE_RE = re.compile(r"^" + re.escape(LEASE_HOST_PREFIX) + r"([0-9a-f]{8}):(\d
 
 class VolumeLocked(SpdkError):
     """Another runner holds the volume's lock and its lease has not ended."""
+
+
+class PlanAgain(Exception):
+    """Raised by a run before its first change when it had to wait for another run's lock: that run may have
+    changed what this one read, so it reads and plans again (it holds the lock now)."""
 
 
 class LockLost(SpdkError):
@@ -192,26 +198,35 @@ class VolumeLock:
         """Take the lock, waiting up to ``timeout`` seconds; VolumeLocked names the holder when it stays held."""
         if getattr(self.client, "check_mode", False):
             return self._foresee()
-        deadline = self.clock() + max(0.0, timeout)
-        while True:
+        seen = {}
+
+        def attempt():
             if self._create():
                 return self
             lease = self.lease()
-            if lease is None:
-                continue                  # released between the two calls: try again at once
-            now = self.clock()
+            if lease is None:                 # released between the two calls
+                return self if self._create() else None
             if lease.token == self.token:
                 self.owned = True
                 return self
             self.waited = True
-            stale = now > lease.ends + self.grace or lease.holder_is_gone()
+            seen["lease"] = lease
+            stale = self.clock() > lease.ends + self.grace or lease.holder_is_gone()
             if stale and self._take_over(lease):
-                continue
-            if now + self.poll > deadline:
-                raise VolumeLocked(lease.describe(now), hint=(
-                    "wait for that operation to finish, or give lock_timeout to wait for it; a lease that "
-                    "ended over %ds ago is taken over by the next run" % self.grace))
-            self.sleep(self.poll)
+                return self if self._create() else None
+            return None
+
+        def still_held():
+            lease = seen.get("lease")
+            return lease.describe(self.clock()) if lease else "volume %s is locked by another run" % self.volume
+
+        def refusal(message):
+            return VolumeLocked(message, hint=(
+                "wait for that operation to finish, or give lock_timeout to wait for it; a lease that ended "
+                "over %ds ago is taken over by the next run" % self.grace))
+
+        return Waiter(max(0.0, timeout), self.poll, clock=self.clock, sleep=self.sleep).until(
+            attempt, still_held, error=refusal)
 
     def _foresee(self):
         """Check mode takes nothing: it only says whether a real run would have to wait."""
