@@ -25,9 +25,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, ROOT)     # run as a script: the repository root, for the package ``tests``
 
-from ssh_nodes import EchoTarget, SshLab, relay_module, rpc_from  # noqa: E402
+from tests.integration.ssh_nodes import EchoTarget, SshLab, relay_module, rpc_from  # noqa: E402
 
 WARM_UP = 20
 

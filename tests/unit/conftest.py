@@ -4,20 +4,11 @@
 ``tcp_rpc_server`` the same on 127.0.0.1. Both stop when the test ends.
 
 The unit helpers are modules of the package ``tests`` (``from tests.unit.expected_calls import
-run_module``). The test files under tests/unit/plugins/ and the scenario modules still import them by
-their bare names (``from expected_calls import ...``), so tests/unit stays on the path for them until
-they import ``tests.unit.<helper>``.
+run_module``), imported by that name everywhere; tests/conftest.py puts the repository root on the path.
 """
-import os
-import sys
-
 import pytest
 
 from tests.unit.rpc_server import RpcServer
-
-UNIT_DIR = os.path.dirname(os.path.abspath(__file__))
-if UNIT_DIR not in sys.path:
-    sys.path.append(UNIT_DIR)
 
 
 @pytest.fixture

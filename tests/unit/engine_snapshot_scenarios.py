@@ -15,7 +15,7 @@ from unittest import mock
 
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as ansible_warnings
-from expected_calls import (
+from tests.unit.expected_calls import (
     Expected,
     ModuleExit,
     Outcome,

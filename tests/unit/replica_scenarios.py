@@ -18,7 +18,7 @@ CHAIN (more/d6_alloc_after_shallow_copy.jsonl, node1, replica renamed ``vol1``):
 """
 import copy
 
-from expected_calls import answer, result, transcript
+from tests.unit.expected_calls import answer, result, transcript
 
 INTRO = "more/introspection.jsonl"
 D6 = "more/d6_alloc_after_shallow_copy.jsonl"

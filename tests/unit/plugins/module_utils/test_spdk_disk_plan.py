@@ -10,8 +10,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
-import replica_scenarios as sc
-from expected_calls import answer
+from tests.unit import replica_scenarios as sc
+from tests.unit.expected_calls import answer
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_disk_plan as planner
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_disk_request import DiskRefusal, DiskRequest

@@ -14,7 +14,7 @@ __metaclass__ = type
 import copy
 
 import pytest
-from expected_calls import answer, transcript
+from tests.unit.expected_calls import answer, transcript
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_plan as plan
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_frontend import (

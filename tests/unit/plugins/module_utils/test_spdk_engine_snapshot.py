@@ -6,9 +6,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import engine_snapshot_scenarios as sc
+from tests.unit import engine_snapshot_scenarios as sc
 import pytest
-from expected_calls import answer, error, expect, reads, result
+from tests.unit.expected_calls import answer, error, expect, reads, result
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_snapshot as es
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError

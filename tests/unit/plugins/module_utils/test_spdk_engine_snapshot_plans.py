@@ -7,9 +7,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import engine_snapshot_scenarios as sc
+from tests.unit import engine_snapshot_scenarios as sc
 import pytest
-from expected_calls import answer
+from tests.unit.expected_calls import answer
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_snapshot_create as create
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_snapshot_pause as pause

@@ -11,7 +11,7 @@ __metaclass__ = type
 from unittest import mock
 
 import pytest
-from expected_calls import RpcScript, answer, error, expect, transcript
+from tests.unit.expected_calls import RpcScript, answer, error, expect, transcript
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import EngineRefusal, EngineRequest
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import HEALTHY, EngineStatus

@@ -2,16 +2,13 @@
 import copy
 import json
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))  # tests/unit for expected_calls
+from tests.unit.expected_calls import answer
 
-from expected_calls import answer  # noqa: E402
-
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_model  # noqa: E402
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState  # noqa: E402
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_model
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
 
 INTRO = "more/introspection.jsonl"
 D6 = "more/d6_alloc_after_shallow_copy.jsonl"

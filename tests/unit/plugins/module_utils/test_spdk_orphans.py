@@ -1,13 +1,9 @@
 """Orphans decided from real SPDK v26.05 answers (more/introspection.jsonl node1 and node2)."""
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))  # tests/unit for expected_calls
+from tests.unit.expected_calls import answer
 
-from expected_calls import answer  # noqa: E402
-
-from ansible_collections.spdk.storage.plugins.module_utils import spdk_orphans  # noqa: E402
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState  # noqa: E402
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_orphans
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
 
 INTRO = "more/introspection.jsonl"
 NQN = "nqn.2026-01.io.spdk-storage:"

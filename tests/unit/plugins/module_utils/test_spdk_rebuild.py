@@ -9,8 +9,8 @@ import datetime
 import json
 
 import pytest
-from expected_calls import answer
-from replica_scenarios import chain, node1
+from tests.unit.expected_calls import answer
+from tests.unit.replica_scenarios import chain, node1
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild_names as names
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild_plan as rb

@@ -16,8 +16,8 @@ import json
 import os
 
 import pytest
-from expected_calls import answer, transcript
-from replica_scenarios import chain, node1, node2
+from tests.unit.expected_calls import answer, transcript
+from tests.unit.replica_scenarios import chain, node1, node2
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild_copy_plan as cp
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_rebuild_join_plan as jp

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from relay_fakes import FakeSsh, option
+from tests.unit.relay_fakes import FakeSsh, option
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_relay
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_relay import Relay, RelayError, SshRunner

@@ -18,7 +18,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
     SpdkTimeoutError,
     parse_address,
 )
-from rpc_server import RpcServer
+from tests.unit.rpc_server import RpcServer
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "spdk_v26_05_answers.json")
 with open(FIXTURES) as _handle:

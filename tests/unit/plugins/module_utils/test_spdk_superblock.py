@@ -11,7 +11,7 @@ import struct
 from unittest import mock
 
 import pytest
-from expected_calls import ANY, RpcScript, answer, expect, transcript
+from tests.unit.expected_calls import ANY, RpcScript, answer, expect, transcript
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_superblock as sb
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState

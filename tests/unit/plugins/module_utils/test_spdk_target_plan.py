@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
-from expected_calls import answer
+from tests.unit.expected_calls import answer
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_target_plan as planner
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError

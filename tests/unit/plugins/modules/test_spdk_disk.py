@@ -5,8 +5,8 @@ file of the test, and names follow the collection's rule (lvstore name = disk na
 """
 import pytest
 
-import replica_scenarios as sc
-from expected_calls import answer, error, expect, reads, result, run_module
+from tests.unit import replica_scenarios as sc
+from tests.unit.expected_calls import answer, error, expect, reads, result, run_module
 
 pytest.importorskip("ansible_collections.spdk.storage.plugins.module_utils.spdk_common",
                     reason="SpdkModule (spdk_common.py) has not landed yet")

@@ -17,7 +17,7 @@ import os
 
 import pytest
 from ansible.module_utils import basic
-from expected_calls import answer, expect, reads, result, run_module, transcript
+from tests.unit.expected_calls import answer, expect, reads, result, run_module, transcript
 
 from ansible_collections.spdk.storage.plugins.modules import spdk_engine
 

@@ -1,7 +1,7 @@
 """spdk_info: one batch of reads, answers from a real SPDK v26.05 (more/introspection.jsonl node1)."""
 import pytest
 
-from expected_calls import answer, error, reads, result, run_module
+from tests.unit.expected_calls import answer, error, reads, result, run_module
 
 from ansible_collections.spdk.storage.plugins.modules import spdk_info
 

@@ -10,8 +10,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
-import replica_scenarios as sc
-from expected_calls import answer, expect, reads, run_module
+from tests.unit import replica_scenarios as sc
+from tests.unit.expected_calls import answer, expect, reads, run_module
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.modules import spdk_replica

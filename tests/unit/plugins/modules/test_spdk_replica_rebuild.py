@@ -24,9 +24,9 @@ import copy
 import json
 
 import pytest
-from engine_snapshot_scenarios import LockCalls
-from expected_calls import Expected, answer, expect, reads, result, run_module, transcript
-from replica_scenarios import chain, node2
+from tests.unit.engine_snapshot_scenarios import LockCalls
+from tests.unit.expected_calls import Expected, answer, expect, reads, result, run_module, transcript
+from tests.unit.replica_scenarios import chain, node2
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkUnreachableError

@@ -12,8 +12,8 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as ansible_warnings
 
-from expected_calls import patch_module_args
-from relay_fakes import FakeSsh, option
+from tests.unit.expected_calls import patch_module_args
+from tests.unit.relay_fakes import FakeSsh, option
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_relay
 from ansible_collections.spdk.storage.plugins.modules import spdk_rpc_relay

@@ -9,8 +9,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import replica_scenarios as sc
-from expected_calls import answer, error, expect, reads, run_module
+from tests.unit import replica_scenarios as sc
+from tests.unit.expected_calls import answer, error, expect, reads, run_module
 
 from ansible_collections.spdk.storage.plugins.modules import spdk_info, spdk_snapshot
 

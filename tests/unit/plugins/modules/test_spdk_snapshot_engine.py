@@ -9,9 +9,9 @@ __metaclass__ = type
 
 import json
 
-import engine_snapshot_scenarios as sc
+from tests.unit import engine_snapshot_scenarios as sc
 import pytest
-from expected_calls import answer, error, expect, reads, result
+from tests.unit.expected_calls import answer, error, expect, reads, result
 
 from ansible_collections.spdk.storage.plugins.modules import spdk_snapshot
 

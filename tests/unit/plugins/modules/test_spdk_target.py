@@ -15,7 +15,7 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_target_st
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkConnectionError
 from ansible_collections.spdk.storage.plugins.modules import spdk_target
 
-from expected_calls import answer, expect, result, run_module
+from tests.unit.expected_calls import answer, expect, result, run_module
 
 OPTS = "more/nvme_options.jsonl"
 VERSION = answer("more/introspection.jsonl", 1)
