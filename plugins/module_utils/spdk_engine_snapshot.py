@@ -68,7 +68,6 @@ __all__ = ["ERR", "QUIESCE_MODES", "EngineSnapshotRefusal", "EngineSnapshotReque
            "ReplicaFailed", "SnapshotRecord", "replicas_from_record", "set_view", "timeouts_from_record"]
 
 
-
 class EngineSnapshotRun:
     """One engine-level spdk_snapshot run. ``connect(rpc_socket)`` gives the client of a remote node.
 

@@ -56,7 +56,6 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock impo
 CHECK_MODE_STOPS = "check mode stops before joining: the join depends on what the copy creates"
 
 
-
 class RebuildRun:
     """One run of spdk_replica_rebuild. ``clients``: {"engine", "source", "destination"} (see RebuildContext);
     ``actions`` lists every mutating call sent (in check mode, planned)."""

@@ -71,6 +71,7 @@ class TestEngineReplica:
         with pytest.raises(SpdkInputError, match="exactly one of disk"):
             engine_replica({"name": "vol1-r2", "rpc_socket": "/var/tmp/node2.sock"})
 
+
 TWO = [{"name": "vol1-r0", "disk": "d0"}, {"name": "vol1-r1", "disk": "d1"}]
 
 
