@@ -110,3 +110,25 @@ def check_recorded_size(request, recorded):
             "engine %s was created with size %s; size %s would shrink it, which SPDK cannot do without losing "
             "data: give its size or leave size out; nothing was changed"
             % (request.name, human_size(size), human_size(request.size)))
+
+
+def unfinished_revert(snapshots):
+    """The snapshot whose revert a run began and did not finish (its record entry's ``revert`` marker still
+    ``running``), from the node record's snapshots of the engine; None when there is none."""
+    return next((name for name, entry in sorted((snapshots or {}).items())
+                 if ((entry or {}).get("revert") or {}).get("state") == "running"), None)
+
+
+def check_no_unfinished_revert(request, snapshot):
+    """While a revert is unfinished its replicas hold a mix of reverted and current data: refuse to export the
+    volume (or to repair its RAID, which the revert deletes and creates again) and say what finishes it."""
+    if snapshot is None or request.state != "present":
+        return
+    finish = ("finish it first: spdk.storage.spdk_snapshot engine=%s name=%s state=reverted (or snapshot_volume.yml "
+              "-e volume=%s -e snapshot=%s -e snapshot_action=revert), which ends reverted on every replica"
+              % (request.name, snapshot, request.name, snapshot))
+    if request.frontend != "none":
+        raise EngineRefusal(
+            "engine %s: a revert to snapshot %s began and did not finish (the node record marks it running), so its "
+            "replicas may hold different data; it is not exported until that revert ends; nothing was changed"
+            % (request.name, snapshot), hint=finish)

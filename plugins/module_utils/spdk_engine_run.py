@@ -44,6 +44,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_wait impo
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState, fetch
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import StepRecorder
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import RunLock
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import Waiter
 
 ROLLBACK_WAIT = 30.0
@@ -55,8 +56,10 @@ class EngineRun:
     mode, planned), ``warnings`` what the user should know, ``messages`` one line per rebuild."""
 
     def __init__(self, client, request, check_mode=False, recorded=None, initiator=None,
-                 wait_timeout=300.0, wait_sleep=1.0, sleep=time.sleep, clock=time.monotonic):
+                 wait_timeout=300.0, wait_sleep=1.0, sleep=time.sleep, clock=time.monotonic,
+                 lock=None, lock_timeout=60.0, unfinished_revert=None):
         self.node = engine_node(client)
+        self.unfinished_revert = unfinished_revert   # a snapshot whose revert a run began and did not finish
         self.request = request
         self.check_mode = check_mode
         self.recorder = StepRecorder(check_mode)
@@ -67,6 +70,7 @@ class EngineRun:
         self.sleep = sleep
         self.clock = clock
         self.warnings = []
+        self.lock = RunLock(lock, lock_timeout, self.warnings)   # lock(operation) -> the engine's VolumeLock
         self.messages = []         # one line per rebuild the RAID shows: who started it, its progress
         self.attached = []         # controllers this run attached (detached again if the run fails)
         self.added = []            # replicas this run added to the RAID (it started their rebuild)
@@ -92,9 +96,21 @@ class EngineRun:
     def changed(self):
         return self.recorder.changed
 
+    def locked(self, phase):
+        """``phase()`` under the volume's lock, taken before its first change (recover, grow and delete
+        take turns with engine snapshots and rebuilds); read and planned again when it had to wait."""
+        self.recorder.before_first = lambda: self.lock.take("engine %s" % self.request.state)
+        return self.lock.run(phase, self._subsystems)
+
+    def _subsystems(self):
+        return None if self.node.state is None else self.node.state.raw.get("subsystems") or []
+
     # --- present ----------------------------------------------------------------
     def present(self, wait=False):
         """Make the engine exist as requested; returns its EngineStatus after the run."""
+        return self.locked(lambda: self._present(wait))
+
+    def _present(self, wait):
         request = self.request
         with self.recorder.reporting():
             extra_hosts = []
@@ -106,6 +122,8 @@ class EngineRun:
             self.first = EngineStatus(state, request)
             self.before = current_intent(self.first, request)
             self.warnings += address_warnings(state, request)
+            if self.unfinished_revert is not None:
+                return self._left_to_the_revert()
             self.members = MemberPass(self).apply()
             self._frontend(extra_hosts)
             waiting = wait and not self.check_mode
@@ -118,8 +136,18 @@ class EngineRun:
             self.warnings += self._kept_out(wait)
         return EngineStatus(self.node.state, request)
 
+    def _left_to_the_revert(self):
+        """frontend none while a revert is unfinished (check_no_unfinished_revert refused any other frontend):
+        the revert deletes and creates the RAID itself, so its members are not repaired here."""
+        snapshot = self.unfinished_revert
+        self.warnings.append(
+            "engine %s: the revert to snapshot %s is unfinished, so its RAID and replicas are left as they are; "
+            "spdk_snapshot name=%s state=reverted finishes it" % (self.request.name, snapshot, snapshot))
+        return EngineStatus(self.node.state, self.request)
+
     def _waiter(self, deadline):
-        return Waiter(self.wait_timeout, self.wait_sleep, clock=self.clock, sleep=self.sleep, deadline=deadline)
+        return Waiter(self.wait_timeout, self.wait_sleep, clock=self.clock, sleep=self.sleep, deadline=deadline,
+                      heartbeat=self.lock.keep_alive)
 
     def _wait_until_joined(self, deadline):
         """wait: while a replica is kept out because its node is unreachable, poll every ``wait_sleep`` and
@@ -228,7 +256,8 @@ class EngineRun:
         try:
             steps, bdevs = detach_steps(self.node.load(), self.attached)
             self.recorder.run(self.node, steps)
-            wait_bdevs_gone(self.client, bdevs, min(self.wait_timeout, ROLLBACK_WAIT), self.sleep, self.clock)
+            wait_bdevs_gone(self.client, bdevs, min(self.wait_timeout, ROLLBACK_WAIT), self.sleep, self.clock,
+                            heartbeat=self.lock.keep_alive)
         except (SpdkRpcError, EngineRefusal) as exc:
             self.warnings.append("could not detach %s after the failure: %s" % (", ".join(self.attached), exc))
         self.attached = []
@@ -236,11 +265,15 @@ class EngineRun:
     def wait_gone(self, bdevs):
         """Wait until the bdevs of detached controllers are gone (in check mode nothing was detached)."""
         if not self.check_mode:
-            wait_bdevs_gone(self.client, bdevs, self.wait_timeout, self.sleep, self.clock)
+            wait_bdevs_gone(self.client, bdevs, self.wait_timeout, self.sleep, self.clock,
+                            heartbeat=self.lock.keep_alive)
 
     # --- absent -------------------------------------------------------------------
     def absent(self):
         """Frontend, RAID (superblocks kept) and replica controllers gone; replica data untouched."""
+        return self.locked(self._absent)
+
+    def _absent(self):
         request = self.request
         with self.recorder.reporting():
             state = self.node.load()

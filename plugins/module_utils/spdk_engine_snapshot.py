@@ -61,7 +61,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import StepRecorder
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import PlanAgain, lock_nqn
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import RunLock
 
 # The names callers (spdk_snapshot, the tests) use, importable from this one module.
 __all__ = ["ERR", "QUIESCE_MODES", "EngineSnapshotRefusal", "EngineSnapshotRequest", "EngineSnapshotRun",
@@ -78,9 +78,6 @@ class EngineSnapshotRun:
     def __init__(self, request, engine_client, connect, check_mode=False, record=None,
                  clock=time.monotonic, sleep=time.sleep, wait_timeout=30.0, lock=None, lock_timeout=60.0):
         self.request = request
-        self.lock_factory = lock         # lock(operation) -> VolumeLock of the engine; None runs unlocked
-        self.lock_timeout = lock_timeout
-        self.lock = None
         self.record = record
         self.clock = clock
         self.sleep = sleep
@@ -89,6 +86,7 @@ class EngineSnapshotRun:
         self.nodes = EngineNodes(request, engine_client, connect)
         self.recorder = StepRecorder(check_mode)
         self.warnings = []
+        self.lock = RunLock(lock, lock_timeout, self.warnings)   # lock(operation) -> the engine's VolumeLock
         self.paused_seconds = None
         self.before = None         # {replica: snapshot names} as read at the start
 
@@ -118,26 +116,11 @@ class EngineSnapshotRun:
             if self.request.name is None:
                 self.load()
                 return
-            try:
-                try:
-                    getattr(self, self.request.state)()
-                except PlanAgain:
-                    getattr(self, self.request.state)()
-                if self.lock is None:
-                    self._clear_stale_lock()
-            finally:
-                if self.lock is not None:
-                    self.lock.release()
+            self.lock.run(getattr(self, self.request.state), self._engine_subsystems)
 
-    def _clear_stale_lock(self):
-        """A run that changed nothing removes the lock a dead run left (its holder died, or its lease ended)."""
-        if self.lock_factory is None or self.check_mode or self.nodes.engine.state is None:
-            return
-        entry = next((s for s in self.nodes.engine.state.raw.get("subsystems") or []
-                      if s.get("nqn") == lock_nqn(self.request.engine)), None)
-        if entry is not None and self.lock_factory("cleanup").clear_stale(entry):
-            self.warnings.append("removed the lock of engine %s that a run which no longer exists left (%s)"
-                                 % (self.request.engine, entry.get("model_number")))
+    def _engine_subsystems(self):
+        state = self.nodes.engine.state
+        return None if state is None else state.raw.get("subsystems") or []
 
     def before_change(self, what, whole_engine=True):
         """Called once a change is due, before its first step: the engine check (``whole_engine``: the
@@ -146,13 +129,7 @@ class EngineSnapshotRun:
         if whole_engine:
             check_engine(self.request, engine_state, self.views, what)
         refuse_while_rebuilding(self.request, engine_state, self.views, what)
-        if self.lock is None and self.lock_factory is not None:
-            self.lock = self.lock_factory("%s %s" % (what.split()[0], self.request.name))
-            self.lock.acquire(self.lock_timeout)
-            if self.lock.warning:
-                self.warnings.append(self.lock.warning)
-            if self.lock.waited:
-                raise PlanAgain()
+        self.lock.take("%s %s" % (what.split()[0], self.request.name))
 
     def load(self, engine_parts=NODE_READS, remote_parts=NODE_READS, headless_snapshot=None):
         self.nodes.load(engine_parts, remote_parts, headless_snapshot)

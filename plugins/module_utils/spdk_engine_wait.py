@@ -31,7 +31,7 @@ def _registered(client, name):
     return True
 
 
-def wait_bdevs_gone(client, names, timeout, sleep=time.sleep, clock=time.monotonic):
+def wait_bdevs_gone(client, names, timeout, sleep=time.sleep, clock=time.monotonic, heartbeat=None):
     """Poll (1 RPC per bdev still there) until every bdev in ``names`` is unregistered: a controller's
     detach completes asynchronously. Raises EngineRefusal after ``timeout`` seconds."""
     pending = list(names)
@@ -43,7 +43,7 @@ def wait_bdevs_gone(client, names, timeout, sleep=time.sleep, clock=time.monoton
     def describe():
         return "bdev %s is still registered %ss after its controller was detached" % (", ".join(pending), timeout)
 
-    Waiter(timeout, BDEV_POLL, clock=clock, sleep=sleep).until(gone, describe, error=EngineRefusal)
+    Waiter(timeout, BDEV_POLL, clock=clock, sleep=sleep, heartbeat=heartbeat).until(gone, describe, error=EngineRefusal)
 
 
 def wait_healthy(client, request, state, waiter):

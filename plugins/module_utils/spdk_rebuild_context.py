@@ -65,7 +65,7 @@ class RebuildContext:
         self.removed_replica = None     # what became of the replaced replica (after the join)
         self.replaced_controller = None  # the engine node's controller to it, once detached in this run
         self.merged = []                # system snapshots merged away (planned in check mode)
-        self.lock = None                # the volume's lock once the run holds it (its lease is kept alive)
+        self.lock = None                # the RunLock of the volume (its lease is kept alive while waiting)
 
     @property
     def check_mode(self):

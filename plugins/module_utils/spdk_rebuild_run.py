@@ -51,7 +51,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_plan imp
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_replaced import ReplacedRemoval
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import StepRecorder
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import PlanAgain
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import RunLock
 
 CHECK_MODE_STOPS = "check mode stops before joining: the join depends on what the copy creates"
 
@@ -64,12 +64,11 @@ class RebuildRun:
                  system_snapshot=None, known_system_snapshots=(), sleep=time.sleep, clock=time.monotonic,
                  lock=None, lock_timeout=60.0):
         self.request = request
-        self.lock_factory = lock        # lock(operation) -> VolumeLock of the engine; None runs unlocked
-        self.lock_timeout = lock_timeout
         self.recorder = StepRecorder(check_mode=check_mode)
         self.ctx = RebuildContext(request, clients, self.recorder, wait=wait, wait_timeout=wait_timeout,
                                   wait_sleep=wait_sleep, system_snapshot=system_snapshot,
                                   known_system_snapshots=known_system_snapshots, sleep=sleep, clock=clock)
+        self.ctx.lock = RunLock(lock, lock_timeout, self.ctx.warnings)   # lock(operation) -> the engine's VolumeLock
         self.before = None
 
     @property
@@ -87,25 +86,12 @@ class RebuildRun:
         another run held it, the nodes are read and the rebuild planned again, and it is released at the end.
         """
         self.ctx.add_member_nodes(member_clients)
-        if self.lock_factory is not None:
-            self.recorder.before_first = self.take_lock
-        try:
-            try:
-                return self.plan_and_apply()
-            except PlanAgain:
-                return self.plan_and_apply()
-        finally:
-            if self.ctx.lock is not None:
-                self.ctx.lock.release()
+        self.recorder.before_first = lambda: self.ctx.lock.take("rebuild %s" % self.request.destination.replica)
+        return self.ctx.lock.run(self.plan_and_apply, self.engine_subsystems)
 
-    def take_lock(self):
-        lock = self.lock_factory("rebuild %s" % self.request.destination.replica)
-        lock.acquire(self.lock_timeout)
-        if lock.warning:
-            self.ctx.warnings.append(lock.warning)
-        self.ctx.lock = lock if lock.owned else None
-        if lock.waited:
-            raise PlanAgain()
+    def engine_subsystems(self):
+        state = self.ctx.engine.state
+        return None if state is None else state.raw.get("subsystems") or []
 
     def plan_and_apply(self):
         ctx, request = self.ctx, self.request

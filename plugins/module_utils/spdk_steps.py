@@ -66,6 +66,10 @@ class StepRecorder:
             raise
 
     def record(self, step, node=None):
+        """Keep ``step`` as an action (a step taken outside SPDK, such as a kernel connect, is only recorded)."""
+        if self.before_first is not None:
+            hook, self.before_first = self.before_first, None
+            hook()
         action = step.describe()
         label = getattr(node, "label", None)
         if label is not None:
@@ -79,9 +83,6 @@ class StepRecorder:
         # Imported here so that planning code stays importable without the client.
         from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
-        if self.before_first is not None:
-            hook, self.before_first = self.before_first, None
-            hook()
         self.record(step, node)
         try:
             return node.client.call(step.method, step.params)

@@ -327,6 +327,61 @@ class VolumeLock:
                 raise
 
 
+class RunLock:
+    """The volume's lock as one run holds it: taken before the run's first change, kept alive through its
+    waits, released at its end. ``factory(operation)`` gives the VolumeLock (None: the run is not locked).
+
+    ``run(plan_and_apply, subsystems)`` runs ``plan_and_apply`` once more when taking the lock meant
+    waiting (the run that held it may have changed what this one read and planned); a run that changed
+    nothing removes the lock a dead run left, found in ``subsystems()`` (the engine node's subsystems as
+    last read, or None).
+    """
+
+    def __init__(self, factory, timeout, warnings):
+        self.factory = factory
+        self.timeout = timeout
+        self.warnings = warnings     # the run's warnings list: a wait or a cleared lock is reported there
+        self.lock = None             # the VolumeLock once this run holds it
+
+    def take(self, operation):
+        """Take the lock (a no-op when held or not locked); PlanAgain when another run held it first."""
+        if self.lock is not None or self.factory is None:
+            return
+        lock = self.factory(operation)
+        lock.acquire(self.timeout)
+        if lock.warning:
+            self.warnings.append(lock.warning)
+        self.lock = lock if lock.owned else None
+        if lock.waited:
+            raise PlanAgain()
+
+    def keep_alive(self):
+        if self.lock is not None:
+            self.lock.keep_alive()
+
+    def run(self, plan_and_apply, subsystems):
+        try:
+            try:
+                result = plan_and_apply()
+            except PlanAgain:
+                result = plan_and_apply()
+            if self.lock is None:
+                self._clear_stale(subsystems())
+            return result
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _clear_stale(self, subsystems):
+        if self.factory is None or subsystems is None:
+            return
+        cleaner = self.factory("cleanup")
+        entry = next((s for s in subsystems if s.get("nqn") == cleaner.nqn), None)
+        if entry is not None and not getattr(cleaner.client, "check_mode", False) and cleaner.clear_stale(entry):
+            self.warnings.append("removed the lock of volume %s that a run which no longer exists left (%s)"
+                                 % (cleaner.volume, entry.get("model_number")))
+
+
 class _Held:
     def __init__(self, lock, timeout):
         self.lock = lock

@@ -48,6 +48,7 @@ extends_documentation_fragment:
   - spdk.storage.spdk.replicas
   - spdk.storage.spdk.wait
   - spdk.storage.spdk_engine_node
+  - spdk.storage.spdk.lock
 options:
   name:
     description:
@@ -256,11 +257,18 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_initiator
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import (
     FRONTENDS,
     EngineRequest,
+    check_no_unfinished_revert,
     check_recorded_size,
+    unfinished_revert,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_run import EngineRun
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import ABSENT
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import (
+    VolumeLock,
+    check_lock_timeout,
+    lock_argument_spec,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import wait_argument_spec
 
 ARGUMENT_SPEC = engine_node_options(
@@ -272,6 +280,7 @@ ARGUMENT_SPEC = engine_node_options(
     port=dict(type="int"),
     allowed_hosts=dict(type="list", elements="str", default=[]),
     state=dict(type="str", choices=["present", "absent"], default="present"),
+    **lock_argument_spec()
 )
 REQUIRED_IF = [("state", "present", ["replicas"])]
 
@@ -298,6 +307,7 @@ class Record:
         self.path = rec.record_path(directory, node_name(module.params)) if directory else None
         self.written = False
         self.engine = {}
+        self.snapshots = {}      # the engine's snapshot entries (an unfinished revert's marker among them)
         self.usable = self.path is not None
         if self.usable:
             try:
@@ -307,6 +317,7 @@ class Record:
                 self.usable = False
                 return
             self.engine = record.engine(request.name) or {}
+            self.snapshots = record.snapshots_of(request.name)
 
     def save(self, status):
         if not self.usable or self.module.check_mode:
@@ -373,9 +384,13 @@ def run(module):
     request = build_request(module.params)
     record = Record(module, request)
     check_recorded_size(request, record.engine)
+    reverting = unfinished_revert(record.snapshots)
+    check_no_unfinished_revert(request, reverting)
     engine = EngineRun(module.client, request, check_mode=module.check_mode, recorded=record.engine,
                        initiator=KernelInitiator(module.run_command, module.get_bin_path),
-                       wait_timeout=module.params["wait_timeout"], wait_sleep=module.params["wait_sleep"])
+                       wait_timeout=module.params["wait_timeout"], wait_sleep=module.params["wait_sleep"],
+                       lock=lambda operation: VolumeLock(module.client, request.name, operation),
+                       lock_timeout=check_lock_timeout(module.params["lock_timeout"]), unfinished_revert=reverting)
     try:
         if request.state == "absent":
             engine.absent()
@@ -384,7 +399,7 @@ def run(module):
             status = engine.present(wait=module.params["wait"])
             view = status.to_dict(engine.device)
     finally:
-        for warning in engine.warnings:
+        for warning in dict.fromkeys(engine.warnings):     # a run that waited for the lock planned twice
             module.warn(warning)
     record.save(status)
     return dict(changed=engine.changed or record.written,

@@ -8,9 +8,13 @@ the RAID superblock area).
 """
 import os
 import signal
+import subprocess
+import threading
 
 import pytest
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import VolumeLock, lock_nqn, short_hostname
 from ansible_collections.spdk.storage.plugins.modules import spdk_engine, spdk_replica
 from tests.integration.volume_helpers import (
     APP_HOST,
@@ -193,3 +197,51 @@ def test_killed_replica_target_restarted_with_sigint_is_noticed(cluster):
     outcome = cluster.engine(n0, **args)
     assert not outcome.failed and outcome.result["engine"]["state"] == "degraded"
     assert modes(outcome) == {"vol5-r0": "RW", "vol5-r1": "ERR"}
+
+
+def two_replica_engine(cluster, name):
+    n0, n1 = cluster.start(0), cluster.start(1)
+    cluster.disk(n0)
+    cluster.disk(n1)
+    cluster.replica(n0, name + "-r0", expose=False)
+    export = cluster.replica(n1, name + "-r1")["exposure"]
+    args = dict(name=name, size="64MiB", listen_address=n0.addr,
+                replicas=[{"name": name + "-r0", "disk": "disk0"},
+                          {"name": name + "-r1", "address": "%s:%d" % (n1.addr, export["port"])}])
+    assert cluster.engine(n0, **args).result["engine"]["state"] == "healthy"
+    return n0, args
+
+
+def lock_entries(node, volume):
+    return [s for s in node.call("nvmf_get_subsystems") if s["nqn"] == lock_nqn(volume)]
+
+
+def test_a_delete_waits_for_the_run_that_holds_the_volume_lock_and_goes_on_once_it_is_released(cluster):
+    n0, args = two_replica_engine(cluster, "vol6")
+    rebuild = VolumeLock(SpdkRpcClient(n0.sock, timeout=10.0), "vol6", "rebuild", holder="ctrl9 pid 9 rebuild vol6-r9")
+    rebuild.acquire()
+
+    refused = cluster.engine(n0, state="absent", lock_timeout=0, **args)
+    assert refused.failed and "volume vol6 is locked by ctrl9 pid 9 rebuild vol6-r9" in refused.msg
+    assert [r["name"] for r in n0.call("bdev_raid_get_bdevs", category="all")] == ["vol6"]   # nothing was changed
+
+    threading.Timer(1.0, rebuild.release).start()
+    deleted = cluster.engine(n0, state="absent", lock_timeout=20, **args)
+    assert not deleted.failed and deleted.changed, deleted.msg
+    assert n0.call("bdev_raid_get_bdevs", category="all") == [] and n0.call("bdev_nvme_get_controllers") == []
+    assert lock_entries(n0, "vol6") == []
+
+
+def test_a_run_with_nothing_to_change_removes_the_lock_a_killed_run_left(cluster):
+    n0, args = two_replica_engine(cluster, "vol7")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = VolumeLock(SpdkRpcClient(n0.sock, timeout=10.0), "vol7", "engine present",
+                      holder="%s pid %d engine present" % (short_hostname(), dead.pid))
+    left.acquire()
+    assert len(lock_entries(n0, "vol7")) == 1
+
+    outcome = cluster.engine(n0, lock_timeout=0, **args)
+    assert not outcome.failed and outcome.result["actions"] == [], outcome.msg
+    assert any("removed the lock of volume vol7" in w for w in outcome.result.get("warnings", [])), outcome.result
+    assert lock_entries(n0, "vol7") == []

@@ -70,14 +70,14 @@ class Volume(Nodes):
         self.exports[node.idx] = replica["exposure"]
         return replica["exposure"]
 
-    def engine(self, frontend="nvmf"):
+    def engine(self, frontend="nvmf", may_fail=False):
         n0 = self.nodes[0]
         args = dict(name="vol", size="64MiB", replicas=self.replicas, frontend=frontend, node_name="n0",
                     record_dir=self.records, port_range=PORT_RANGE, allowed_hosts=[APP_HOST])
         if frontend != "none":
             args["listen_address"] = n0.addr
         args.update(TIMEOUTS)
-        return self.ok(spdk_engine, n0, **args)
+        return (self.module if may_fail else self.ok)(spdk_engine, n0, **args)
 
     def snapshot(self, check_mode=False, **args):
         args.setdefault("engine", "vol")

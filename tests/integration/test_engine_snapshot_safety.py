@@ -139,6 +139,16 @@ def test_a_revert_killed_between_two_replicas_clones_ends_reverted_on_every_repl
         release.set()
         last.delay("bdev_lvol_clone", 0)
 
+    # create_volume.yml and recover_node.yml export the volume: refused, saying what finishes the revert
+    exported = volume.engine(may_fail=True)
+    assert exported.failed and "a revert to snapshot rv1 began and did not finish" in exported.msg
+    assert "spdk.storage.spdk_snapshot engine=vol name=rv1 state=reverted" in exported.msg
+    assert "nqn.2026-01.io.spdk-storage:vol" not in [s["nqn"] for s in volume.nodes[0].call("nvmf_get_subsystems")]
+    # snapshot_volume.yml's revert starts with frontend none: it leaves the RAID to the revert
+    maintenance = volume.engine(frontend="none")
+    assert not maintenance.failed and maintenance.result["actions"] == [], maintenance.msg
+    assert any("revert to snapshot rv1 is unfinished" in w for w in maintenance.result["warnings"])
+
     rerun = volume.snapshot(name="rv1", state="reverted")
     assert not rerun.failed, rerun.msg
     assert volume.snapshot(name="rv1", state="reverted").changed is False

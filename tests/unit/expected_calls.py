@@ -150,6 +150,18 @@ def _flatten(calls):
     return flat
 
 
+def locked(calls, lock):
+    """``calls`` as a run under the volume lock sends them: ``lock.take()`` before the first mutating call and
+    ``lock.release()`` at the end; a run that changes nothing takes no lock. ``lock``: a LockCalls
+    (tests/unit/engine_snapshot_scenarios). In check mode a run only reads the lock (``lock.absent()``), where its
+    first change is planned: scripts of check-mode runs say so themselves."""
+    flat = _flatten(calls)
+    first = next((i for i, call in enumerate(flat) if call.method not in READ_ONLY_METHODS), None)
+    if first is None:
+        return flat
+    return flat[:first] + [lock.take()] + flat[first:] + _flatten([lock.release()])
+
+
 class RpcScript:
     """Replaces SpdkRpcClient._send: checks each request against the next expected call."""
 

@@ -10,8 +10,10 @@ import pytest
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import (
     EngineRefusal,
     EngineRequest,
+    check_no_unfinished_revert,
     check_recorded_size,
     engine_replica,
+    unfinished_revert,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_timeouts import DEFAULT_TIMEOUTS
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
@@ -85,3 +87,27 @@ def test_a_size_below_the_one_the_engine_was_created_with_is_refused_before_any_
                                             (None, {"size": 64 << 20}), ("1MiB", {}), ("1MiB", None)])
 def test_the_same_a_larger_or_no_size_or_no_record_passes(size, recorded):
     check_recorded_size(EngineRequest("vol1", replicas=TWO, size=size, frontend="none"), recorded)
+
+
+SNAPSHOTS = {"s1": {"kind": "user", "revert": {"state": "done"}}, "s2": {"kind": "user", "revert": {"state": "running"}},
+             "sys1": {"kind": "system"}}
+
+
+def test_the_snapshot_of_an_unfinished_revert_is_the_one_whose_marker_is_still_running():
+    assert unfinished_revert(SNAPSHOTS) == "s2"
+    assert unfinished_revert({"s1": SNAPSHOTS["s1"]}) is None and unfinished_revert({}) is None
+
+
+@pytest.mark.parametrize("frontend", ["nvmf", "blockdev"])
+def test_an_unfinished_revert_refuses_any_frontend_and_says_what_finishes_it(frontend):
+    request = EngineRequest("vol1", replicas=[LOCAL, REMOTE], listen_address="10.0.0.1", frontend=frontend)
+    with pytest.raises(EngineRefusal) as caught:
+        check_no_unfinished_revert(request, "s2")
+    assert "a revert to snapshot s2 began and did not finish" in str(caught.value)
+    assert "spdk.storage.spdk_snapshot engine=vol1 name=s2 state=reverted" in caught.value.describe()
+
+
+def test_without_an_unfinished_revert_or_for_maintenance_or_delete_nothing_is_refused():
+    check_no_unfinished_revert(EngineRequest("vol1", replicas=[LOCAL, REMOTE], listen_address="10.0.0.1"), None)
+    check_no_unfinished_revert(EngineRequest("vol1", replicas=[LOCAL, REMOTE], frontend="none"), "s2")
+    check_no_unfinished_revert(EngineRequest("vol1", state="absent"), "s2")

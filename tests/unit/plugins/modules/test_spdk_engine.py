@@ -17,7 +17,8 @@ import os
 
 import pytest
 from ansible.module_utils import basic
-from tests.unit.expected_calls import answer, expect, reads, result, run_module, transcript
+from tests.unit.engine_snapshot_scenarios import LockCalls
+from tests.unit.expected_calls import answer, expect, locked, reads, result, run_module, transcript
 
 from ansible_collections.spdk.storage.plugins.modules import spdk_engine
 
@@ -40,7 +41,13 @@ def args(tmp_path):
                 allowed_hosts=HOSTS, host_nqn=HOST1, node_name="node1", record_dir=str(tmp_path))
 
 
+LOCK_NQN = "nqn.2026-01.io.spdk-storage:lock:vol1-e0"
+
+
 def run(args, calls, **kwargs):
+    """The module run; a run that changes the engine takes the volume's lock first and releases it at the end."""
+    if not kwargs.get("check_mode"):
+        calls = locked(calls, LockCalls(LOCK_NQN))
     return run_module(spdk_engine, args, calls, **kwargs)
 
 
@@ -143,8 +150,8 @@ class TestPresent:
                                                                         ("vol1-r-b2c3d4e5", "RW")]
         assert engine["frontend"]["port"] == 4420 and engine["frontend"]["ana_group"] == 1
         # 3 reads + controllers + attach + examine + 3 reads + create + 3 reads + transports
-        # + 7 frontend steps (2 hosts) + the subsystem read
-        assert outcome.rpc_count == 21
+        # + 7 frontend steps (2 hosts) + the subsystem read, and the volume lock's 3 (take, read back, release)
+        assert outcome.rpc_count == 24
         assert outcome.result["diff"] == {
             "before": {"state": "absent"},
             "after": {"state": "present", "replicas": ["vol1-r-a1b2c3d4", "vol1-r-b2c3d4e5"],
@@ -159,6 +166,7 @@ class TestPresent:
         outcome = run(args, [
             engine_reads(no_raid(), bdevs("vol1-r-b2c3d4e5n1", "vol1-e0"), no_subsystem()),
             expect("bdev_nvme_get_controllers", None, answer(INTRO, 7)),
+            LockCalls(LOCK_NQN).absent(),       # at the first planned change: would a real run wait for the lock?
             expect("nvmf_get_transports", None, answer(INTRO, 79)),
         ], check_mode=True, diff=True)
         assert outcome.changed is True and outcome.mutating == []
@@ -318,7 +326,8 @@ class TestPresent:
         assert outcome.failed and outcome.result["rpc_error_code"] == -5
         for cause in ("does not allow the host " + HOST1, "DH-CHAP key", "nothing reachable listens on 127.0.0.1:4421"):
             assert cause in outcome.msg
-        assert outcome.mutating == ["bdev_nvme_attach_controller"]
+        # the attach, between the volume lock's take and release
+        assert outcome.mutating == ["nvmf_create_subsystem", "bdev_nvme_attach_controller", "nvmf_delete_subsystem"]
 
     def test_a_superblock_of_an_earlier_raid_is_explained_not_cleared(self, args):
         outcome = run(args, superblock_clash_calls())
@@ -373,7 +382,7 @@ class TestAbsent:
         ], diff=True)
         assert outcome.changed is True and outcome.result["engine"] == {"name": "vol1-e0", "state": "absent"}
         assert outcome.result["diff"]["after"] == {"state": "absent"}
-        assert outcome.rpc_count == 7
+        assert outcome.rpc_count == 10        # 7, and the volume lock's 3 (take, read back, release)
 
     def test_absent_twice_is_three_reads(self, args):
         args.update(state="absent", replicas=[REMOTE], record_dir="")
@@ -382,7 +391,7 @@ class TestAbsent:
 
     def test_absent_in_check_mode_sends_nothing_mutating(self, args):
         args.update(state="absent")
-        outcome = run(args, [engine_reads()], check_mode=True)
+        outcome = run(args, [engine_reads(), LockCalls(LOCK_NQN).absent()], check_mode=True)
         assert outcome.changed is True and outcome.mutating == []
         assert [a["method"] for a in outcome.result["actions"]] == [
             "nvmf_delete_subsystem", "bdev_raid_delete", "bdev_nvme_detach_controller"]
