@@ -126,7 +126,8 @@ class Pause:
         client = self.node.client
         watchdog = None
         if spaces and not self.recorder.check_mode:
-            watchdog = PauseWatchdog(client.address, nqn, dict(spaces), self.request.quiesce_timeout).start()
+            resume = resume_steps(nqn, spaces, [space[0] for space in spaces])
+            watchdog = PauseWatchdog(client.address, resume, self.request.quiesce_timeout).start()
         start = self.clock()
         deadline = start + self.request.quiesce_timeout
         moved = []

@@ -13,9 +13,10 @@ node. The two share a pipe:
 
 * the module writes ``done`` when it has resumed I/O itself: the watchdog exits and does nothing;
 * the pipe closes without ``done`` (the module died), or ``quiesce_timeout`` passes first (the module
-  hangs): the watchdog moves every paused namespace back into its group and exits with
-  ``RESTORED``. A module that is still alive learns it from that exit status and treats the pause
-  as broken (the snapshots it took then are not one point in time).
+  hangs): the watchdog sends the pause's resume steps (every paused namespace back into its group,
+  as spdk_engine_snapshot_pause.resume_steps planned them) and exits with ``RESTORED``. A module
+  that is still alive learns it from that exit status and treats the pause as broken (the snapshots
+  it took then are not one point in time).
 
 The watchdog talks to the same target socket as the module, in a new session with no inherited
 file descriptors but the pipe, so it outlives the module and holds no SSH channel open.
@@ -36,15 +37,13 @@ _DONE = b"done"
 
 
 class PauseWatchdog:
-    """Guards one pause of ``nqn``'s ``namespaces`` ({nsid: group to move back into}) on ``address``."""
+    """Guards one pause on the target at ``address``: ``resume`` is the list of Steps that end it."""
 
-    def __init__(self, address, nqn, namespaces, timeout, rpc_timeout=5.0, spare_group=2):
+    def __init__(self, address, resume, timeout, rpc_timeout=5.0):
         self.address = address
-        self.nqn = nqn
-        self.namespaces = dict(namespaces)
+        self.resume = list(resume)
         self.timeout = float(timeout)
         self.rpc_timeout = rpc_timeout
-        self.spare_group = spare_group
         self.pid = None
         self._pipe = None
         self.fired = False
@@ -108,17 +107,15 @@ class PauseWatchdog:
         return RESTORED
 
     def restore(self):
-        """Move every guarded namespace back into its group (what the module would have done)."""
+        """Send the resume steps (what the module would have done); a failing one does not stop the next."""
         # Imported here: the module process does not need the client to fork the watchdog.
         from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError
 
         client = SpdkRpcClient(self.address, timeout=self.rpc_timeout, connect_retries=4)
         try:
-            for nsid, group in sorted(self.namespaces.items()):
-                back = group if group not in (None, self.spare_group) else 1
+            for step in self.resume:
                 try:
-                    client.call("nvmf_subsystem_set_ns_ana_group", {"nqn": self.nqn, "nsid": nsid,
-                                                                    "anagrpid": back})
+                    client.call(step.method, step.params)
                 except SpdkRpcError:
                     continue                           # the next namespace still gets its chance
         finally:

@@ -10,9 +10,15 @@ import subprocess
 import sys
 import time
 
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_pause import resume_steps
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_pause_watchdog import PauseWatchdog
 
 NQN = "nqn.2026-01.io.spdk-storage:vol1"
+
+
+def resume(groups):
+    """The steps that end a pause of namespaces {nsid: the ANA group each was in before}."""
+    return resume_steps(NQN, sorted(groups.items()), sorted(groups))
 
 
 def restores(server):
@@ -27,7 +33,7 @@ def wait_for_restores(server, count, timeout=10.0):
 
 
 def test_a_module_that_resumes_io_itself_leaves_the_watchdog_nothing_to_do(rpc_server):
-    with PauseWatchdog(rpc_server.address, NQN, {1: 1}, timeout=30) as watchdog:
+    with PauseWatchdog(rpc_server.address, resume({1: 1}), timeout=30) as watchdog:
         time.sleep(0.1)
     assert watchdog.fired is False
     time.sleep(0.2)
@@ -38,8 +44,9 @@ def test_a_module_killed_during_the_pause_gets_its_namespaces_moved_back(rpc_ser
     rpc_server.reply("nvmf_subsystem_set_ns_ana_group", result=True)
     module = ("import os, signal, time\n"
               "from ansible_collections.spdk.storage.plugins.module_utils.spdk_pause_watchdog import PauseWatchdog\n"
-              "PauseWatchdog(%r, %r, {1: 1, 2: None}, timeout=60).start()\n"
-              "os.kill(os.getpid(), signal.SIGKILL)\n" % (rpc_server.address, NQN))
+              "from tests.unit.plugins.module_utils.test_spdk_pause_watchdog import resume\n"
+              "PauseWatchdog(%r, resume({1: 1, 2: None}), timeout=60).start()\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n" % rpc_server.address)
     started = time.monotonic()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     died = subprocess.run([sys.executable, "-c", module], env=env, check=False)
@@ -51,7 +58,7 @@ def test_a_module_killed_during_the_pause_gets_its_namespaces_moved_back(rpc_ser
 
 def test_a_module_that_hangs_past_quiesce_timeout_finds_the_pause_broken(rpc_server):
     rpc_server.reply("nvmf_subsystem_set_ns_ana_group", result=True)
-    watchdog = PauseWatchdog(rpc_server.address, NQN, {1: 5}, timeout=0.3).start()
+    watchdog = PauseWatchdog(rpc_server.address, resume({1: 5}), timeout=0.3).start()
     assert wait_for_restores(rpc_server, 1) == [{"nqn": NQN, "nsid": 1, "anagrpid": 5}]
     assert watchdog.stop() is True
 
@@ -59,5 +66,5 @@ def test_a_module_that_hangs_past_quiesce_timeout_finds_the_pause_broken(rpc_ser
 def test_a_failing_restore_of_one_namespace_still_restores_the_next(rpc_server):
     rpc_server.reply("nvmf_subsystem_set_ns_ana_group", once=True, error=(-32602, "Invalid parameters"))
     rpc_server.reply("nvmf_subsystem_set_ns_ana_group", result=True)
-    PauseWatchdog(rpc_server.address, NQN, {1: 1, 2: 1}, timeout=30).restore()
+    PauseWatchdog(rpc_server.address, resume({1: 1, 2: 1}), timeout=30).restore()
     assert [p["nsid"] for p in restores(rpc_server)] == [1, 2]
