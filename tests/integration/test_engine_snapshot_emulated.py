@@ -70,13 +70,14 @@ class Volume(Nodes):
         self.exports[node.idx] = replica["exposure"]
         return replica["exposure"]
 
-    def engine(self, frontend="nvmf", may_fail=False):
+    def engine(self, frontend="nvmf", may_fail=False, **extra):
         n0 = self.nodes[0]
         args = dict(name="vol", size="64MiB", replicas=self.replicas, frontend=frontend, node_name="n0",
                     record_dir=self.records, port_range=PORT_RANGE, allowed_hosts=[APP_HOST])
         if frontend != "none":
             args["listen_address"] = n0.addr
         args.update(TIMEOUTS)
+        args.update(extra)
         return (self.module if may_fail else self.ok)(spdk_engine, n0, **args)
 
     def snapshot(self, check_mode=False, **args):
@@ -96,6 +97,8 @@ class Volume(Nodes):
             replica = "vol-r%d" % node.idx
             nqn = "nqn.2026-01.io.spdk-storage:test-read-%s" % replica
             port = PORT_BASE + 19
+            if not node.call("nvmf_get_transports"):       # a restarted node with nothing exported yet
+                node.call("nvmf_create_transport", trtype="TCP")
             node.call("nvmf_create_subsystem", nqn=nqn, allow_any_host=True)
             try:
                 node.call("nvmf_subsystem_add_ns", nqn=nqn,

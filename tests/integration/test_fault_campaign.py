@@ -16,7 +16,15 @@ saw the answer). A second run of the same operation must then:
 The matrix is operation x step x (dropped, delivered); its size and time are printed at the end. On the
 emulator every step runs; on a real target (SPDK_TGT) a sample of three steps per operation (the first,
 the middle and the last), as three real reactors per case are slow on two cores.
+
+A second matrix kills the target instead of the module: at step N the node that was to receive it dies
+(SIGKILL) before it got the request. The module then fails by itself. The node is brought back as
+recover_node.yml does (target started, disk loaded, replica exported, engine repaired and waited for),
+then the operation runs again with the same checks. Its matrix is operation x step; a restart and a recovery
+per case make it the slower one (about 15 s a case on two busy cores), so by default it runs the first, the
+middle and the last step of each operation, and every step with SPDK_FAULT_CAMPAIGN=full.
 """
+import functools
 import os
 import signal
 import threading
@@ -25,7 +33,7 @@ import time
 import pytest
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import is_lock_nqn
-from ansible_collections.spdk.storage.plugins.modules import spdk_snapshot
+from ansible_collections.spdk.storage.plugins.modules import spdk_replica, spdk_snapshot
 from tests.integration.spdk_targets import TARGET, is_mutating
 from tests.integration.test_engine_snapshot_emulated import DATA, PORT_RANGE, Volume
 from tests.integration.volume_helpers import (
@@ -51,11 +59,12 @@ class StepTrap:
         self.delivered = delivered
         self.count = 0
         self.method = None
+        self.node = None          # the node the step went to (a gate set with ``node``)
         self.lock = threading.Lock()
         self.reached = threading.Event()
         self.released = threading.Event()
 
-    def __call__(self, method, params):
+    def __call__(self, method, params, node=None):
         if not is_mutating(method):
             return
         with self.lock:
@@ -64,6 +73,7 @@ class StepTrap:
         if not hit:
             return
         self.method = method
+        self.node = node
         self.reached.set()
         self.released.wait(60)
         if not self.delivered:
@@ -108,7 +118,23 @@ class Scenario:
 
     def set_gate(self, gate):
         for node in self.volume.nodes:
-            node.set_gate(gate)
+            node.set_gate(None if gate is None else functools.partial(gate, node=node))
+
+    def frontend_during(self):
+        """The frontend the engine has while the operation runs (a revert runs without one)."""
+        return "none" if self.operation == "revert" else "nvmf"
+
+    def recover(self, node):
+        """What recover_node.yml does for a node whose target died: start it, load its disk, export its
+        replica again, and repair the engine, waiting until every replica is RW."""
+        volume = self.volume
+        node.start()
+        volume.disk(node)
+        if node.idx == 0:
+            volume.ok(spdk_replica, node, name="vol-r0", disk="disk0", size="65MiB")
+        else:
+            volume.expose(node)
+        volume.engine(frontend=self.frontend_during(), wait=True, wait_timeout=120)
 
     def rerun(self):
         outcome = self.volume.snapshot(**self.args())
@@ -210,3 +236,38 @@ def test_an_operation_killed_at_any_step_converges_with_every_byte_and_nothing_l
     cases = [case for case in MATRIX if case[0] == operation]
     print("\nfault campaign %s on the %s: %d of %d steps x 2 = %d cases in %.0fs" % (
         operation, TARGET.name, len(cases) // 2, steps, len(cases), sum(case[3] for case in cases)))
+
+
+TARGET_MATRIX = []   # (operation, step, method, node, seconds) of every target-death case run
+
+
+@pytest.mark.parametrize("operation", ["create", "delete", "revert"])
+def test_an_operation_whose_target_dies_at_a_step_recovers_and_converges_with_every_byte(operation):
+    steps = steps_of(operation)
+    every = os.environ.get("SPDK_FAULT_CAMPAIGN") == "full"
+    for step in range(1, steps + 1) if every else sorted({1, (steps + 1) // 2, steps}):
+        started = time.monotonic()
+        for volume in emulated(Volume, "tdeath-"):
+            scenario = Scenario(volume, operation)
+            trap = StepTrap(step, delivered=False)
+            scenario.set_gate(trap)
+            run = scenario.process()
+            try:
+                assert wait_for(trap.reached.is_set, timeout=60), "step %d never came" % step
+                trap.node.kill()
+            finally:
+                trap.released.set()
+                scenario.set_gate(None)
+            process_result(run)           # it fails by itself (its target is gone), or finishes without it
+            case = "%s with node %d's target killed at step %d (%s)" % (operation, trap.node.idx, step, trap.method)
+            try:
+                scenario.recover(trap.node)
+                scenario.rerun()
+                scenario.check()
+            except AssertionError as exc:
+                raise AssertionError("%s: %s" % (case, exc))
+            TARGET_MATRIX.append((operation, step, trap.method, trap.node.idx, time.monotonic() - started))
+    cases = [case for case in TARGET_MATRIX if case[0] == operation]
+    print("\ntarget deaths during %s on the %s: %d cases in %.0fs (%s)" % (
+        operation, TARGET.name, len(cases), sum(case[4] for case in cases),
+        ", ".join("step %d %s on n%d" % case[1:4] for case in cases)))
