@@ -147,6 +147,12 @@ class Lease:
         return "volume %s is locked by %s (%s)" % (self.volume, self.holder, when)
 
 
+def left_by_a_dead_run(what, volume, holder):
+    """The warning for a lock whose holder is gone: its operation may be unfinished, and says what to do."""
+    return ("%s the lock of volume %s that a run which no longer exists left (%s); if that operation did not "
+            "finish, run it again: a re-run resumes it" % (what, volume, holder))
+
+
 def lock_argument_spec(lock_timeout=60.0):
     """The ``lock_timeout`` option (documented by the doc fragment spdk.storage.spdk.lock)."""
     return dict(lock_timeout=dict(type="float", default=float(lock_timeout)))
@@ -213,6 +219,7 @@ class VolumeLock:
             seen["lease"] = lease
             stale = self.clock() > lease.ends + self.grace or lease.holder_is_gone()
             if stale and self._take_over(lease):
+                self.warning = left_by_a_dead_run("took over", self.volume, lease.holder)
                 return self if self._create() else None
             return None
 
@@ -378,8 +385,7 @@ class RunLock:
         cleaner = self.factory("cleanup")
         entry = next((s for s in subsystems if s.get("nqn") == cleaner.nqn), None)
         if entry is not None and not getattr(cleaner.client, "check_mode", False) and cleaner.clear_stale(entry):
-            self.warnings.append("removed the lock of volume %s that a run which no longer exists left (%s)"
-                                 % (cleaner.volume, entry.get("model_number")))
+            self.warnings.append(left_by_a_dead_run("removed", cleaner.volume, entry.get("model_number")))
 
 
 class _Held:

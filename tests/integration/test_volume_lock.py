@@ -76,6 +76,8 @@ def test_a_stale_lease_is_taken_over_and_its_holder_learns_it_lost_the_lock(engi
     later.acquire()                      # 30 s later the lease ended long ago
     (entry,) = lock_subsystems(engine_node)
     assert entry["serial_number"].startswith("SL" + later.token)
+    assert "took over the lock of volume vol1 that a run which no longer exists left (ctrl1 pid 11 rebuild); " \
+           "if that operation did not finish, run it again" in later.warning
     with pytest.raises(LockLost):
         dead.renew()
     dead.release()                       # not its lock any more: nothing happens
