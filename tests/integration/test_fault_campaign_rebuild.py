@@ -1,0 +1,274 @@
+"""The fault campaign of the replica rebuild: spdk_replica_rebuild killed at every one of its steps, then run again.
+
+The cluster is test_rebuild_emulated's: engine vol1 on n0 over r0 (local, the source) and r1 (on n1, the
+replica replaced), and n2 the destination of the new replica r2. Before the rebuild 3 MiB are written,
+replica snapshot s1 is taken on r0 and r1, and 64 KiB more are written after it, so the chain copy has a
+level to copy. The offline rebuild runs with the engine's frontend removed (its system snapshot and the
+RAID re-created over r0 and r2); the online one with the frontend live (RAID1 rebuilds r2's head).
+
+As in test_fault_campaign.py, a first run on a fresh cluster counts the rebuild's mutating RPCs across all
+nodes (the volume lock's included; 32 offline and 27 online when this was written). Then, for step N, a
+fresh cluster runs the rebuild as its own module process, the N-th mutating RPC is held at the target's
+door (spdk_targets.RpcRecorder's gate), the module is killed with SIGKILL, and the held request is dropped or
+delivered (the trap sends it to the target itself and waits for the answer, so the step is done before the
+re-run reads). The same rebuild run again must then:
+
+* converge: succeed, and one more run report changed false;
+* keep every byte: the volume's sha256 through the engine is the one the host read before the rebuild;
+  r0's copy of s1 holds the data it held before, and r2's copy equals r0's, superblock area included;
+* leave nothing behind: no lock subsystem, no transient lvol, export or controller (``r2-rebuild``,
+  ``r0-tmp``), no system snapshot (on a replica or noted in the record), the replaced replica r1 gone from
+  n1 and from n0's controllers, the RAID online over r0 and r2 with nothing rebuilding, host I/O not
+  paused (online) and the engine healthy.
+
+The matrix is strategy x step x (dropped, delivered): 118 cases. ``make test`` runs every step once on the
+emulator, dropped at odd steps and delivered at even ones (59 cases, 4.5 to 6 minutes on two cores shared
+with other suites); SPDK_FAULT_STEPS=all runs all 118 (about 10 minutes). On a real target
+(SPDK_TGT) the first, middle and last step (test_fault_campaign.sampled), 4 cases per strategy (see
+``chosen``). The size and time of what ran are printed.
+"""
+import hashlib
+import os
+import threading
+import time
+
+import pytest
+
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import is_lock_nqn
+from ansible_collections.spdk.storage.plugins.modules import spdk_replica_rebuild
+from tests.integration.spdk_targets import TARGET, direct_call, is_mutating
+from tests.integration.test_fault_campaign import StepTrap, sampled
+from tests.integration.test_rebuild_emulated import PORT_RANGE, Cluster
+from tests.integration.volume_helpers import (
+    MIB,
+    NQN_PREFIX,
+    SB,
+    TIMEOUTS,
+    Node,
+    emulated,
+    frontend,
+    module_process,
+    process_result,
+    spdk_io,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+MATRIX = []          # (strategy, step, delivered, seconds) of every case run, for the summary
+READ_PORT_OFFSET = 19     # the last port of the test's block: the snapshot reads' temporary export
+
+
+class AnsweredTrap(StepTrap):
+    """StepTrap whose delivered request the trap sends itself, on the node's own socket, and waits for the
+    answer: the re-run starts only once the target has done the step (a request passed on by the proxy could
+    still be on its way when the re-run reads)."""
+
+    def __init__(self, step, delivered):
+        super().__init__(step, delivered)
+        self.answered = threading.Event()
+        self.answer = None
+
+    def at(self, node):
+        """The gate of ``node``."""
+        def gate(method, params):
+            before = self.reached.is_set()
+            StepTrap.__call__(self, method, params)       # holds the step-th request; raises when it is dropped
+            if before or not self.reached.is_set():
+                return                                     # not the step (the module sends one at a time)
+            try:
+                self.answer = direct_call(node.target.target_sock, method, params)
+            except RuntimeError as exc:                    # the step failed on the target: that happens too
+                self.answer = exc
+            finally:
+                self.answered.set()
+            raise ConnectionAbortedError("delivered by the trap: the killed module never reads the answer")
+        return gate
+
+    def settled(self, timeout=60):
+        """The held request dropped, or delivered and answered."""
+        return not self.delivered or self.answered.wait(timeout)
+
+
+class RebuildCase(Cluster):
+    """A cluster ready for one rebuild (``strategy`` offline or online), what it held before, what must hold
+    after."""
+
+    def build(self):
+        """Cluster.build with the three targets started at once (each start waits for its target)."""
+        self.nodes = [Node(idx, self.workdir) for idx in range(3)]
+        starts = [threading.Thread(target=node.start) for node in self.nodes]
+        for thread in starts:
+            thread.start()
+        for thread in starts:
+            thread.join()
+        return super().build()
+
+    def start_node(self, idx):
+        return self.nodes[idx]
+
+    def prepare(self, strategy, baseline=None):
+        """3 MiB written, replica snapshot s1 on r0 and r1, 64 KiB written after it; the engine left without
+        frontend (offline) or with it (online). ``baseline``: the volume's sha256 as the host reads it and
+        the sha256 of s1's data region, read before the first rebuild (every fresh cluster gets the same
+        seeded data); read here when not given."""
+        self.strategy = strategy
+        self.build()
+        nqn, addr, port = self.frontend
+        spdk_io("write", nqn, addr, port, "--offset", "0", "--length", str(3 * MIB), "--seed", "A")
+        self.engine("none", self.replicas)
+        self.snapshot_both("s1")
+        self.engine("nvmf", self.replicas)
+        spdk_io("write", nqn, addr, port, "--offset", str(5 * MIB), "--length", str(64 * 1024), "--seed", "B")
+        self.baseline = baseline or {"volume": self.volume_sha256(),
+                                     "s1 data": self.snapshot_sha(self.nodes[0], "r0", "s1")[1]}
+        if strategy == "offline":
+            self.engine("none", self.replicas)
+        return self
+
+    def args(self):
+        n0, n2 = self.nodes[0], self.nodes[2]
+        args = dict(engine="vol1", replicas=self.replicas, source="r0", replace="r1", node_name="n0",
+                    listen_address=n0.addr, port_range=PORT_RANGE, record_dir=self.records, wait_sleep=0.05,
+                    rpc_socket=n0.sock, strategy=self.strategy,
+                    destination={"replica": "r2", "disk": "disk2", "rpc_socket": n2.sock,
+                                 "listen_address": n2.addr, "port_range": PORT_RANGE})
+        args.update(TIMEOUTS)
+        return args
+
+    def process(self):
+        return module_process(spdk_replica_rebuild, dict(self.args(), lock_timeout=0), self.workdir)
+
+    def set_gate(self, trap):
+        for node in self.nodes:
+            node.set_gate(trap.at(node) if trap is not None else None)
+
+    def killed_at(self, step, delivered):
+        """The rebuild as its own process, killed (SIGKILL) while its ``step``-th mutating request is held at
+        the target's door; that request then dropped, or delivered and answered. Returns the trap."""
+        trap = AnsweredTrap(step, delivered)
+        self.set_gate(trap)
+        run = self.process()
+        came = wait_for(trap.reached.is_set, timeout=60)
+        run.kill()
+        run.communicate(timeout=30)
+        trap.released.set()
+        assert came, "step %d never came" % step
+        assert trap.settled(), "the held %s was never answered" % trap.method
+        self.set_gate(None)
+        return trap
+
+    def rerun(self):
+        """The same rebuild again, which must succeed, and once more, which must change nothing."""
+        done = self.module(spdk_replica_rebuild, self.nodes[0], **self.args())
+        assert not done.failed, "re-run failed: %s" % done.msg
+        assert done.result["rebuild"]["state"] == "done", done.result["rebuild"]
+        again = self.module(spdk_replica_rebuild, self.nodes[0], **self.args())
+        assert not again.failed and again.changed is False, (again.msg, again.result.get("actions"))
+        return done.result["rebuild"]
+
+    def snapshot_sha(self, node, replica, snapshot):
+        """sha256 of a replica's copy of ``snapshot``, read through an export of it on its own node (made and
+        removed here): (the whole lvol, its data region after the superblock area). The superblock area holds
+        the RAID's superblock as it was at the snapshot, which differs from one cluster to the next."""
+        nqn = NQN_PREFIX + "test-read-%s" % replica
+        port = int(PORT_RANGE.split("-")[0]) + READ_PORT_OFFSET
+        path = os.path.join(self.workdir, "%s-snap-%s.bin" % (replica, snapshot))
+        export = [("nvmf_create_subsystem", dict(allow_any_host=True)),
+                  ("nvmf_subsystem_add_ns", dict(namespace={"bdev_name": "disk%d/%s-snap-%s" % (
+                      node.idx, replica, snapshot)})),
+                  ("nvmf_subsystem_add_listener", dict(listen_address={
+                      "trtype": "TCP", "adrfam": "IPv4", "traddr": node.addr, "trsvcid": str(port)}))]
+        try:
+            for method, params in export:
+                node.call(method, nqn=nqn, **params)
+            spdk_io("read", nqn, node.addr, port, "--offset", "0", "--output", path)
+        finally:
+            node.call("nvmf_delete_subsystem", nqn=nqn)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        os.unlink(path)
+        assert len(data) > SB, "%s: %d bytes read" % (path, len(data))
+        return hashlib.sha256(data).hexdigest(), hashlib.sha256(data[SB:]).hexdigest()
+
+    def check(self, view):
+        """Every byte, and nothing left behind, after the re-run (whose rebuild view is ``view``)."""
+        n0, n1, n2 = self.nodes
+        assert view["source_chain"] == view["destination_chain"] == ["s1"], view
+        assert view["allocated_clusters"]["destination"] == view["allocated_clusters"]["source"], view
+        for node in (n0, n1, n2):
+            assert [n for n in self.exports(node) if is_lock_nqn(n)] == [], (node.idx, self.exports(node))
+        assert sorted(self.lvols(n0)) == ["r0", "r0-snap-s1"]
+        assert sorted(self.lvols(n2)) == ["r2", "r2-snap-s1"]
+        assert self.lvols(n1) == {} and self.exports(n1) == [] and self.controllers(n1) == []
+        assert self.exports(n2) == [NQN_PREFIX + "r2"] and self.controllers(n2) == []
+        assert self.controllers(n0) == ["r2"]
+        assert self.exports(n0) == ([] if self.strategy == "offline" else [NQN_PREFIX + "vol1"])
+        for subsystem in n0.call("nvmf_get_subsystems"):
+            if subsystem["nqn"] == NQN_PREFIX + "vol1":            # online: host I/O not paused
+                assert [ns.get("anagrpid") for ns in subsystem["namespaces"]] == [1], subsystem
+        record = rec.load(rec.record_path(self.records, "n0"), "n0")
+        assert record.snapshots_of("vol1") == {}, record.snapshots_of("vol1")      # no system snapshot noted
+        raid = n0.call("bdev_raid_get_bdevs", category="all")
+        assert len(raid) == 1 and raid[0]["state"] == "online" and raid[0]["num_base_bdevs_discovered"] == 2 \
+            and "process" not in raid[0], raid
+        source, copy = self.snapshot_sha(n0, "r0", "s1"), self.snapshot_sha(n2, "r2", "s1")
+        assert source[1] == self.baseline["s1 data"] and copy == source, (self.baseline, source, copy)
+        replicas = [self.replicas[0], dict(view["replica"], rpc_socket=n2.sock)]
+        assert self.snapshot_sets(replicas) == ({"r0": ["s1"], "r2": ["s1"]}, True)
+        engine = self.engine("nvmf", replicas)
+        assert engine.result["engine"]["state"] == "healthy", engine.result["engine"]
+        self.frontend = frontend(engine)
+        assert self.volume_sha256() == self.baseline["volume"]
+
+
+def steps_of(strategy):
+    """The rebuild's mutating RPCs on a fresh cluster (their number is the matrix's steps), and the baseline
+    read before it (RebuildCase.prepare)."""
+    for case in emulated(RebuildCase, "rbcount-"):
+        case.prepare(strategy)
+        methods = []
+        for node in case.nodes:
+            node.set_gate(lambda method, params: methods.append(method) if is_mutating(method) else None)
+        outcome = process_result(case.process())
+        assert not outcome.get("failed"), outcome.get("msg")
+        return methods, case.baseline
+    return [], None
+
+
+def chosen(steps):
+    """(step, delivered) of the cases. The emulator: every step, dropped at odd and delivered at even steps;
+    with SPDK_FAULT_STEPS=all every step both ways (the whole matrix, twice as long). A real target: the
+    first, the middle and the last step (test_fault_campaign.sampled), the middle one both ways, the first
+    (the lock taken) delivered and the last (the lock released) dropped: their other ways are a fresh run
+    and a run that finished."""
+    if os.environ.get("SPDK_FAULT_STEPS") == "all":
+        return [(step, delivered) for step in range(1, steps + 1) for delivered in (False, True)]
+    if not TARGET.is_emulator:
+        first, middle, last = sampled(steps)
+        return [(first, True), (middle, False), (middle, True), (last, False)]
+    return [(step, step % 2 == 0) for step in range(1, steps + 1)]
+
+
+@pytest.mark.parametrize("strategy", ["offline", "online"])
+def test_a_rebuild_killed_at_any_step_converges_with_every_byte_and_nothing_left_behind(strategy):
+    methods, baseline = steps_of(strategy)
+    steps = len(methods)
+    assert steps >= 3 and methods[0] == "nvmf_create_subsystem"       # the lock first
+    for step, delivered in chosen(steps):
+        started = time.monotonic()
+        for case in emulated(RebuildCase, "rbfault-"):
+            case.prepare(strategy, baseline)
+            trap = case.killed_at(step, delivered)
+            label = "%s rebuild killed at step %d of %d (%s, %s)" % (
+                strategy, step, steps, trap.method, "delivered" if delivered else "dropped")
+            if delivered and isinstance(trap.answer, RuntimeError):
+                label += " [the target refused it: %s]" % trap.answer
+            try:
+                case.check(case.rerun())
+            except AssertionError as exc:
+                raise AssertionError("%s: %s" % (label, exc))
+        MATRIX.append((strategy, step, delivered, time.monotonic() - started))
+    cases = [case for case in MATRIX if case[0] == strategy]
+    print("\nfault campaign %s rebuild on the %s: %d cases over %d of %d steps in %.0fs" % (
+        strategy, TARGET.name, len(cases), len({case[1] for case in cases}), steps, sum(case[3] for case in cases)))
