@@ -30,10 +30,12 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_plan impo
     address_warnings,
     detach_steps,
     plan_absent,
+    unconnected,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import EngineRefusal
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import (
     ABSENT,
+    HEALTHY,
     WO,
     EngineStatus,
     current_intent,
@@ -132,6 +134,7 @@ class EngineRun:
             rebuilding = self._rebuild_messages()
             if waiting:
                 self.node.state = wait_healthy(self.client, request, self.node.state, self._waiter(deadline))
+                self._wait_connected(deadline)
                 self.messages += ["%s: rebuild finished, RW" % name for name in rebuilding]
             self.warnings += self._kept_out(wait)
         return EngineStatus(self.node.state, request)
@@ -166,6 +169,30 @@ class EngineRun:
                 "; ".join(self._kept_out(True)))
 
         waiter.until(joined, describe, error=EngineRefusal)
+
+    def _wait_connected(self, deadline):
+        """wait: a remote member whose target restarted still shows RW until its controller reconnects, or
+        until ``ctrlr_loss_timeout_sec`` deletes the controller and the RAID drops it, seconds after the run
+        would have said healthy. Poll (one read of the controllers) until every remote member's controller is
+        connected, repairing the engine as the first pass does if the loss timeout took one out."""
+        waiter = self._waiter(deadline)
+        last = {}
+
+        def connected():
+            if waiter.polls:
+                self.node.load()
+                self.members = MemberPass(self).apply()
+            controllers = NodeState(dict(self.node.state.raw, **fetch(self.client, ("controllers",)))).controllers
+            last["status"] = EngineStatus(self.node.state, self.request)
+            last["down"] = unconnected(self.request.remote_replicas, {c.name: c for c in controllers})
+            return True if last["status"].state == HEALTHY and not last["down"] else None
+
+        def describe():
+            down = "; ".join("replica %s's controller is %s" % item for item in sorted(last["down"].items()))
+            return "engine %s is %s after %ss (wait_timeout)%s" % (
+                self.request.name, last["status"].state, self.wait_timeout, ": " + down if down else "")
+
+        waiter.until(connected, describe, error=EngineRefusal)
 
     def _kept_out(self, waited):
         """Why each replica the last pass could not bring in stays ERR, and what to do."""

@@ -147,6 +147,10 @@ class NodeRecord:
         known[name] = {"kind": kind, "created": created}
         return True
 
+    def forget_snapshots(self, owner):
+        """Drop every snapshot entry of ``owner`` (a volume deleted with its replicas); whether there were any."""
+        return self.snapshots.pop(owner, None) is not None
+
     def remove_snapshot(self, owner, name):
         known = self.snapshots.get(owner)
         if not known or name not in known:

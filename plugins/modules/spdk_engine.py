@@ -108,6 +108,15 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  forget_snapshots:
+    description:
+      - With O(state=absent), also remove the engine's snapshot entries (their creation times, replica
+        snapshot UUIDs and any revert marker) from the node record, for a volume that is deleted together with
+        its replicas (C(delete_volume.yml) does so).
+      - Leave it V(false) when the replicas stay, since their snapshots stay too and a later engine over them
+        uses those entries.
+    type: bool
+    default: false
   wait:
     default: false
   wait_timeout:
@@ -131,7 +140,9 @@ notes:
   - "What O(wait=true) waits for, with O(state=present): a replica kept out because its node is unreachable is
     tried again every O(wait_sleep) seconds (its controller reconnects, or is dropped and attached again) and
     added once it can be read; then the run polls the RAID every O(wait_sleep) seconds until every replica is
-    C(RW) (rebuilds finished). Both together take at most O(wait_timeout) seconds."
+    C(RW) (rebuilds finished) and every remote replica's controller is connected (a member whose target just
+    restarted stays listed C(RW) while its controller reconnects, and the loss timeout may still drop it; such a
+    drop is repaired like the first pass). All of it takes at most O(wait_timeout) seconds."
   - Without O(wait) too, a run that detaches a controller waits up to O(wait_timeout) seconds for its bdev to
     disappear.
   - Engine snapshots (M(spdk.storage.spdk_snapshot) with an engine) pause the frontend with ANA; SPDK hosts retry
@@ -280,6 +291,7 @@ ARGUMENT_SPEC = engine_node_options(
     port=dict(type="int"),
     allowed_hosts=dict(type="list", elements="str", default=[]),
     state=dict(type="str", choices=["present", "absent"], default="present"),
+    forget_snapshots=dict(type="bool", default=False),
     **lock_argument_spec()
 )
 REQUIRED_IF = [("state", "present", ["replicas"])]
@@ -328,6 +340,8 @@ class Record:
             if request.state == "absent":
                 record.remove_engine(request.name)
                 record.remove_exposure(request.nqn)
+                if self.module.params["forget_snapshots"]:
+                    record.forget_snapshots(request.name)
                 return
             frontend = status.frontend_view()
             record.set_engine(request.name, {
@@ -402,7 +416,9 @@ def run(module):
         for warning in dict.fromkeys(engine.warnings):     # a run that waited for the lock planned twice
             module.warn(warning)
     record.save(status)
-    return dict(changed=engine.changed or record.written,
+    # check mode writes no record: say whether the real run would forget snapshot entries
+    forgets = module.check_mode and request.state == "absent" and module.params["forget_snapshots"] and record.snapshots
+    return dict(changed=engine.changed or record.written or bool(forgets),
                 diff={"before": engine.before, "after": engine.intent_after(view)},
                 engine=view, actions=engine.actions, messages=engine.messages, record=record.view())
 

@@ -5,7 +5,7 @@ counts the operation's mutating RPCs across all nodes (the volume lock's include
 N, a fresh volume runs the operation as its own module process and the N-th mutating RPC is held at the
 target's door (tests/integration/spdk_targets.RpcRecorder.gate) while the module is killed with SIGKILL.
 The held request is then either dropped (the step never happened) or delivered (it happened, and nobody
-saw the answer). A second run of the same operation must then:
+saw the answer; the trap sends it and waits for the answer, so the re-run never reads before it landed). A second run of the same operation must then:
 
 * converge: succeed, and a third run changes nothing;
 * keep every byte: the volume's bytes through the engine and every replica's copy of every snapshot are
@@ -22,9 +22,9 @@ A second matrix kills the target instead of the module: at step N the node that 
 recover_node.yml does (target started, disk loaded, replica exported, engine repaired and waited for),
 then the operation runs again with the same checks. Its matrix is operation x step; a restart and a recovery
 per case make it the slower one (about 15 s a case on two busy cores), so by default it runs the first, the
-middle and the last step of each operation, and every step with SPDK_FAULT_CAMPAIGN=full.
+middle and the last step of each operation (on a real target the middle one), and every step with
+SPDK_FAULT_STEPS=all.
 """
-import functools
 import os
 import signal
 import threading
@@ -34,7 +34,7 @@ import pytest
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import is_lock_nqn
 from ansible_collections.spdk.storage.plugins.modules import spdk_replica, spdk_snapshot
-from tests.integration.spdk_targets import TARGET, is_mutating
+from tests.integration.spdk_targets import TARGET, direct_call, is_mutating
 from tests.integration.test_engine_snapshot_emulated import DATA, PORT_RANGE, Volume
 from tests.integration.volume_helpers import (
     emulated,
@@ -52,32 +52,47 @@ MATRIX = []          # (operation, step, variant, seconds) of every case run, fo
 
 class StepTrap:
     """Holds the ``step``-th mutating request (counted over every node) until ``released``; then drops it
-    (``delivered`` False) or lets it through."""
+    (``delivered`` False), or sends it itself on the target's own socket and waits for the answer, so a re-run
+    never reads the target before the step landed. ``at(sock, node)`` is the gate of the target at ``sock``."""
 
     def __init__(self, step, delivered):
         self.step = step
         self.delivered = delivered
         self.count = 0
         self.method = None
-        self.node = None          # the node the step went to (a gate set with ``node``)
+        self.node = None          # the node the step went to
+        self.answer = None        # what the target answered a delivered step (or the RuntimeError)
         self.lock = threading.Lock()
         self.reached = threading.Event()
         self.released = threading.Event()
+        self.answered = threading.Event()
 
-    def __call__(self, method, params, node=None):
-        if not is_mutating(method):
-            return
-        with self.lock:
-            self.count += 1
-            hit = self.count == self.step
-        if not hit:
-            return
-        self.method = method
-        self.node = node
-        self.reached.set()
-        self.released.wait(60)
-        if not self.delivered:
-            raise ConnectionAbortedError("the module was killed before this request reached the target")
+    def at(self, sock, node=None):
+        def gate(method, params):
+            if not is_mutating(method):
+                return
+            with self.lock:
+                self.count += 1
+                hit = self.count == self.step
+            if not hit:
+                return
+            self.method, self.node = method, node
+            self.reached.set()
+            self.released.wait(60)
+            if not self.delivered:
+                raise ConnectionAbortedError("the module was killed before this request reached the target")
+            try:
+                self.answer = direct_call(sock, method, params)
+            except RuntimeError as exc:                    # the step failed on the target: that happens too
+                self.answer = exc
+            finally:
+                self.answered.set()
+            raise ConnectionAbortedError("delivered by the trap: the killed module never reads the answer")
+        return gate
+
+    def settled(self, timeout=60):
+        """The held request dropped, or delivered and answered."""
+        return not self.delivered or self.answered.wait(timeout)
 
 
 class Scenario:
@@ -116,9 +131,9 @@ class Scenario:
         params.update(self.args())
         return module_process(spdk_snapshot, params, volume.workdir)
 
-    def set_gate(self, gate):
+    def set_trap(self, trap):
         for node in self.volume.nodes:
-            node.set_gate(None if gate is None else functools.partial(gate, node=node))
+            node.set_gate(None if trap is None else trap.at(node.target.target_sock, node))
 
     def frontend_during(self):
         """The frontend the engine has while the operation runs (a revert runs without one)."""
@@ -199,7 +214,7 @@ def steps_of(operation):
     for volume in emulated(Volume, "fcount-"):
         scenario = Scenario(volume, operation)
         trap = StepTrap(step=0, delivered=True)
-        scenario.set_gate(trap)
+        scenario.set_trap(trap)
         outcome = process_result(scenario.process())
         assert not outcome.get("failed"), outcome.get("msg")
         return trap.count
@@ -216,7 +231,7 @@ def test_an_operation_killed_at_any_step_converges_with_every_byte_and_nothing_l
             for volume in emulated(Volume, "fault-"):
                 scenario = Scenario(volume, operation)
                 trap = StepTrap(step, delivered)
-                scenario.set_gate(trap)
+                scenario.set_trap(trap)
                 run = scenario.process()
                 try:
                     assert wait_for(trap.reached.is_set, timeout=60), "step %d never came" % step
@@ -224,7 +239,8 @@ def test_an_operation_killed_at_any_step_converges_with_every_byte_and_nothing_l
                     run.communicate(timeout=30)
                 finally:
                     trap.released.set()
-                    scenario.set_gate(None)
+                assert trap.settled(), "the held %s was never answered" % trap.method
+                scenario.set_trap(None)
                 case = "%s killed at step %d (%s, %s)" % (operation, step, trap.method,
                                                           "delivered" if delivered else "dropped")
                 try:
@@ -244,20 +260,25 @@ TARGET_MATRIX = []   # (operation, step, method, node, seconds) of every target-
 @pytest.mark.parametrize("operation", ["create", "delete", "revert"])
 def test_an_operation_whose_target_dies_at_a_step_recovers_and_converges_with_every_byte(operation):
     steps = steps_of(operation)
-    every = os.environ.get("SPDK_FAULT_CAMPAIGN") == "full"
-    for step in range(1, steps + 1) if every else sorted({1, (steps + 1) // 2, steps}):
+    if os.environ.get("SPDK_FAULT_STEPS") == "all":
+        chosen = range(1, steps + 1)
+    elif TARGET.is_emulator:
+        chosen = sorted({1, (steps + 1) // 2, steps})
+    else:
+        chosen = [(steps + 1) // 2]      # a real restart and recovery per case: the middle step only
+    for step in chosen:
         started = time.monotonic()
         for volume in emulated(Volume, "tdeath-"):
             scenario = Scenario(volume, operation)
             trap = StepTrap(step, delivered=False)
-            scenario.set_gate(trap)
+            scenario.set_trap(trap)
             run = scenario.process()
             try:
                 assert wait_for(trap.reached.is_set, timeout=60), "step %d never came" % step
                 trap.node.kill()
             finally:
                 trap.released.set()
-                scenario.set_gate(None)
+                scenario.set_trap(None)
             process_result(run)           # it fails by itself (its target is gone), or finishes without it
             case = "%s with node %d's target killed at step %d (%s)" % (operation, trap.node.idx, step, trap.method)
             try:

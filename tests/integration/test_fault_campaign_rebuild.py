@@ -37,7 +37,7 @@ import pytest
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import is_lock_nqn
 from ansible_collections.spdk.storage.plugins.modules import spdk_replica_rebuild
-from tests.integration.spdk_targets import TARGET, direct_call, is_mutating
+from tests.integration.spdk_targets import TARGET, is_mutating
 from tests.integration.test_fault_campaign import StepTrap, sampled
 from tests.integration.test_rebuild_emulated import PORT_RANGE, Cluster
 from tests.integration.volume_helpers import (
@@ -57,37 +57,6 @@ from tests.integration.volume_helpers import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MATRIX = []          # (strategy, step, delivered, seconds) of every case run, for the summary
 READ_PORT_OFFSET = 19     # the last port of the test's block: the snapshot reads' temporary export
-
-
-class AnsweredTrap(StepTrap):
-    """StepTrap whose delivered request the trap sends itself, on the node's own socket, and waits for the
-    answer: the re-run starts only once the target has done the step (a request passed on by the proxy could
-    still be on its way when the re-run reads)."""
-
-    def __init__(self, step, delivered):
-        super().__init__(step, delivered)
-        self.answered = threading.Event()
-        self.answer = None
-
-    def at(self, node):
-        """The gate of ``node``."""
-        def gate(method, params):
-            before = self.reached.is_set()
-            StepTrap.__call__(self, method, params)       # holds the step-th request; raises when it is dropped
-            if before or not self.reached.is_set():
-                return                                     # not the step (the module sends one at a time)
-            try:
-                self.answer = direct_call(node.target.target_sock, method, params)
-            except RuntimeError as exc:                    # the step failed on the target: that happens too
-                self.answer = exc
-            finally:
-                self.answered.set()
-            raise ConnectionAbortedError("delivered by the trap: the killed module never reads the answer")
-        return gate
-
-    def settled(self, timeout=60):
-        """The held request dropped, or delivered and answered."""
-        return not self.delivered or self.answered.wait(timeout)
 
 
 class RebuildCase(Cluster):
@@ -141,12 +110,12 @@ class RebuildCase(Cluster):
 
     def set_gate(self, trap):
         for node in self.nodes:
-            node.set_gate(trap.at(node) if trap is not None else None)
+            node.set_gate(trap.at(node.target.target_sock, node) if trap is not None else None)
 
     def killed_at(self, step, delivered):
         """The rebuild as its own process, killed (SIGKILL) while its ``step``-th mutating request is held at
         the target's door; that request then dropped, or delivered and answered. Returns the trap."""
-        trap = AnsweredTrap(step, delivered)
+        trap = StepTrap(step, delivered)
         self.set_gate(trap)
         run = self.process()
         came = wait_for(trap.reached.is_set, timeout=60)

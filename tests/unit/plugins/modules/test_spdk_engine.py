@@ -20,6 +20,7 @@ from ansible.module_utils import basic
 from tests.unit.engine_snapshot_scenarios import LockCalls
 from tests.unit.expected_calls import answer, expect, locked, reads, result, run_module, transcript
 
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
 from ansible_collections.spdk.storage.plugins.modules import spdk_engine
 
 INTRO = "more/introspection.jsonl"
@@ -281,6 +282,7 @@ class TestPresent:
             expect("bdev_raid_add_base_bdev", ADD, answer("more/d4_raid_add_base_rebuild_alloc.jsonl", 28)),
             engine_reads(rebuilding_raids(0, 0)),
             expect("bdev_raid_get_bdevs", {"category": "all"}, answer(INTRO, 83)),
+            expect("bdev_nvme_get_controllers", None, controllers(310)),     # its controller stays connected
         ])
         assert not outcome.failed, outcome.msg
         assert [a["method"] for a in outcome.result["actions"]] == ["bdev_raid_add_base_bdev"]
@@ -289,6 +291,26 @@ class TestPresent:
         assert outcome.result["messages"] == [
             "vol1-r-b2c3d4e5: added back to the RAID by this run, rebuilding (0%)",
             "vol1-r-b2c3d4e5: rebuild finished, RW"]
+
+    def test_with_wait_a_member_whose_controller_is_reconnecting_is_waited_for_though_the_raid_lists_it(self, args):
+        """Its target restarted: the RAID still lists the member (RW) while the controller reconnects, and would
+        drop it once ctrlr_loss_timeout_sec passed; the run returns only once the controller is connected."""
+        args.update(record_dir="", wait=True, wait_sleep=0.001, wait_timeout=30)
+        outcome = run(args, [
+            engine_reads(), expect("bdev_raid_get_bdevs", {"category": "all"}, answer(INTRO, 83)),
+            expect("bdev_nvme_get_controllers", None, controllers(270)),     # reconnect_is_delayed
+            engine_reads(),                                                   # the next poll: a new pass
+            expect("bdev_nvme_get_controllers", None, controllers(310)),     # connected again
+        ])
+        assert not outcome.failed, outcome.msg
+        assert outcome.result["engine"]["state"] == "healthy" and outcome.result["actions"] == []
+
+    def test_with_wait_a_member_whose_controller_never_reconnects_fails_at_wait_timeout_naming_it(self, args):
+        args.update(record_dir="", wait=True, wait_sleep=0.01, wait_timeout=0.01)
+        outcome = run(args, [engine_reads(), expect("bdev_raid_get_bdevs", {"category": "all"}, answer(INTRO, 83)),
+                             expect("bdev_nvme_get_controllers", None, controllers(270))])
+        assert outcome.failed and outcome.mutating == []
+        assert "replica vol1-r-b2c3d4e5's controller is reconnect_is_delayed" in outcome.msg
 
     def test_with_wait_a_controller_that_stays_disconnected_fails_at_wait_timeout_naming_it(self, args):
         args.update(record_dir="", wait=True, wait_sleep=0.01, wait_timeout=0.01)
@@ -384,6 +406,19 @@ class TestAbsent:
         assert outcome.result["diff"]["after"] == {"state": "absent"}
         assert outcome.rpc_count == 10        # 7, and the volume lock's 3 (take, read back, release)
 
+    @pytest.mark.parametrize("forget", [False, True])
+    def test_a_deleted_engine_keeps_its_snapshot_entries_unless_told_to_forget_them(self, args, forget):
+        def snapshot_taken(record):
+            record.add_snapshot("vol1-e0", "s1", "user")
+        rec.update(rec.record_path(args["record_dir"], "node1"), "node1", snapshot_taken)
+        args.update(state="absent", replicas=[REMOTE], forget_snapshots=forget)
+        gone = [engine_reads(no_raid(), bdevs("vol1-r-b2c3d4e5n1", "vol1-e0"), no_subsystem())]
+        planned = run(args, gone, check_mode=True)
+        outcome = run(args, gone)
+        assert not outcome.failed, outcome.msg
+        assert planned.changed is outcome.changed is forget and outcome.result["actions"] == []
+        assert ("vol1-e0" in record_of(args)["snapshots"]) is not forget
+
     def test_absent_twice_is_three_reads(self, args):
         args.update(state="absent", replicas=[REMOTE], record_dir="")
         outcome = run(args, [engine_reads(no_raid(), bdevs("vol1-r-b2c3d4e5n1", "vol1-e0"), no_subsystem())])
@@ -426,7 +461,8 @@ class TestBadInput:
 
     def test_fractional_wait_options_are_taken(self, args):
         args.update(record_dir="", wait=True, wait_timeout=0.5, wait_sleep=0.25)
-        outcome = run(args, [engine_reads(), expect("bdev_raid_get_bdevs", {"category": "all"}, answer(INTRO, 83))])
+        outcome = run(args, [engine_reads(), expect("bdev_raid_get_bdevs", {"category": "all"}, answer(INTRO, 83)),
+                             expect("bdev_nvme_get_controllers", None, controllers(310))])
         assert not outcome.failed, outcome.msg
         assert outcome.result["engine"]["state"] == "healthy"
 
