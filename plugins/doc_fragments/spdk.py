@@ -146,9 +146,9 @@ options:
         not wait) to 86400.
       - Such a run first takes the volume's lock on the engine node's target, so two controllers, two
         processes or a rulebook and an operator never snapshot, revert, rebuild, repair or delete one volume at
-        once. A run keeps its lease alive while it waits (a copy, a RAID rebuild, O(wait)). The lock
-        is taken only when a change is due; a run that changes nothing takes none, and removes a lock that a
-        run which no longer exists left behind.
+        once. A run keeps its lease alive while it waits (for a copy, a RAID rebuild or the engine's health).
+        The lock is taken only when a change is due; a run that changes nothing takes none, and removes a lock
+        that a run which no longer exists left behind.
       - When the time passes, the module fails and names the holder (host, process, operation) and when its
         lease ends. A lease whose holder died ends 60 seconds after its last renewal; the next run takes it
         over then; one whose holder was killed on the same host is taken over at once.
