@@ -30,7 +30,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_plan impo
     without_members,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import EngineRefusal
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import EngineStatus
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import EngineStatus, bdev_refs
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
@@ -155,6 +155,9 @@ class MemberPass:
                 "replicas whose nodes are down, the engine serves no I/O until then"
                 % (request.name, status.raid.state, status.raid.discovered or 0, status.raid.num_base_bdevs or 0))
         removals, adds = plan_membership(state, request, status, pending, self.unreachable)
+        if removals and self.run.rebuild is not None:
+            # every name a member goes by: a local lvol's member name is its UUID, its alias <disk>/<replica>
+            self.run.rebuild.check_removals(set().union(*(bdev_refs(state, s.params["name"])[0] for s in removals)))
         adds = self._connected_only(adds, pending)
         wanted = {s.name for s in request.replicas}
         former = [r for r in self.run.recorded.get("replicas", []) if r.get("name") not in wanted]

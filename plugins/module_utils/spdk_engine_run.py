@@ -59,9 +59,10 @@ class EngineRun:
 
     def __init__(self, client, request, check_mode=False, recorded=None, initiator=None,
                  wait_timeout=300.0, wait_sleep=1.0, sleep=time.sleep, clock=time.monotonic,
-                 lock=None, lock_timeout=60.0, unfinished_revert=None):
+                 lock=None, lock_timeout=60.0, unfinished_revert=None, rebuild=None):
         self.node = engine_node(client)
         self.unfinished_revert = unfinished_revert   # a snapshot whose revert a run began and did not finish
+        self.rebuild = rebuild      # the engine's rebuild journal entry (spdk_rebuild_journal.RebuildEntry) or None
         self.request = request
         self.check_mode = check_mode
         self.recorder = StepRecorder(check_mode)
@@ -126,6 +127,8 @@ class EngineRun:
             self.warnings += address_warnings(state, request)
             if self.unfinished_revert is not None:
                 return self._left_to_the_revert()
+            if self.rebuild is not None and self.rebuild.warning():
+                self.warnings.append(self.rebuild.warning())
             self.members = MemberPass(self).apply()
             self._frontend(extra_hosts)
             waiting = wait and not self.check_mode

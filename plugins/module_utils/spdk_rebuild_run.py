@@ -62,13 +62,14 @@ class RebuildRun:
 
     def __init__(self, request, clients, check_mode=False, wait=True, wait_timeout=3600.0, wait_sleep=1.0,
                  system_snapshot=None, known_system_snapshots=(), sleep=time.sleep, clock=time.monotonic,
-                 lock=None, lock_timeout=60.0):
+                 lock=None, lock_timeout=60.0, journal=None):
         self.request = request
         self.recorder = StepRecorder(check_mode=check_mode)
         self.ctx = RebuildContext(request, clients, self.recorder, wait=wait, wait_timeout=wait_timeout,
                                   wait_sleep=wait_sleep, system_snapshot=system_snapshot,
                                   known_system_snapshots=known_system_snapshots, sleep=sleep, clock=clock)
         self.ctx.lock = RunLock(lock, lock_timeout, self.ctx.warnings)   # lock(operation) -> the engine's VolumeLock
+        self.journal = journal      # a RebuildJournal: the engine node's record entry of this rebuild, or None
         self.before = None
 
     @property
@@ -84,10 +85,16 @@ class RebuildRun:
 
         The volume's lock is taken before the first mutating step and kept alive through the waits; when
         another run held it, the nodes are read and the rebuild planned again, and it is released at the end.
+        Right after the lock, the journal marks the rebuild running; it marks it done after the join.
         """
         self.ctx.add_member_nodes(member_clients)
-        self.recorder.before_first = lambda: self.ctx.lock.take("rebuild %s" % self.request.destination.replica)
+        self.recorder.before_first = self.begin
         return self.ctx.lock.run(self.plan_and_apply, self.engine_subsystems)
+
+    def begin(self):
+        self.ctx.lock.take("rebuild %s" % self.request.destination.replica)
+        if self.journal is not None:
+            self.journal.begin()
 
     def engine_subsystems(self):
         state = self.ctx.engine.state
@@ -128,6 +135,8 @@ class RebuildRun:
         if self.request.replace is not None:
             ReplacedRemoval(self.ctx).remove()
         merge_system_snapshots(self.ctx)
+        if self.journal is not None:
+            self.journal.finish()
 
     # --- result -------------------------------------------------------------------------
     def summary(self):

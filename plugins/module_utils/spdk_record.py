@@ -18,12 +18,15 @@ Path: ``<record_dir>/<node>.json``, ``record_dir`` defaulting to ``/var/lib/spdk
       "exposures": {"<nqn>": {"kind": "engine", "bdev": ..., "listen_address": ..., "port": 4420}},
       "snapshots": {"<engine>": {"<snapshot>": {"kind": "user"|"system", "created": "2026-11-25T02:11:48Z",
                                                 "replicas": {"<replica>": "<snapshot lvol uuid>"},
-                                                "revert": {"state": "running"|..., "heads": {...}}}}}
+                                                "revert": {"state": "running"|..., "heads": {...}}}}},
+      "rebuilds":  {"<engine>": {"source": ..., "destination": ..., "replace": ... or null,
+                                 "state": "running"|"done", "started": ..., "finished": ... or null}}
     }
 
 Who writes what: spdk_engine the ``engines`` entry and the frontend's ``exposures`` entry;
 spdk_snapshot with ``engine`` the ``snapshots`` entries with the replicas' snapshot UUIDs and,
-during a revert, its ``revert`` marker; spdk_replica_rebuild the ``system`` snapshots.
+during a revert, its ``revert`` marker; spdk_replica_rebuild the ``system`` snapshots and its
+``rebuilds`` entry, the journal that spdk_engine checks and removes (spdk_rebuild_journal.py).
 
 It is a cache of intent: which replicas an engine should have, which port its frontend was
 given, which snapshots were taken and when. It is never the authority on which replica holds
@@ -61,7 +64,7 @@ RECORD_FORMAT = "spdk.storage/node-record"
 RECORD_VERSION = 1
 DEFAULT_RECORD_DIR = "/var/lib/spdk-storage"
 SNAPSHOT_KINDS = ("user", "system")
-SECTIONS = ("engines", "exposures", "snapshots")
+SECTIONS = ("engines", "exposures", "snapshots", "rebuilds")
 
 _NODE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 
@@ -86,11 +89,12 @@ def record_path(record_dir, node):
 class NodeRecord:
     """The record's content with small, explicit mutators (each returns True when it changed)."""
 
-    def __init__(self, node, engines=None, exposures=None, snapshots=None, updated=None):
+    def __init__(self, node, engines=None, exposures=None, snapshots=None, updated=None, rebuilds=None):
         self.node = node
         self.engines = dict(engines or {})
         self.exposures = dict(exposures or {})
         self.snapshots = dict(snapshots or {})
+        self.rebuilds = dict(rebuilds or {})
         self.updated = updated
 
     # --- serialisation -------------------------------------------------------
@@ -101,11 +105,12 @@ class NodeRecord:
             if not isinstance(data.get(section, {}), dict):
                 raise RecordError("%s: '%s' must be an object" % (where, section))
         return cls(data.get("node"), data.get("engines"), data.get("exposures"), data.get("snapshots"),
-                   data.get("updated"))
+                   data.get("updated"), data.get("rebuilds"))
 
     def content(self):
         """Everything but the timestamp: what decides whether a write is needed."""
-        return copy.deepcopy({"engines": self.engines, "exposures": self.exposures, "snapshots": self.snapshots})
+        return copy.deepcopy({"engines": self.engines, "exposures": self.exposures, "snapshots": self.snapshots,
+                              "rebuilds": self.rebuilds})
 
     def to_dict(self):
         data = {"format": RECORD_FORMAT, "version": RECORD_VERSION, "node": self.node, "updated": self.updated}
@@ -159,6 +164,16 @@ class NodeRecord:
         if not known:
             del self.snapshots[owner]
         return True
+
+    # --- rebuilds (the journal of spdk_rebuild_journal) -----------------------------
+    def rebuild(self, engine):
+        return copy.deepcopy(self.rebuilds.get(engine))
+
+    def set_rebuild(self, engine, entry):
+        return _put(self.rebuilds, engine, entry)
+
+    def remove_rebuild(self, engine):
+        return self.rebuilds.pop(engine, None) is not None
 
 
 def _put(section, key, value):

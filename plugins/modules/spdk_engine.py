@@ -42,6 +42,11 @@ description:
   - One run that changes nothing sends three read RPCs, in one batch.
   - The module keeps the engine's intended replica set and frontend port in the node record
     C(<record_dir>/<node_name>.json) (a cache of intent, written atomically; see docs/ENGINE.md).
+  - The node record also holds the journal of the engine's latest rebuild (M(spdk.storage.spdk_replica_rebuild)).
+    Once that rebuild is done, O(replicas) from before it (the new replica missing, or the replaced one listed) is
+    refused before any RPC, and no run removes from the RAID the replica a rebuild put there. While a rebuild is
+    unfinished, a repair over the replicas it had is allowed and warns with the run that finishes the rebuild.
+    The run with the new list, or O(state=absent), removes the entry (docs/REBUILD.md).
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
@@ -275,6 +280,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request i
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_run import EngineRun
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import ABSENT
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import DONE, RUNNING, RebuildEntry
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import (
     VolumeLock,
     check_lock_timeout,
@@ -320,6 +326,7 @@ class Record:
         self.written = False
         self.engine = {}
         self.snapshots = {}      # the engine's snapshot entries (an unfinished revert's marker among them)
+        self.rebuild = None      # the engine's rebuild journal entry (RebuildEntry), if a rebuild wrote one
         self.usable = self.path is not None
         if self.usable:
             try:
@@ -330,6 +337,7 @@ class Record:
                 return
             self.engine = record.engine(request.name) or {}
             self.snapshots = record.snapshots_of(request.name)
+            self.rebuild = RebuildEntry.of(request.name, record.rebuild(request.name))
 
     def save(self, status):
         if not self.usable or self.module.check_mode:
@@ -340,9 +348,13 @@ class Record:
             if request.state == "absent":
                 record.remove_engine(request.name)
                 record.remove_exposure(request.nqn)
+                record.remove_rebuild(request.name)
                 if self.module.params["forget_snapshots"]:
                     record.forget_snapshots(request.name)
                 return
+            if self.rebuild is not None and self.rebuild.state == DONE \
+                    and self.rebuild.replicas_after([r.name for r in request.replicas]):
+                record.remove_rebuild(request.name)     # the new list is given: the journal has told its story
             frontend = status.frontend_view()
             record.set_engine(request.name, {
                 "replicas": self.confirmed_replicas(), "frontend": request.frontend,
@@ -400,11 +412,18 @@ def run(module):
     check_recorded_size(request, record.engine)
     reverting = unfinished_revert(record.snapshots)
     check_no_unfinished_revert(request, reverting)
+    if record.rebuild is not None and request.state == "present":
+        record.rebuild.check_request([r.name for r in request.replicas])
+    if record.rebuild is not None and request.state == "absent" and record.rebuild.state == RUNNING:
+        module.warn("engine %s: %s did not finish; its replica %s may be left on its node: delete it with "
+                    "spdk.storage.spdk_replica state=absent" % (request.name, record.rebuild.describe(),
+                                                                record.rebuild.destination))
     engine = EngineRun(module.client, request, check_mode=module.check_mode, recorded=record.engine,
                        initiator=KernelInitiator(module.run_command, module.get_bin_path),
                        wait_timeout=module.params["wait_timeout"], wait_sleep=module.params["wait_sleep"],
                        lock=lambda operation: VolumeLock(module.client, request.name, operation),
-                       lock_timeout=check_lock_timeout(module.params["lock_timeout"]), unfinished_revert=reverting)
+                       lock_timeout=check_lock_timeout(module.params["lock_timeout"]), unfinished_revert=reverting,
+                       rebuild=record.rebuild)
     try:
         if request.state == "absent":
             engine.absent()

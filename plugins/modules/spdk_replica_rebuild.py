@@ -140,7 +140,13 @@ options:
   port_range:
     description: Ports for that temporary export on the engine node.
   record_dir:
-    description: Directory of the engine node's record, where the system snapshot is noted; empty disables it.
+    description:
+      - Directory of the engine node's record, where the system snapshot is noted; empty disables it.
+      - The record also keeps the rebuild's journal entry, C(running) from the first change and C(done) once the
+        new replica is RW. M(spdk.storage.spdk_engine) reads it, so it never takes the new replica out of the RAID
+        because of a replica list from before the rebuild, and a repair during an unfinished rebuild says how
+        to finish it. A run of M(spdk.storage.spdk_engine) with the new list, or its deletion of the engine,
+        removes the entry.
 attributes:
   check_mode:
     support: partial
@@ -161,6 +167,7 @@ notes:
     O(wait=false) it returns RV(rebuild.state=rebuilding) and a later run waits again.
   - After the join, run M(spdk.storage.spdk_engine) with the new replica list (RV(rebuild.replica) replaces
     O(replace)) so the engine's record and frontend follow; playbooks/rebuild_replica.yml does all of it.
+    Until then M(spdk.storage.spdk_engine) refuses the list from before the rebuild (see O(record_dir)).
   - Engine snapshots must not be taken while the rebuild runs; M(spdk.storage.spdk_snapshot) refuses them while a
     replica is C(WO).
 seealso:
@@ -283,6 +290,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import Sp
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import validate_lvol_name
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names import STEPS, STRATEGIES
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_request import RebuildRequest
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import RebuildJournal
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_run import RebuildRun
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import (
     VolumeLock,
@@ -396,6 +404,9 @@ def rebuild(module, request, clients):
     params = module.params
     member_clients = {m.name: clients.get(m.rpc_socket) for m in request.replicas if not m.is_local}
     source = request.source
+    directory = params["record_dir"]
+    journal = RebuildJournal(rec.record_path(directory, request.node_name) if directory else None, request.node_name,
+                             request, check_mode=module.check_mode, warn=module.warn)
     run_ = RebuildRun(
         request, {"engine": module.client,
                   "source": module.client if source.is_local else clients.get(source.rpc_socket),
@@ -404,7 +415,7 @@ def rebuild(module, request, clients):
         wait_sleep=params["wait_sleep"], system_snapshot=params["system_snapshot"],
         known_system_snapshots=recorded_system_snapshots(module, request),
         lock=lambda operation: VolumeLock(module.client, request.engine, operation),
-        lock_timeout=check_lock_timeout(params["lock_timeout"]))
+        lock_timeout=check_lock_timeout(params["lock_timeout"]), journal=journal)
     try:
         with run_.recorder.reporting():
             view = run_.run(member_clients)
@@ -415,8 +426,8 @@ def rebuild(module, request, clients):
     after = run_.summary()
     if module.check_mode:     # what the run would reach: a member with the source's chain
         after = dict(after, present=True, mode=RW, chain=run_.predicted_chain())
-    return dict(changed=bool(run_.actions) or written, diff={"before": run_.before, "after": after}, rebuild=view,
-                actions=run_.actions)
+    return dict(changed=bool(run_.actions) or written or journal.written, diff={"before": run_.before, "after": after},
+                rebuild=view, actions=run_.actions)
 
 
 def run(module):

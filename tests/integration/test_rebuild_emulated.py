@@ -7,6 +7,7 @@ replica are read through their own exports, byte for byte, from the RAID data of
 Once the new replica is RW the rebuild removes the replaced one (lvols, export, the engine node's
 controller) and merges its system snapshot away on every replica.
 """
+import json
 import os
 import threading
 import time
@@ -370,3 +371,46 @@ def test_a_dead_replaced_node_does_not_fail_the_rebuild_and_a_later_run_removes_
                                                                                   rpc_socket=n2.sock)]))
     assert cluster.volume_sha256() == written
     assert cluster.source_and_new_replica_hold_the_same_data()
+
+
+def journal_entry(cluster):
+    """The engine node's record entry of vol1's rebuild (section rebuilds), or None."""
+    path = os.path.join(cluster.records, "n0.json")
+    with open(path) as handle:
+        return json.load(handle).get("rebuilds", {}).get("vol1")
+
+
+def test_the_rebuild_journal_keeps_a_stale_replica_list_from_undoing_a_rebuild(cluster):
+    """The rebuild notes itself in the engine node's record: running from its first change, done once r2 is
+    RW. While it runs, spdk_engine may repair the engine over the replicas it had (recover_node.yml does)
+    and says how to finish the rebuild; once it is done, the list from before it (an inventory not updated
+    yet) is refused before any call, where it would take r2 out of the RAID. The new list removes the entry."""
+    n0, n1, n2 = cluster.build()
+    cluster.engine("none", cluster.replicas)
+    copied = cluster.rebuild(step="copy")
+    assert copied.result["rebuild"]["state"] != "done"
+    entry = journal_entry(cluster)
+    assert (entry["state"], entry["source"], entry["destination"], entry["replace"]) == ("running", "r0", "r2", "r1")
+
+    repaired = cluster.engine("none", cluster.replicas)
+    assert repaired.result["engine"]["state"] == "healthy"
+    assert [w for w in repaired.warnings if "did not finish" in w and
+            "spdk.storage.spdk_replica_rebuild engine=vol1 source=r0 destination=r2 replace=r1" in w], repaired.warnings
+
+    joined = cluster.rebuild(step="join")
+    assert joined.result["rebuild"]["state"] == "done"
+    entry = journal_entry(cluster)
+    assert entry["state"] == "done" and entry["finished"]
+
+    mark = len(n0.rpc_log())
+    stale = cluster.module(spdk_engine, n0, name="vol1", size="16MiB", replicas=cluster.replicas, frontend="none",
+                           listen_address=n0.addr, node_name="n0", record_dir=cluster.records, port_range=PORT_RANGE)
+    assert stale.failed and "are the set before it" in stale.msg and "list r2 among the replicas instead of r1" in stale.msg
+    assert mutating(n0.rpc_log()[mark:]) == []
+    raid = n0.call("bdev_raid_get_bdevs", category="all")[0]
+    assert raid["state"] == "online" and raid["num_base_bdevs_discovered"] == 2
+    assert "r2n1" in [m["name"] for m in raid["base_bdevs_list"]]
+
+    new_replicas = [cluster.replicas[0], dict(joined.result["rebuild"]["replica"], rpc_socket=n2.sock)]
+    assert cluster.engine("none", new_replicas).result["engine"]["state"] == "healthy"
+    assert journal_entry(cluster) is None
