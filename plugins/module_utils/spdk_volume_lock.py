@@ -147,10 +147,34 @@ class Lease:
         return "volume %s is locked by %s (%s)" % (self.volume, self.holder, when)
 
 
+# What resumes each operation a lock names (its holder ends with "<operation> <argument>")
+RESUMES = {
+    "create": "spdk.storage.spdk_snapshot engine={volume} name={arg} (snapshot_volume.yml -e volume={volume} "
+              "-e snapshot={arg})",
+    "delete": "spdk.storage.spdk_snapshot engine={volume} name={arg} state=absent (snapshot_volume.yml "
+              "-e volume={volume} -e snapshot={arg} -e snapshot_action=delete)",
+    "revert": "spdk.storage.spdk_snapshot engine={volume} name={arg} state=reverted (snapshot_volume.yml "
+              "-e volume={volume} -e snapshot={arg} -e snapshot_action=revert)",
+    "rebuild": "spdk.storage.spdk_replica_rebuild of destination {arg} (rebuild_replica.yml; the engine node's record "
+               "names its source and replaced replica)",
+    "engine": "spdk.storage.spdk_engine state={arg} (create_volume.yml or recover_node.yml for present, "
+              "delete_volume.yml for absent)",
+}
+
+
+def resume_command(volume, holder):
+    """The run that resumes the operation a lock's holder names, or None (unknown, or cut at 40 characters)."""
+    words = (holder or "").split()
+    if len(words) < 2 or words[-2] not in RESUMES:
+        return None
+    return RESUMES[words[-2]].format(volume=volume, arg=words[-1])
+
+
 def left_by_a_dead_run(what, volume, holder):
     """The warning for a lock whose holder is gone: its operation may be unfinished, and says what to do."""
+    command = resume_command(volume, holder)
     return ("%s the lock of volume %s that a run which no longer exists left (%s); if that operation did not "
-            "finish, run it again: a re-run resumes it" % (what, volume, holder))
+            "finish, run it again: a re-run resumes it%s" % (what, volume, holder, ": " + command if command else ""))
 
 
 def lock_argument_spec(lock_timeout=60.0):
