@@ -4,15 +4,16 @@
 """The rebuild journal: the engine node's record entry of a volume's latest rebuild (section ``rebuilds``).
 
 spdk_replica_rebuild writes it ``running`` before its first change and ``done`` once the new replica is RW
-and the replaced one is removed. It tells later runs of spdk_engine (and so create_volume.yml and
-recover_node.yml) what the nodes alone cannot:
+and the replaced one is removed; spdk_engine makes it ``applied`` when it is first run with the list after
+the rebuild (rebuild_replica.yml does it last), and removes it when it deletes the engine. It tells later
+runs of spdk_engine (and so create_volume.yml and recover_node.yml) what the nodes alone cannot:
 
 * while it is ``running``, which replica is being built and the command that finishes the rebuild (a
   repair of the engine over the replicas it had before is allowed, and warned about);
 * that the new replica must never be taken out of the RAID by a request that still lists the set before
-  the rebuild (an inventory not yet updated): that would drop a copy of the data;
-* once ``done``, which replica list the engine has now. The entry goes when spdk_engine is run with that
-  list (rebuild_replica.yml does it last) or deletes the engine.
+  the rebuild (an inventory not updated after it): that would drop a copy of the data. Until the list after
+  the rebuild was given once (``done``) any other list is refused; after that (``applied``) the list that
+  names the replaced replica but not the new one is, so the replica set can still change on purpose later.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,6 +25,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request i
 
 RUNNING = "running"
 DONE = "done"
+APPLIED = "applied"
 
 
 class RebuildEntry:
@@ -78,9 +80,18 @@ class RebuildEntry:
         replaced one out."""
         return self.destination in names and (self.replace is None or self.replace not in names)
 
+    def is_stale(self, names):
+        """Whether a requested replica list is the one from before the rebuild: before the list after it was
+        given once, any other; after that, one naming the replaced replica without the new one."""
+        if self.state == DONE:
+            return not self.replicas_after(names)
+        if self.state == APPLIED:
+            return self.replace is not None and self.replace in names and self.destination not in names
+        return False
+
     def check_request(self, names):
         """Before any RPC: once the rebuild is done, refuse the replica set before it."""
-        if self.state != DONE or self.replicas_after(names):
+        if not self.is_stale(names):
             return
         raise EngineRefusal(
             "engine %s: %s finished at %s, but the replicas given (%s) are the set before it; a run with them would "
@@ -90,8 +101,9 @@ class RebuildEntry:
                  % (self.destination, " instead of %s" % self.replace if self.replace else ""))
 
     def check_removals(self, member_names):
-        """Before a planned removal from the RAID: never the replica this rebuild put there."""
-        if any(name in (self.destination + "n1", self.destination) or name.endswith("/" + self.destination)
+        """Before a planned removal from the RAID: never the replica this rebuild put there (until the list
+        after the rebuild was given once)."""
+        if self.state != APPLIED and any(name in (self.destination + "n1", self.destination) or name.endswith("/" + self.destination)
                for name in member_names):
             raise EngineRefusal(
                 "engine %s: replica %s is not in the replicas given, but %s put it into the RAID (node record, %s); "

@@ -20,7 +20,7 @@ Path: ``<record_dir>/<node>.json``, ``record_dir`` defaulting to ``/var/lib/spdk
                                                 "replicas": {"<replica>": "<snapshot lvol uuid>"},
                                                 "revert": {"state": "running"|..., "heads": {...}}}}},
       "rebuilds":  {"<engine>": {"source": ..., "destination": ..., "replace": ... or null,
-                                 "state": "running"|"done", "started": ..., "finished": ... or null}}
+                                 "state": "running"|"done"|"applied", "started": ..., "finished": ... or null}}
     }
 
 Who writes what: spdk_engine the ``engines`` entry and the frontend's ``exposures`` entry;

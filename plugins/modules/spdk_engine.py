@@ -46,7 +46,8 @@ description:
     Once that rebuild is done, O(replicas) from before it (the new replica missing, or the replaced one listed) is
     refused before any RPC, and no run removes from the RAID the replica a rebuild put there. While a rebuild is
     unfinished, a repair over the replicas it had is allowed and warns with the run that finishes the rebuild.
-    The run with the new list, or O(state=absent), removes the entry (docs/REBUILD.md).
+    After the new list was given once, only a list naming the replaced replica without the new one is refused.
+    O(state=absent) removes the entry (docs/REBUILD.md).
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
@@ -280,7 +281,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request i
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_run import EngineRun
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import ABSENT
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import DONE, RUNNING, RebuildEntry
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import APPLIED, DONE, RUNNING, RebuildEntry
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import (
     VolumeLock,
     check_lock_timeout,
@@ -354,7 +355,8 @@ class Record:
                 return
             if self.rebuild is not None and self.rebuild.state == DONE \
                     and self.rebuild.replicas_after([r.name for r in request.replicas]):
-                record.remove_rebuild(request.name)     # the new list is given: the journal has told its story
+                self.rebuild.state = APPLIED     # the list after the rebuild was given: see RebuildEntry.is_stale
+                record.set_rebuild(request.name, self.rebuild.to_dict())
             frontend = status.frontend_view()
             record.set_engine(request.name, {
                 "replicas": self.confirmed_replicas(), "frontend": request.frontend,

@@ -145,7 +145,7 @@ options:
       - The record also keeps the rebuild's journal entry, C(running) from the first change and C(done) once the
         new replica is RW. M(spdk.storage.spdk_engine) reads it, so it never takes the new replica out of the RAID
         because of a replica list from before the rebuild, and a repair during an unfinished rebuild says how
-        to finish it. A run of M(spdk.storage.spdk_engine) with the new list, or its deletion of the engine,
+        to finish it. Its first run with the new list marks the entry C(applied); its deletion of the engine
         removes the entry.
 attributes:
   check_mode:

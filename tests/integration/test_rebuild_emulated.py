@@ -384,7 +384,8 @@ def test_the_rebuild_journal_keeps_a_stale_replica_list_from_undoing_a_rebuild(c
     """The rebuild notes itself in the engine node's record: running from its first change, done once r2 is
     RW. While it runs, spdk_engine may repair the engine over the replicas it had (recover_node.yml does)
     and says how to finish the rebuild; once it is done, the list from before it (an inventory not updated
-    yet) is refused before any call, where it would take r2 out of the RAID. The new list removes the entry."""
+    yet) is refused before any call, where it would take r2 out of the RAID; so is, later, a list that still
+    names r1. Deleting the engine removes the entry."""
     n0, n1, n2 = cluster.build()
     cluster.engine("none", cluster.replicas)
     copied = cluster.rebuild(step="copy")
@@ -413,4 +414,11 @@ def test_the_rebuild_journal_keeps_a_stale_replica_list_from_undoing_a_rebuild(c
 
     new_replicas = [cluster.replicas[0], dict(joined.result["rebuild"]["replica"], rpc_socket=n2.sock)]
     assert cluster.engine("none", new_replicas).result["engine"]["state"] == "healthy"
+    assert journal_entry(cluster)["state"] == "applied"
+    # An inventory that was never updated still names r1: refused as long as the entry is kept.
+    again = cluster.module(spdk_engine, n0, name="vol1", size="16MiB", replicas=cluster.replicas, frontend="none",
+                           listen_address=n0.addr, node_name="n0", record_dir=cluster.records, port_range=PORT_RANGE)
+    assert again.failed and "are the set before it" in again.msg
+    assert cluster.engine("none", new_replicas).changed is False
+    cluster.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=cluster.records)
     assert journal_entry(cluster) is None

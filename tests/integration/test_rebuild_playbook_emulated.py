@@ -12,7 +12,8 @@ override the inventory), so the demo, Molecule and other test sessions are not d
    second run changes nothing. The first run removed node2's replica (lvols, export, node1's controller)
    and merged the system snapshot away on node1 and node3.
 3. rebuild_replica.yml rebuilds node1's replica (the engine node's own) on node2 from node3's, back onto
-   the node whose replica step 2 removed; it removes node1's replica.
+   the node whose replica step 2 removed; it removes node1's replica. recover_node.yml of node1 with the
+   inventory not updated (still node1 and node3) is then refused and leaves the new replica in the RAID.
 4. verify: create_volume.yml with the new replica list brings the frontend back; replica_checksums.yml
    deletes the engine, reads each replica through its own export (after the superblock area) and the
    frontend, and the test compares all of them with the sha256 of step 1.
@@ -123,12 +124,16 @@ class Site(object):
             json.dump(plays, handle, indent=1)   # JSON is YAML
         return path
 
-    def play(self, playbook, **extra):
-        """Run a playbook; return {node: changed count} and the output. Any failure fails the test."""
+    def play(self, playbook, refused=False, **extra):
+        """Run a playbook; return {node: changed count} and the output. Any failure fails the test; with
+        ``refused`` the run must fail instead, and its output is returned."""
         command = [os.path.join(BIN_DIR, "ansible-playbook"), "-i", INVENTORY, playbook,
                    "-e", "@" + self.extra_vars(**extra)]
         done = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=240, check=False)
         output = done.stdout + done.stderr
+        if refused:
+            assert done.returncode != 0, output[-8000:]
+            return output
         recap = RECAP.findall(done.stdout)
         assert done.returncode == 0 and recap, "%s failed (rc %d):\n%s" % (
             os.path.basename(playbook), done.returncode, output[-8000:])
@@ -204,6 +209,15 @@ def test_offline_rebuild_playbook_copies_the_volume_exactly_and_a_second_run_cha
     assert site.lvols("node1") == [] and site.controllers("node1") == ["rbvol-node2", "rbvol-node3"]
     assert site.lvols("node2") == ["rbvol-node2", "rbvol-node2-snap-s1"]
     assert site.lvols("node3") == ["rbvol-node3", "rbvol-node3-snap-s1"]
+
+    # Node1 recovered with an inventory never updated after this rebuild (still node1 and node3): its replica
+    # is created and exported again, but the engine step is refused before it takes rbvol-node2 out of the
+    # RAID (the engine node's rebuild journal).
+    output = site.play(os.path.join(PLAYBOOKS, "recover_node.yml"), refused=True, node="node1",
+                       spdk_volumes=[dict(OFFLINE, replica_nodes=["node1", "node3"])])
+    assert "are the set before it" in output and "list rbvol-node2 among the replicas instead of rbvol-node1" in output, \
+        output[-6000:]
+    assert site.controllers("node1") == ["rbvol-node2", "rbvol-node3"]
 
     site.play(site.write_playbook("verify.yml", verify_playbook(site.root, REBUILT_BACK)))
     with open(os.path.join(site.root, "verified.json")) as handle:

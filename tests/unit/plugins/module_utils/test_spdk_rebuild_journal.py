@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import EngineRefusal
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import (
+    APPLIED,
     DONE,
     RUNNING,
     RebuildEntry,
@@ -30,7 +31,7 @@ def request(destination="vol1-node3", replace="vol1-node2", source="vol1-node1")
 
 def entry(state=RUNNING, replace="vol1-node2"):
     return RebuildEntry("vol1", "vol1-node1", "vol1-node3", replace, state, "2026-12-06T10:00:00Z",
-                        "2026-12-06T10:05:00Z" if state == DONE else None)
+                        None if state == RUNNING else "2026-12-06T10:05:00Z")
 
 
 def recorded(path):
@@ -79,12 +80,23 @@ def test_check_mode_and_no_record_dir_write_nothing(tmp_path):
     assert not (tmp_path / "node1.json").exists()
 
 
+def test_once_applied_only_a_list_naming_the_replaced_replica_without_the_new_one_is_refused():
+    """The replica set may change on purpose after the list after the rebuild was given once."""
+    with pytest.raises(EngineRefusal):
+        entry(APPLIED).check_request(["vol1-node1", "vol1-node2"])
+    entry(APPLIED).check_request(["vol1-node1", "vol1-node4"])
+    entry(APPLIED).check_removals({"vol1-node3n1"})
+    entry(APPLIED, replace=None).check_request(["vol1-node1", "vol1-node2"])
+
+
 def test_once_done_the_replica_list_from_before_the_rebuild_is_refused():
     with pytest.raises(EngineRefusal) as refused:
         entry(DONE).check_request(["vol1-node1", "vol1-node2"])
     assert "are the set before it" in refused.value.msg
     assert "list vol1-node3 among the replicas instead of vol1-node2" in refused.value.hint
     entry(DONE).check_request(["vol1-node1", "vol1-node3"])       # the list after it
+    with pytest.raises(EngineRefusal):
+        entry(DONE).check_request(["vol1-node1", "vol1-node4"])   # any other, until that list was given once
     entry(RUNNING).check_request(["vol1-node1", "vol1-node2"])    # a repair during the rebuild
 
 
