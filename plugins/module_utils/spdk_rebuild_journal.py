@@ -103,8 +103,9 @@ class RebuildEntry:
     def check_removals(self, member_names):
         """Before a planned removal from the RAID: never the replica this rebuild put there (until the list
         after the rebuild was given once)."""
-        if self.state != APPLIED and any(name in (self.destination + "n1", self.destination) or name.endswith("/" + self.destination)
-               for name in member_names):
+        ours = [name for name in member_names
+                if name in (self.destination + "n1", self.destination) or name.endswith("/" + self.destination)]
+        if self.state != APPLIED and ours:
             raise EngineRefusal(
                 "engine %s: replica %s is not in the replicas given, but %s put it into the RAID (node record, %s); "
                 "taking it out would lose a copy of the data; nothing was changed"
