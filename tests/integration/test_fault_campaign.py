@@ -34,6 +34,7 @@ import pytest
 
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import is_lock_nqn
 from ansible_collections.spdk.storage.plugins.modules import spdk_replica, spdk_snapshot
+from tests.integration.fault_helpers import kill_target_at, recover_node
 from tests.integration.spdk_targets import TARGET, direct_call, is_mutating
 from tests.integration.test_engine_snapshot_emulated import DATA, PORT_RANGE, Volume
 from tests.integration.volume_helpers import (
@@ -143,13 +144,15 @@ class Scenario:
         """What recover_node.yml does for a node whose target died: start it, load its disk, export its
         replica again, and repair the engine, waiting until every replica is RW."""
         volume = self.volume
-        node.start()
-        volume.disk(node)
+        recover_node(volume, node, self.export_replica,
+                     lambda: volume.engine(frontend=self.frontend_during(), wait=True, wait_timeout=120))
+
+    def export_replica(self, node):
+        """The node's replica again: kept local on the engine node, exported to it elsewhere."""
         if node.idx == 0:
-            volume.ok(spdk_replica, node, name="vol-r0", disk="disk0", size="65MiB")
+            self.volume.ok(spdk_replica, node, name="vol-r0", disk="disk0", size="65MiB")
         else:
-            volume.expose(node)
-        volume.engine(frontend=self.frontend_during(), wait=True, wait_timeout=120)
+            self.volume.expose(node)
 
     def rerun(self):
         outcome = self.volume.snapshot(**self.args())
@@ -271,15 +274,7 @@ def test_an_operation_whose_target_dies_at_a_step_recovers_and_converges_with_ev
         for volume in emulated(Volume, "tdeath-"):
             scenario = Scenario(volume, operation)
             trap = StepTrap(step, delivered=False)
-            scenario.set_trap(trap)
-            run = scenario.process()
-            try:
-                assert wait_for(trap.reached.is_set, timeout=60), "step %d never came" % step
-                trap.node.kill()
-            finally:
-                trap.released.set()
-                scenario.set_trap(None)
-            process_result(run)           # it fails by itself (its target is gone), or finishes without it
+            kill_target_at(trap, scenario.set_trap, scenario.process)   # it fails by itself, or finishes without it
             case = "%s with node %d's target killed at step %d (%s)" % (operation, trap.node.idx, step, trap.method)
             try:
                 scenario.recover(trap.node)
