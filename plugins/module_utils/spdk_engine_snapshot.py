@@ -124,11 +124,15 @@ class EngineSnapshotRun:
 
     def before_change(self, what, whole_engine=True):
         """Called once a change is due, before its first step: the engine check (``whole_engine``: the
-        RAID exists over exactly the replicas given), no rebuild in progress, and the volume's lock."""
+        RAID exists over exactly the replicas given), no rebuild in progress (in the RAID, or unfinished in
+        the node record's rebuild journal), and the volume's lock."""
         engine_state = self.nodes.engine.with_part("raids")
         if whole_engine:
             check_engine(self.request, engine_state, self.views, what)
         refuse_while_rebuilding(self.request, engine_state, self.views, what)
+        rebuild = self.record.rebuild_entry() if self.record is not None else None
+        if rebuild is not None:
+            rebuild.check_no_engine_snapshot(what.split()[0], self.request.name)
         self.lock.take("%s %s" % (what.split()[0], self.request.name))
 
     def load(self, engine_parts=NODE_READS, remote_parts=NODE_READS, headless_snapshot=None):

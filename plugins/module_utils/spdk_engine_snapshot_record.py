@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import RebuildEntry
 
 
 class SnapshotRecord:
@@ -38,6 +39,10 @@ class SnapshotRecord:
 
     def engine_entry(self):
         return rec.load(self.path, self.node).engine(self.engine)
+
+    def rebuild_entry(self):
+        """The engine's rebuild journal entry (spdk_rebuild_journal.RebuildEntry) or None."""
+        return RebuildEntry.of(self.engine, rec.load(self.path, self.node).rebuild(self.engine))
 
     def revert_marker(self):
         return (self.entry() or {}).get("revert")

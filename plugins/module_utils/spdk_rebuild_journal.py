@@ -114,6 +114,18 @@ class RebuildEntry:
                      % (self.finish_command(), self.destination) if self.state == RUNNING else
                      "list %s among the replicas (set the volume's replica_nodes in the inventory)" % self.destination)
 
+    def check_no_engine_snapshot(self, what, snapshot):
+        """While the rebuild is unfinished the new replica's chain is copied from the source's: an engine
+        snapshot created, deleted or reverted before the join would leave the chains different, and the join
+        cannot go on. Refused, naming the run that finishes the rebuild."""
+        if self.state != RUNNING:
+            return
+        raise EngineRefusal(
+            "engine %s: %s did not finish (the node record marks it running); an engine snapshot cannot %s %s "
+            "before it does, or the new replica's snapshot chain would differ from the source's; nothing was "
+            "changed" % (self.engine, self.describe(), what, snapshot),
+            hint="finish the rebuild first: %s" % self.finish_command())
+
     def warning(self):
         """What a repair during an unfinished rebuild says."""
         if self.state != RUNNING:

@@ -149,8 +149,8 @@ class Lease:
 
 # What resumes each operation a lock names (its holder ends with "<operation> <argument>")
 RESUMES = {
-    "create": "spdk.storage.spdk_snapshot engine={volume} name={arg} (snapshot_volume.yml -e volume={volume} "
-              "-e snapshot={arg})",
+    "take": "spdk.storage.spdk_snapshot engine={volume} name={arg} (snapshot_volume.yml -e volume={volume} "
+            "-e snapshot={arg})",
     "delete": "spdk.storage.spdk_snapshot engine={volume} name={arg} state=absent (snapshot_volume.yml "
               "-e volume={volume} -e snapshot={arg} -e snapshot_action=delete)",
     "revert": "spdk.storage.spdk_snapshot engine={volume} name={arg} state=reverted (snapshot_volume.yml "

@@ -141,6 +141,8 @@ options:
 notes:
   - Engine-level operations use the engine's replica list; a replica whose node cannot be reached refuses the
     run before any change (an engine snapshot must exist on all replicas or none).
+  - Engine-level operations are refused while the node record's rebuild journal marks a rebuild of the engine
+    unfinished (M(spdk.storage.spdk_replica_rebuild)); the message names the run that finishes it.
   - Revert needs, for a remote replica, its export on its node (re-expose it with M(spdk.storage.spdk_replica)
     after a node restart) and its O(replicas[].address).
 seealso:

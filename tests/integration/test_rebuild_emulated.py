@@ -422,3 +422,21 @@ def test_the_rebuild_journal_keeps_a_stale_replica_list_from_undoing_a_rebuild(c
     assert cluster.engine("none", new_replicas).changed is False
     cluster.ok(spdk_engine, n0, name="vol1", state="absent", node_name="n0", record_dir=cluster.records)
     assert journal_entry(cluster) is None
+
+
+def test_an_engine_snapshot_between_the_copy_and_the_join_is_refused_so_the_join_can_finish(cluster):
+    """rebuild_replica.yml copies and joins in two runs, each holding the volume's lock only for itself: an
+    engine snapshot taken between them would leave r0's chain different from the copy on r2, and the join
+    (and any later rebuild run) would fail for good. The rebuild journal says the rebuild is unfinished, so
+    the snapshot is refused, naming the run that finishes the rebuild, and the join goes through."""
+    n0, n1, n2 = cluster.build()
+    cluster.engine("none", cluster.replicas)
+    cluster.rebuild(step="copy")
+    mark = len(n0.rpc_log())
+    refused = cluster.module(spdk_snapshot, n0, engine="vol1", name="mid", replicas=cluster.replicas, node_name="n0",
+                             record_dir=cluster.records)
+    assert refused.failed and "an engine snapshot cannot take mid before it does" in refused.msg
+    assert "finish the rebuild first: spdk.storage.spdk_replica_rebuild engine=vol1 source=r0 destination=r2" \
+        in refused.msg
+    assert mutating(n0.rpc_log()[mark:]) == [] and "r0-snap-mid" not in cluster.lvols(n0)
+    assert cluster.rebuild(step="join").result["rebuild"]["state"] == "done"

@@ -120,3 +120,12 @@ def test_a_repair_during_an_unfinished_rebuild_warns_and_a_finished_one_does_not
     assert "did not finish" in entry(RUNNING).warning()
     assert entry(DONE).warning() is None
     assert RebuildEntry.of("vol1", None) is None and RebuildEntry.of("vol1", {"state": "running"}) is None
+
+
+def test_engine_snapshots_wait_for_an_unfinished_rebuild_and_not_for_a_finished_one():
+    with pytest.raises(EngineRefusal) as refused:
+        entry(RUNNING).check_no_engine_snapshot("take", "s2")
+    assert "cannot take s2 before it does" in refused.value.msg
+    assert refused.value.hint.startswith("finish the rebuild first: rebuild_replica.yml -e volume=vol1")
+    entry(DONE).check_no_engine_snapshot("take", "s2")
+    entry(APPLIED).check_no_engine_snapshot("revert", "s1")

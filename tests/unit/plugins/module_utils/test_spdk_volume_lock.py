@@ -11,8 +11,8 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock impo
 
 
 @pytest.mark.parametrize("holder, command", [
-    ("ctrl1 pid 11 create s1", "spdk.storage.spdk_snapshot engine=vol1 name=s1 (snapshot_volume.yml -e volume=vol1 "
-                               "-e snapshot=s1)"),
+    ("ctrl1 pid 11 take s1", "spdk.storage.spdk_snapshot engine=vol1 name=s1 (snapshot_volume.yml -e volume=vol1 "
+                             "-e snapshot=s1)"),
     ("ctrl1 pid 11 revert s1", "spdk.storage.spdk_snapshot engine=vol1 name=s1 state=reverted (snapshot_volume.yml "
                                "-e volume=vol1 -e snapshot=s1 -e snapshot_action=revert)"),
     ("ctrl1 pid 11 engine absent", "spdk.storage.spdk_engine state=absent (create_volume.yml or recover_node.yml for "
