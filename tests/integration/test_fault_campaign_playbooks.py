@@ -75,11 +75,11 @@ def volume(name):
             "frontend": "nvmf", "allowed_hosts": [APP_HOST]}
 
 
-def objects_of(name, snapshots=()):
-    """What each node holds of volume ``name``: its replicas (with ``snapshots``), their exports, and on
-    node1 the engine's RAID, its controllers to the remote replicas and its frontend."""
+def objects_of(name, snapshots=(), nodes=NODES):
+    """What each node holds of volume ``name`` (replicas on ``nodes``): its replicas (with ``snapshots``),
+    their exports, and on node1 the engine's RAID, its controllers to the remote replicas and its frontend."""
     held = {}
-    for node in NODES:
+    for node in nodes:
         replica = "%s-%s" % (name, node)
         held[node] = {"lvol " + replica} | {"lvol %s-snap-%s" % (replica, s) for s in snapshots}
         if node != "node1":
@@ -90,15 +90,18 @@ def objects_of(name, snapshots=()):
 
 
 class Site(object):
-    """inventories/emulated under a private root, every node's socket behind an RpcRecorder of this process."""
+    """inventories/emulated under a private root, every node's socket behind an RpcRecorder of this process.
+    ``nodes`` beyond the inventory's three come from the ``inventories`` added after it."""
 
-    def __init__(self, root, env):
+    def __init__(self, root, env, nodes=NODES, inventories=()):
         self.root = root
         self.env = env
+        self.nodes = nodes
+        self.inventories = (INVENTORY,) + tuple(inventories)
         self.runs = 0
         self.recorders = {}
-        self.expected = {node: set() for node in NODES}     # every object the nodes must hold
-        for node in NODES:
+        self.expected = {node: set() for node in nodes}     # every object the nodes must hold
+        for node in nodes:
             os.makedirs(os.path.join(root, node))
             front = os.path.join(root, node, "spdk.sock")
             self.recorders[node] = RpcRecorder(front, front + ".tgt", os.path.join(root, node, "rpc.jsonl"))
@@ -121,7 +124,8 @@ class Site(object):
             json.dump(extra, handle)
         if not os.path.isabs(playbook):
             playbook = os.path.join(PLAYBOOKS, playbook)
-        return [os.path.join(BIN_DIR, "ansible-playbook"), "-i", INVENTORY, playbook, "-e", "@" + path]
+        sources = [arg for inventory in self.inventories for arg in ("-i", inventory)]
+        return [os.path.join(BIN_DIR, "ansible-playbook")] + sources + [playbook, "-e", "@" + path]
 
     def run(self, playbook, why, **extra):
         """Run a playbook to its end; every host must succeed. Returns ({host: changed}, stdout)."""
@@ -133,15 +137,18 @@ class Site(object):
         assert [h for h in recap if h[4] != "0"] == [], "%s: %s" % (why, done.stdout[-8000:])
         return {host[0]: int(host[2]) for host in recap}, done.stdout
 
-    def count(self, playbook, name):
-        """The untrapped run of ``playbook`` on volume ``name``: a Counter of its mutating requests."""
+    def count(self, playbook, name, least=10, **extra):
+        """The untrapped run of ``playbook`` on volume ``name`` (extra vars ``extra``, by default the volume()
+        of that name): a Counter of its mutating requests (at least ``least``)."""
         counter = Counter()
         self.set_gate(counter)
+        extra.setdefault("spdk_volumes", [volume(name)])
+        extra.setdefault("volume", name)
         try:
-            self.run(playbook, "the counting run", spdk_volumes=[volume(name)], volume=name)
+            self.run(playbook, "the counting run", **extra)
         finally:
             self.set_gate(None)
-        assert len(counter.methods) >= 10, counter.methods
+        assert len(counter.methods) >= least, counter.methods
         return counter
 
     def start(self, playbook, **extra):
@@ -153,7 +160,7 @@ class Site(object):
 
     def target_pids(self):
         pids = set()
-        for node in NODES:
+        for node in self.nodes:
             try:
                 with open(os.path.join(self.root, node, "spdk_tgt.pid")) as handle:
                     pids.add(int(handle.read().strip()))
@@ -205,7 +212,7 @@ class Site(object):
         return nqn, listener["traddr"], listener["trsvcid"]
 
     def check_nothing_left(self, case):
-        for node in NODES:
+        for node in self.nodes:
             held = self.objects(node)
             locks = sorted(o for o in held if o.startswith("subsystem ") and is_lock_nqn(o.split(" ", 1)[1]))
             assert locks == [], "%s: a lock is left on %s: %s" % (case, node, locks)
@@ -275,17 +282,29 @@ def chosen_steps(methods):
     return sorted({1, (steps + 1) // 2, steps})
 
 
-@pytest.fixture(scope="module")
-def site(module_ansible_runner):
-    """The nodes started and their disks attached (create_volume.yml with no volume)."""
+def started_site(runner, more_hosts=None):
+    """Fixture body: a Site with its nodes started and their disks attached (create_volume.yml with no
+    volume); ``more_hosts`` (name -> host vars) join the storage group through an inventory of the site's."""
     root = tempfile.mkdtemp(prefix="spdk-fp-", dir="/tmp")   # AF_UNIX socket paths must stay short
-    site = Site(root, dict(module_ansible_runner.env(), ANSIBLE_DISPLAY_SKIPPED_HOSTS="false"))
+    inventories = []
+    if more_hosts:
+        inventories.append(os.path.join(root, "more-hosts.json"))     # the yaml inventory plugin reads JSON
+        with open(inventories[0], "w") as handle:
+            json.dump({"storage": {"hosts": more_hosts}}, handle)
+    site = Site(root, dict(runner.env(), ANSIBLE_DISPLAY_SKIPPED_HOSTS="false"),
+                NODES + tuple(more_hosts or ()), inventories)
     try:
         site.run("create_volume.yml", "starting the nodes", spdk_volumes=[])
         yield site
     finally:
         site.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def site(module_ansible_runner):
+    """The nodes started and their disks attached."""
+    yield from started_site(module_ansible_runner)
 
 
 def kill_at(site, step, delivered, playbook, **extra):

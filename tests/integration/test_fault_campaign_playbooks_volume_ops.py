@@ -1,0 +1,366 @@
+"""The playbook fault campaign, continued: engine snapshot, revert, rebuild and recovery killed at a step.
+
+The machinery is tests/integration/test_fault_campaign_playbooks's: inventories/emulated under a private
+root, every node's target behind an RpcRecorder gate of this process, ansible-playbook run as its own
+process, the N-th mutating request (counted over every node, the volume lock's included) held at the
+target's door while the playbook and every process under it are SIGKILLed, then dropped (the step never
+happened) or delivered (it happened and nobody saw the answer). Here the site has a fourth storage node,
+node4 (an inventory of the site's added after inventories/emulated: same group vars), so that a volume of
+three replicas (node1-3, engine and nvmf frontend on node1) can have one of them rebuilt elsewhere.
+
+Four operations, each on volumes of their own with data (pattern A, then for snapshot-based ones the engine
+snapshot s1, then pattern B over it):
+
+* ``recover``: node3's target is killed (SIGKILL, its replica misses the write of a new pattern), then
+  recover_node.yml -e node=node3 is killed at step N. One volume serves every case in turn; this test
+  runs first, while the site holds no other volume that the killed node would leave degraded.
+  Re-run: the engine healthy, every replica (node3's rebuilt) holds the new pattern.
+* ``snapshot``: snapshot_volume.yml creating the engine snapshot s2 on a volume holding A. Re-run: s2 on
+  every replica reads A (read through a temporary export of each copy on its own node), the volume still A.
+* ``revert``: snapshot_volume.yml -e snapshot_action=revert to s1 (taken before B). Re-run: the volume
+  reads A, and so does every replica's head (read through a temporary snapshot of each head, exported on
+  its node and deleted after): never mixed; the frontend back (never offline after the re-run).
+* ``rebuild``: rebuild_replica.yml replacing node3's replica by a new one on node4, copied from node2's
+  (online, under the live frontend). Re-run: the volume's bytes (all of it) as before, the RAID over
+  node1, node2 and node4, s1 on each of them reads A, node3's replica, snapshot and export gone.
+
+Every case then asserts convergence (the re-run succeeds and a third run reports changed=0 on every host:
+each of these playbooks is idempotent once its operation is done, a revert included, see below), no lock
+subsystem, on every node exactly the objects of the volumes that should be there (no stray lvol,
+subsystem, controller or RAID), host I/O not paused (the frontend's namespace in ANA group 1, and the
+volume read back through it).
+
+Which cases run: by default the first, the middle and the last step of each operation, with one variant
+each (12 cases): the first step delivered, the middle and the last dropped. A case costs three playbook
+runs, 25 to 40 s on two quiet cores (a recovery the most), so the default cases take about 6 minutes and
+the file about 8 with its set-up (18 while real targets of another suite kept the cores busy); a fourth
+case per operation would add 2 minutes. The variant chosen is the one that leaves work for the re-run: a first step that landed (most
+often the volume lock, whose holder is dead, or the first object of the operation) must be taken over or
+finished, where a dropped one leaves nothing at all; a last step dropped leaves the operation's last
+object (the lock, most often) behind, where a delivered one leaves a finished run. SPDK_FAULT_STEPS=methods
+runs, dropped and delivered, the first step of every distinct RPC method the operation sends and its last;
+SPDK_FAULT_STEPS=all every step. The size of the matrix and its time are printed per operation.
+
+A revert re-run on a volume that is already reverted: spdk_snapshot sees every head an unwritten clone of
+the snapshot (the revert's journal is done) and changes nothing, so the third run asserts changed=0 too.
+"""
+import hashlib
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from tests.integration.spdk_targets import TARGET
+from tests.integration.test_fault_campaign_playbooks import (
+    Counter,
+    DATA,
+    FIRST_PORT,
+    MATRIX,
+    NODES,
+    SNAPSHOT_PLAY,
+    chosen_steps,
+    kill_at,
+    objects_of,
+    started_site,
+    volume,
+)
+from tests.integration.volume_helpers import MIB, NQN_PREFIX, SB, pattern_file, sha256_in, spdk_io, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+NODE4 = {"node4": {
+    "ansible_host": "127.0.0.4", "spdk_tgt_instance_id": 4, "spdk_nvmf_address": "127.0.0.4",
+    "spdk_collection_root": os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "spdk_node_dir": "{{ spdk_emulated_root }}/node4", "spdk_rpc_endpoint": "{{ spdk_emulated_root }}/node4/spdk.sock",
+    "spdk_disks": [{"name": "disk1", "path": "{{ spdk_emulated_root }}/node4/disk1.img", "file_size": "1GiB"}]}}
+ALL = NODES + ("node4",)
+ADDRESS = {node: "127.0.0.%d" % (index + 1) for index, node in enumerate(ALL)}     # spdk_nvmf_address
+PROBE_PORT = FIRST_PORT + 199        # the temporary exports' port: the last of the site's block
+SIZE = 16 * MIB                      # volume() is 16 MiB
+REBUILT = ("node1", "node2", "node4")
+REBUILD = {"source_node": "node2", "destination_node": "node4", "replaced_node": "node3", "rebuild_poll_delay": 1}
+
+
+@pytest.fixture(scope="module")
+def site(module_ansible_runner):
+    """Four nodes started, their disks attached."""
+    yield from started_site(module_ansible_runner, NODE4)
+
+
+def sha_of(path, length=DATA):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read(length)).hexdigest()
+
+
+def chosen_cases(methods):
+    """(step, delivered) of every case to run: see the module's docstring."""
+    steps = chosen_steps(methods)
+    if os.environ.get("SPDK_FAULT_STEPS", "") in ("methods", "all"):
+        return [(step, delivered) for step in steps for delivered in (False, True)]
+    return [(step, step == 1) for step in steps]
+
+
+def read_through(site, node, bdev):
+    """sha256 of [SB, SB + DATA) of ``bdev`` on ``node``, read through a temporary export on its node."""
+    nqn = NQN_PREFIX + "fault-probe"       # the node exports a replica or a frontend: its TCP transport exists
+    site.call(node, "nvmf_create_subsystem", nqn=nqn, allow_any_host=True)
+    try:
+        site.call(node, "nvmf_subsystem_add_ns", nqn=nqn, namespace={"bdev_name": bdev})
+        site.call(node, "nvmf_subsystem_add_listener", nqn=nqn, listen_address={
+            "trtype": "TCP", "adrfam": "IPv4", "traddr": ADDRESS[node], "trsvcid": str(PROBE_PORT)})
+        out = spdk_io("read", nqn, ADDRESS[node], PROBE_PORT, "--offset", str(SB), "--length", str(DATA),
+                      "--sha256").stdout
+        return sha256_in(out)
+    finally:
+        site.call(node, "nvmf_delete_subsystem", nqn=nqn)
+
+
+def snapshot_bytes(site, name, snapshot, nodes=NODES):
+    """{replica: sha256 of its copy of the engine snapshot ``snapshot``}."""
+    return {"%s-%s" % (name, node): read_through(site, node, "disk1/%s-%s-snap-%s" % (name, node, snapshot))
+            for node in nodes}
+
+
+def head_bytes(site, name, nodes=NODES):
+    """{replica: sha256 of its head}, read through a temporary snapshot of the head (the RAID holds the head
+    itself), deleted afterwards (merged into the head, its only child)."""
+    digests = {}
+    for node in nodes:
+        replica = "%s-%s" % (name, node)
+        site.call(node, "bdev_lvol_snapshot", lvol_name="disk1/" + replica, snapshot_name=replica + "-probe")
+        try:
+            digests[replica] = read_through(site, node, "disk1/%s-probe" % replica)
+        finally:
+            site.call(node, "bdev_lvol_delete", name="disk1/%s-probe" % replica)
+    return digests
+
+
+def raid_members(site, name):
+    """The replicas the engine's RAID is made of (online, every member configured), sorted: the local one by
+    its lvol alias, the remote ones by their controller's bdev (``<controller>n1``)."""
+    [raid] = [r for r in site.call("node1", "bdev_raid_get_bdevs", category="all") if r["name"] == name]
+    assert raid["state"] == "online" and all(m["is_configured"] for m in raid["base_bdevs_list"]), raid
+    lvols = {}                                   # lvol bdev name or alias -> replica name
+    for bdev in site.call("node1", "bdev_get_bdevs"):
+        for alias in [a for a in bdev.get("aliases") or [] if "/" in a]:
+            lvols[bdev["name"]] = lvols[alias] = alias.split("/", 1)[1]
+    return sorted(lvols.get(member["name"], member["name"][:-2]) for member in raid["base_bdevs_list"])
+
+
+def volume_sha(site, name):
+    """sha256 of the whole volume read through its frontend."""
+    return sha256_in(spdk_io("read", *site.frontend(name), "--offset", "0", "--length", str(SIZE), "--sha256").stdout)
+
+
+def check_serving(site, name, data, case, nodes=NODES):
+    """The RAID online over the replicas of ``nodes``, the frontend's namespace in ANA group 1 (host I/O not
+    paused) and ``data`` read back through it."""
+    members = raid_members(site, name)
+    assert members == ["%s-%s" % (name, node) for node in nodes], "%s: RAID members %s" % (case, members)
+    nqn = NQN_PREFIX + name
+    [subsystem] = [s for s in site.call("node1", "nvmf_get_subsystems") if s["nqn"] == nqn]
+    groups = [ns.get("anagrpid") for ns in subsystem["namespaces"]]
+    assert groups == [1], "%s: host I/O paused or no namespace (ANA groups %s)" % (case, groups)
+    spdk_io("verify", *site.frontend(name), "--offset", "0", "--file", data)
+
+
+def report(operation, methods):
+    """The operation's line of the matrix: its cases, of how many steps, and their time."""
+    cases = [case for case in MATRIX if case[0] == operation]
+    which = ", ".join("%d %s" % (case[1], "delivered" if case[2] else "dropped") for case in cases)
+    print("\nplaybook fault campaign %s on the %s: %d cases (%s) of %d steps (%s) in %.0fs" % (
+        operation, TARGET.name, len(cases), which, len(methods), " ".join(methods), sum(case[3] for case in cases)))
+
+
+def third_run(site, playbook, case, idle=None, **extra):
+    """The run after the re-run: it changes nothing (changed=0 on every host) and sends no mutating RPC;
+    or, for a playbook that is not idempotent by design, ``idle(changed, output, methods)`` asserts what
+    it promises (``methods``: the mutating RPCs the run sent)."""
+    counter = Counter()
+    site.set_gate(counter)
+    try:
+        changed, output = site.run(playbook, "the third run of " + case, **extra)
+    finally:
+        site.set_gate(None)
+    if idle is not None:
+        idle(changed, output, counter.methods)
+        return
+    assert set(changed.values()) == {0} and counter.methods == [], \
+        "the third run of %s changed something (%s):\n%s" % (case, counter.methods, output[-6000:])
+
+
+def run_cases(site, operation, playbook, counter, names, extra_of, check, idle=None):
+    """Every chosen case of ``operation``, one volume of ``names`` each: killed, re-run, run a third time
+    (third_run), then ``check(name, case)`` and nothing left."""
+    cases = chosen_cases(counter.methods)
+    assert len(names) >= len(cases), (names, cases)
+    for (step, delivered), name in zip(cases, names):
+        started = time.monotonic()
+        extra = extra_of(name)
+        case = "%s of %s %s" % (operation, name, kill_at(site, step, delivered, playbook, **extra))
+        site.run(playbook, "the re-run of " + case, **extra)
+        third_run(site, playbook, case, idle, **extra)
+        check(name, case)
+        site.check_nothing_left(case)
+        MATRIX.append((operation, step, delivered, time.monotonic() - started))
+    report(operation, counter.methods)
+
+
+def prepare(site, names, snapshot=True):
+    """Volumes ``names`` created with A written; with ``snapshot`` the engine snapshot s1 of each, then B."""
+    vols = [volume(name) for name in names]
+    site.run("create_volume.yml", "creating " + ", ".join(names), spdk_volumes=vols)
+    first = pattern_file(os.path.join(site.root, "a.bin"), "before", DATA)
+    second = pattern_file(os.path.join(site.root, "b.bin"), "after", DATA)
+    for name in names:
+        spdk_io("write", *site.frontend(name), "--offset", "0", "--file", first)
+    if snapshot:
+        if not os.path.exists(site.root + "/snapshot.yml"):
+            with open(site.root + "/snapshot.yml", "w") as handle:
+                json.dump(SNAPSHOT_PLAY, handle)          # JSON is YAML
+        site.run(site.root + "/snapshot.yml", "taking s1", spdk_volumes=vols)
+        for name in names:
+            spdk_io("write", *site.frontend(name), "--offset", "0", "--file", second)
+    for name in names:
+        for node, held in objects_of(name, ["s1"] if snapshot else []).items():
+            site.expected[node] |= held
+    return first, second
+
+
+def campaign_volumes(prefix, count):
+    """The names of ``count`` volumes, one per case (``<prefix>0`` is the counting run's)."""
+    return ["%s%d" % (prefix, index) for index in range(1, count + 1)]
+
+
+def kill_target(site, node):
+    """SIGKILL the node's target (its supervisor's session) and wait until its socket is gone or dead."""
+    with open(os.path.join(site.root, node, "spdk_tgt.pid")) as handle:
+        pid = int(handle.read().strip())
+    os.killpg(pid, signal.SIGKILL)
+    assert wait_for(lambda: not alive(pid), timeout=20), "the target of %s (pid %d) did not die" % (node, pid)
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_recover_node_killed_at_a_step_converges_with_every_replica_current(site):
+    name = "prec"
+    site.expected = {node: site.objects(node) for node in ALL}
+    prepare(site, [name], snapshot=False)
+    extra = {"spdk_volumes": [volume(name)], "node": "node3"}
+    writes = [0]
+
+    def degrade():
+        """node3's target killed and a new pattern written through the degraded engine: the path of it."""
+        kill_target(site, "node3")
+        writes[0] += 1
+        data = pattern_file(os.path.join(site.root, "w%d.bin" % writes[0]), "degraded-%d" % writes[0], DATA)
+        spdk_io("write", *site.frontend(name), "--offset", "0", "--file", data)
+        return data
+
+    data = degrade()
+    counter = site.count("recover_node.yml", name, least=3, **extra)
+    check_recovered(site, name, data, "the counting run")
+    for (step, delivered) in chosen_cases(counter.methods):
+        started = time.monotonic()
+        data = degrade()
+        case = "recover of node3 %s" % kill_at(site, step, delivered, "recover_node.yml", volume=name, **extra)
+        site.run("recover_node.yml", "the re-run of " + case, volume=name, **extra)
+        third_run(site, "recover_node.yml", case, volume=name, **extra)
+        check_recovered(site, name, data, case)
+        MATRIX.append(("recover", step, delivered, time.monotonic() - started))
+    report("recover", counter.methods)
+
+
+def check_recovered(site, name, data, case):
+    check_serving(site, name, data, case)
+    heads = head_bytes(site, name)
+    assert set(heads.values()) == {sha_of(data)}, "%s: replicas %s, expected %s" % (case, heads, sha_of(data))
+    site.check_nothing_left(case)
+
+
+def test_snapshot_create_killed_at_a_step_converges_with_the_same_snapshot_everywhere(site):
+    site.expected = {node: site.objects(node) for node in ALL}
+    first = prepare(site, ["psnap0"], snapshot=False)[0]
+
+    def extra_of(name):
+        return {"spdk_volumes": [volume(name)], "volume": name, "snapshot": "s2"}
+
+    counter = site.count("snapshot_volume.yml", "psnap0", least=3, **extra_of("psnap0"))
+    names = campaign_volumes("psnap", len(chosen_cases(counter.methods)))
+    prepare(site, names, snapshot=False)
+    for node, held in objects_of("psnap0", ["s2"]).items():
+        site.expected[node] |= held
+
+    def check(name, case):
+        for node, held in objects_of(name, ["s2"]).items():
+            site.expected[node] |= held
+        copies = snapshot_bytes(site, name, "s2")
+        assert set(copies.values()) == {sha_of(first)}, "%s: s2 is %s, expected %s" % (case, copies, sha_of(first))
+        check_serving(site, name, first, case)
+
+    run_cases(site, "snapshot", "snapshot_volume.yml", counter, names, extra_of, check)
+
+
+def test_revert_killed_at_a_step_converges_with_every_replica_reverted(site):
+    site.expected = {node: site.objects(node) for node in ALL}
+    first = prepare(site, ["prev0"])[0]
+
+    def extra_of(name):
+        return {"spdk_volumes": [volume(name)], "volume": name, "snapshot": "s1", "snapshot_action": "revert"}
+
+    counter = site.count("snapshot_volume.yml", "prev0", least=3, **extra_of("prev0"))
+    names = campaign_volumes("prev", len(chosen_cases(counter.methods)))
+    prepare(site, names)
+
+    def check(name, case):
+        check_serving(site, name, first, case)
+        heads = head_bytes(site, name)
+        assert set(heads.values()) == {sha_of(first)}, "%s: heads %s, expected s1's %s" % (case, heads, sha_of(first))
+        copies = snapshot_bytes(site, name, "s1")
+        assert set(copies.values()) == {sha_of(first)}, "%s: s1 is %s" % (case, copies)
+
+    def idle(changed, output, methods):
+        """A revert run again removes the frontend and creates it again (snapshot_volume.yml does so before it
+        can ask spdk_snapshot, which refuses any revert under a frontend): node1 reports those two changes.
+        spdk_snapshot itself finds the revert done and changes nothing; no RPC touches a bdev."""
+        assert "nothing to do (revert s1 already done)" in output, output[-6000:]
+        assert changed == dict.fromkeys(ALL, 0) | {"node1": 2}, (changed, output[-6000:])
+        assert [m for m in methods if not m.startswith("nvmf_")] == [], methods
+
+    run_cases(site, "revert", "snapshot_volume.yml", counter, names, extra_of, check, idle)
+
+
+def test_rebuild_killed_at_a_step_converges_onto_the_new_replica_set(site):
+    site.expected = {node: site.objects(node) for node in ALL}
+    first, second = prepare(site, ["preb0"])
+
+    def extra_of(name):
+        return dict(REBUILD, spdk_volumes=[volume(name)], volume=name)
+
+    before = {"preb0": volume_sha(site, "preb0")}
+    counter = site.count("rebuild_replica.yml", "preb0", least=3, **extra_of("preb0"))
+    names = campaign_volumes("preb", len(chosen_cases(counter.methods)))
+    prepare(site, names)
+    before.update((name, volume_sha(site, name)) for name in names)
+
+    def check(name, case):
+        for node, held in objects_of(name, ["s1"]).items():
+            site.expected[node] -= held
+        for node, held in objects_of(name, ["s1"], REBUILT).items():
+            site.expected[node] |= held
+        check_serving(site, name, second, case, REBUILT)
+        assert volume_sha(site, name) == before[name], "%s: the volume's bytes changed" % case
+        copies = snapshot_bytes(site, name, "s1", REBUILT)
+        assert set(copies.values()) == {sha_of(first)}, "%s: s1 is %s" % (case, copies)
+
+    check("preb0", "the counting run")
+    site.check_nothing_left("the counting run")
+    run_cases(site, "rebuild", "rebuild_replica.yml", counter, names, extra_of, check)
