@@ -100,7 +100,7 @@ class ReplacedRemoval:
                                 % (self.replaced.name, why))
             return
         ctx.warnings.append(
-            "the replaced replica %s was not removed: %s. The rebuild itself is done. Its lvols and export stay on "
+            "the replaced replica %s was not removed: %s. The rebuild itself is done. What is left of it stays on "
             "its node (%s) until removed: run this rebuild again once that is fixed (it finds the new replica RW and "
             "only removes the replaced one), or spdk.storage.spdk_replica name=%s state=absent on that node"
             % (self.replaced.name, why, report["node"], self.replaced.name))
