@@ -15,7 +15,7 @@ MODE="${1:-all}"
 
 # The subset CI runs: every playbook and every module family once on real SPDK, within 30 minutes
 # (measured here: about 19 minutes with the integration tests, Molecule three_nodes and the demo, before
-# the rebuild's fault campaign sample was added: about 4.5 more), plus the
+# the rebuild's fault campaign sample was added: about 4.5 more, and its target-death sample: about 1.5 more), plus the
 # host I/O tool on both kinds of target. The playbooks over SSH on the multi-host topology (8 minutes on
 # real targets) run in the whole set only: the CI stage would pass 30 minutes with them.
 REAL_CI_TESTS=(
