@@ -42,10 +42,11 @@ runs, dropped and delivered, the first step of every distinct RPC method the ope
 SPDK_FAULT_STEPS=all every step. The size of the matrix and its time are printed per operation.
 
 A revert run again is not idempotent by design: snapshot_volume.yml removes the frontend and creates it
-again before spdk_snapshot can tell (it refuses any revert under a frontend) that the revert is done, i.e.
-that the record marks it done and every head is the one it made, with as many allocated clusters. So the
-revert's third run asserts what it promises: spdk_snapshot reports the revert done, only node1's two
-frontend tasks changed, and no RPC but nvmf_* was sent (the data path untouched).
+again before spdk_snapshot can tell (it refuses any revert under a frontend) whether the revert is done,
+i.e. the record marks it done and every head is the one it made, with as many allocated clusters. So the
+revert's third run asserts what it promises: only node1 changed, and either spdk_snapshot reported the
+revert done and no RPC but nvmf_* was sent (the data path untouched), or it reverted every replica again
+(a frontend came back since the first revert); the checks after it hold either way.
 
 That "done" test misses a host write after the revert into a cluster the head already holds: with clusters
 over 1 MiB (spdk_disk cluster_size 4MiB) the superblock's cluster holds the volume's first bytes too, and a
@@ -349,11 +350,15 @@ def test_revert_killed_at_a_step_converges_with_every_replica_reverted(site):
 
     def idle(changed, output, methods):
         """A revert run again removes the frontend and creates it again (snapshot_volume.yml does so before it
-        can ask spdk_snapshot, which refuses any revert under a frontend): node1 reports those two changes.
-        spdk_snapshot itself finds the revert done and changes nothing; no RPC touches a bdev."""
-        assert "nothing to do (revert s1 already done)" in output, output[-6000:]
-        assert changed == dict.fromkeys(ALL, 0) | {"node1": 2}, (changed, output[-6000:])
-        assert [m for m in methods if not m.startswith("nvmf_")] == [], methods
+        can ask spdk_snapshot, which refuses any revert under a frontend): only node1 changes. spdk_snapshot
+        either finds the revert done (two changes, no RPC touches a bdev) or, as the frontend came back since
+        (hosts may have written), reverts every replica again; check() then finds every replica reverted."""
+        assert [host for host, count in changed.items() if count and host != "node1"] == [], changed
+        if "nothing to do (revert s1 already done)" in output:
+            assert changed["node1"] == 2, (changed, output[-6000:])
+            assert [m for m in methods if not m.startswith("nvmf_")] == [], methods
+        else:
+            assert "reverted to s1 on every replica" in output, output[-6000:]
 
     run_cases(site, "revert", "snapshot_volume.yml", counter, names, extra_of, check, idle)
 
