@@ -51,7 +51,9 @@ def check_revert(request, views, frontend):
 
 
 def revert_done(request, marker, engine_state, views):
-    """The record's ``marker`` says this revert finished, and nothing replaced or wrote the heads since."""
+    """The record's ``marker`` says this revert finished, and nothing replaced or wrote the heads since: the same
+    heads with as many allocated clusters, and no frontend since (spdk_engine drops a ``done`` marker when it
+    exports the engine, as a host write into a cluster a head already holds changes neither)."""
     if not marker or marker.get("state") != "done" or any(v.replica is None for v in views):
         return False
     raid = engine_state.raid(request.engine)

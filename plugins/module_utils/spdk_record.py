@@ -156,6 +156,16 @@ class NodeRecord:
         """Drop every snapshot entry of ``owner`` (a volume deleted with its replicas); whether there were any."""
         return self.snapshots.pop(owner, None) is not None
 
+    def forget_finished_reverts(self, owner):
+        """Drop the ``done`` revert markers of ``owner``'s snapshots (a frontend came back, so hosts may have
+        written since: a new revert must run again); whether any was dropped."""
+        dropped = False
+        for entry in self.snapshots.get(owner, {}).values():
+            if isinstance(entry, dict) and (entry.get("revert") or {}).get("state") == "done":
+                del entry["revert"]
+                dropped = True
+        return dropped
+
     def remove_snapshot(self, owner, name):
         known = self.snapshots.get(owner)
         if not known or name not in known:

@@ -47,6 +47,8 @@ description:
     refused before any RPC, and no run removes from the RAID the replica a rebuild put there. While a rebuild is
     unfinished, a repair over the replicas it had is allowed and warns with the run that finishes the rebuild.
     After the new list was given once, only a list naming the replaced replica without the new one is refused.
+  - A frontend other than V(none) makes the node record forget the engine's finished reverts, so that a later revert
+    to the same snapshot reverts again (hosts may have written since).
     O(state=absent) removes the entry (docs/REBUILD.md).
 extends_documentation_fragment:
   - spdk.storage.spdk
@@ -358,6 +360,9 @@ class Record:
                 self.rebuild.state = APPLIED     # the list after the rebuild was given: see RebuildEntry.is_stale
                 record.set_rebuild(request.name, self.rebuild.to_dict())
             frontend = status.frontend_view()
+            if request.frontend != "none":
+                # hosts can write through the frontend: a revert finished before is no proof of the data now
+                record.forget_finished_reverts(request.name)
             record.set_engine(request.name, {
                 "replicas": self.confirmed_replicas(), "frontend": request.frontend,
                 "nqn": request.nqn, "size": request.size, "host_nqn": request.host_nqn,

@@ -128,3 +128,14 @@ def test_returned_entries_are_copies(tmp_path):
     record.set_engine("vol1", ENGINE)
     record.engine("vol1")["replicas"].append({"name": "intruder"})
     assert len(record.engine("vol1")["replicas"]) == 2
+
+
+def test_a_frontend_forgets_finished_reverts_but_never_an_unfinished_one():
+    record = rec.NodeRecord("node1", snapshots={"vol1": {
+        "s1": {"kind": "user", "created": "t", "revert": {"state": "done", "heads": {}}},
+        "s2": {"kind": "user", "created": "t", "revert": {"state": "running", "heads": {}}},
+        "s3": {"kind": "user", "created": "t"}}})
+    assert record.forget_finished_reverts("vol1") is True
+    assert "revert" not in record.snapshots["vol1"]["s1"]
+    assert record.snapshots["vol1"]["s2"]["revert"]["state"] == "running"
+    assert record.forget_finished_reverts("vol1") is False and record.forget_finished_reverts("other") is False
