@@ -48,10 +48,10 @@ revert's third run asserts what it promises: only node1 changed, and either spdk
 revert done and no RPC but nvmf_* was sent (the data path untouched), or it reverted every replica again
 (a frontend came back since the first revert); the checks after it hold either way.
 
-That "done" test misses a host write after the revert into a cluster the head already holds: with clusters
+That "done" test missed a host write after the revert into a cluster the head already holds: with clusters
 over 1 MiB (spdk_disk cluster_size 4MiB) the superblock's cluster holds the volume's first bytes too, and a
-second revert to the same snapshot then changes nothing. The last test shows it with the modules (a strict
-xfail: the fix belongs to plugins/).
+second revert to the same snapshot changed nothing. The last test shows it with the modules; spdk_engine now
+forgets a finished revert when it exports the engine again, so a revert after the frontend came back runs.
 """
 import hashlib
 import json
@@ -400,11 +400,6 @@ class FourMiBClusters(Volume):
                        path=node.disk("disk%d.img" % node.idx, size or self.disk_size))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugins/module_utils/spdk_engine_snapshot_revert_plan.revert_done takes a revert as done while every head "
-    "is the one it made and has as many allocated clusters as when it finished; a host write after the revert "
-    "into a cluster the head already holds (with clusters over 1 MiB, the superblock's) changes neither, so a "
-    "new revert to the same snapshot changes nothing and the volume keeps the data written after the first"))
 def test_a_second_revert_after_writes_in_the_superblock_cluster_reverts_again():
     """Found while asserting what a revert run again promises (the campaign's third runs report the revert
     done): revert to s1, write 4 KiB at the volume's offset 0, revert to s1 again: the volume must read s1."""
