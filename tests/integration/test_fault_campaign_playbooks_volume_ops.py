@@ -30,16 +30,17 @@ subsystem, on every node exactly the objects of the volumes that should be there
 subsystem, controller or RAID), host I/O not paused (the frontend's namespace in ANA group 1, and the
 volume read back through it).
 
-Which cases run: by default (make test) the first and the middle step of each operation, the first
-delivered and the middle dropped (8 cases). SPDK_FAULT_STEPS=sample adds the last step, dropped (12
-cases). A case costs three playbook runs, 25 to 40 s on two quiet cores (a recovery the most), so the
-12 sample cases take about 6 minutes and the file about 8 with its set-up (18 while real targets of
-another suite kept the cores busy); make test's 8 cases keep its total under its limit. The variant
-chosen is the one that leaves work for the re-run: a first step that landed (most often the volume
-lock, whose holder is dead, or the first object of the operation) must be taken over or finished, where a dropped one leaves nothing at all; a last step dropped leaves the operation's last
-object (the lock, most often) behind, where a delivered one leaves a finished run. SPDK_FAULT_STEPS=methods
-runs, dropped and delivered, the first step of every distinct RPC method the operation sends and its last;
-SPDK_FAULT_STEPS=all every step. The size of the matrix and its time are printed per operation.
+Which cases run: by default (make test) the first and the middle step of each operation, the first delivered
+and the middle dropped (8 cases). SPDK_FAULT_STEPS=sample adds the last step, dropped (12 cases). A case costs
+three playbook runs, 25 to 40 s on two quiet cores (a recovery the most), so the 12 sample cases take about 6
+minutes and the file about 8 with its set-up (18 while real targets of another suite kept the cores busy);
+make test's 8 cases keep its total under its limit. The variant chosen is the one that leaves work for the re-
+run: a first step that landed (most often the volume lock, whose holder is dead, or the first object of the
+operation) must be taken over or finished, where a dropped one leaves nothing at all; a last step dropped
+leaves the operation's last object (the lock, most often) behind, where a delivered one leaves a finished run.
+SPDK_FAULT_STEPS=methods runs, dropped and delivered, the first step of every distinct RPC method the
+operation sends and its last; SPDK_FAULT_STEPS=all every step. The size of the matrix and its time are printed
+per operation.
 
 A revert run again is not idempotent by design: snapshot_volume.yml removes the frontend and creates it
 again before spdk_snapshot can tell (it refuses any revert under a frontend) whether the revert is done,
