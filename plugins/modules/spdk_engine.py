@@ -47,9 +47,9 @@ description:
     refused before any RPC, and no run removes from the RAID the replica a rebuild put there. While a rebuild is
     unfinished, a repair over the replicas it had is allowed and warns with the run that finishes the rebuild.
     After the new list was given once, only a list naming the replaced replica without the new one is refused.
+    O(state=absent) removes the entry (docs/REBUILD.md).
   - A frontend other than V(none) makes the node record forget the engine's finished reverts, so that a later revert
     to the same snapshot reverts again (hosts may have written since).
-    O(state=absent) removes the entry (docs/REBUILD.md).
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
