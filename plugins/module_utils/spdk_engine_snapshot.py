@@ -61,7 +61,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import StepRecorder
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import RunLock
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import RunLock, resume_command
 
 # The names callers (spdk_snapshot, the tests) use, importable from this one module.
 __all__ = ["ERR", "QUIESCE_MODES", "EngineSnapshotRefusal", "EngineSnapshotRequest", "EngineSnapshotRun",
@@ -114,9 +114,24 @@ class EngineSnapshotRun:
         """
         with self.recorder.reporting():
             if self.request.name is None:
-                self.load()
+                self.list_snapshots()
                 return
             self.lock.run(getattr(self, self.request.state), self._engine_subsystems)
+
+    def list_snapshots(self):
+        """Read every replica. A revert that a run began and did not finish may have deleted a replica's head
+        before cloning its successor: that replica is listed by its snapshots, and a warning says what
+        finishes the revert (so snapshot_volume.yml, which lists first, can run it again)."""
+        unfinished = self.record.unfinished_revert() if self.record is not None else None
+        self.load(headless_snapshot=unfinished)
+        if unfinished is not None:
+            headless = [v.ref.name for v in self.views if v.replica is None]
+            self.warnings.append(
+                "a revert of engine %s to snapshot %s began and did not finish (the node record marks it running)%s: "
+                "run it again to finish it: %s" % (
+                    self.request.engine, unfinished,
+                    "; %s ha%s no head until then" % (", ".join(headless), "s" if len(headless) == 1 else "ve")
+                    if headless else "", resume_command(self.request.engine, "revert " + unfinished)))
 
     def _engine_subsystems(self):
         state = self.nodes.engine.state

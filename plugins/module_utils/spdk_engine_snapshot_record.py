@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import unfinished_revert
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import RebuildEntry
 
 
@@ -43,6 +44,10 @@ class SnapshotRecord:
     def rebuild_entry(self):
         """The engine's rebuild journal entry (spdk_rebuild_journal.RebuildEntry) or None."""
         return RebuildEntry.of(self.engine, rec.load(self.path, self.node).rebuild(self.engine))
+
+    def unfinished_revert(self):
+        """The engine snapshot whose revert a run began and did not finish, or None."""
+        return unfinished_revert(rec.load(self.path, self.node).snapshots_of(self.engine))
 
     def revert_marker(self):
         return (self.entry() or {}).get("revert")

@@ -21,7 +21,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import bdev_refs, find_member
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import Snapshot
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import snapshot_lvol_name
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import snapshot_lvol_name, split_snapshot_lvol_name
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_node import Node
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
@@ -66,6 +66,16 @@ class ReplicaView:
                  if lv.name == wanted and self.ref.disk in (None, lv.lvstore)]
         return Snapshot(name, found[0]) if len(found) == 1 else None
 
+    def snapshot_names(self):
+        """The names of the replica's engine snapshots, oldest first; for a replica whose head is gone (see
+        ``snapshot``) the names its snapshot lvols carry, sorted; None when the node shows neither."""
+        replica = self.replica
+        if replica is not None:
+            return [s.name for s in replica.snapshots if s.lvol.is_snapshot]
+        parts = [split_snapshot_lvol_name(lv.name) for lv in self.node.state.lvols
+                 if lv.is_snapshot and self.ref.disk in (None, lv.lvstore)]
+        return sorted(part[1] for part in parts if part is not None and part[0] == self.ref.name) or None
+
     def export(self):
         """The replica's NVMe-oF export on its node (a remote replica's), or None."""
         return self.node.subsystems().get(self.ref.nqn)
@@ -81,7 +91,7 @@ class ReplicaView:
                "disk": replica.disk if replica else ref.disk}
         if not ref.is_local:
             out.update(address=ref.address, rpc_socket=ref.rpc_socket)
-        out["snapshots"] = [s.name for s in replica.snapshots if s.lvol.is_snapshot] if replica else []
+        out["snapshots"] = self.snapshot_names() or []
         out["parent"] = replica.parent if replica else None
         if snapshot_name is not None:
             snap = replica.snapshot(snapshot_name) if replica else None
@@ -93,8 +103,8 @@ def snapshot_sets(views):
     """{replica: [snapshot names]} and whether every replica has the same set."""
     sets = {}
     for view in views:
-        replica = view.replica
-        sets[view.ref.name] = sorted(s.name for s in replica.snapshots if s.lvol.is_snapshot) if replica else None
+        names = view.snapshot_names()
+        sets[view.ref.name] = None if names is None else sorted(names)
     values = [tuple(v) for v in sets.values() if v is not None]
     return sets, len(set(values)) <= 1 and None not in sets.values()
 

@@ -48,6 +48,8 @@ description:
     replica's head, so its snapshot would not be identical to the other replicas' ones. Checking costs one more
     read on the engine node, only when a change is due.
   - Without O(name), an engine run only lists the engine's snapshot sets per replica and whether they match.
+    When the node record marks a revert unfinished (a run died in it), the listing warns and names the run
+    that finishes it; a replica whose head that revert already deleted is listed by its snapshots.
   - One replica-level run that changes nothing sends three read RPCs, in one batch; an engine-level
     one sends three per node (the engine node and each remote replica's node).
 author:
@@ -400,8 +402,6 @@ class EngineSnapshot:
             host_nqn=params["host_nqn"] or recorded.get("host_nqn"), node_name=self.node_name,
             listen_address=params["listen_address"], port_range=params["port_range"],
             timeouts=es.timeouts_from_record(recorded))
-        if params["name"] is None:
-            self.record = None    # listing writes nothing
         self.lock_timeout = check_lock_timeout(params["lock_timeout"])
 
     def lock(self, operation):

@@ -55,6 +55,26 @@ def namespace_group(node, nqn):
     return entry["namespaces"][0].get("anagrpid")
 
 
+def revert_killed_at_the_clone_on(volume, node):
+    """Revert ``volume`` to rv1 as its own process and kill it (kill -9) while ``node``'s clone of rv1 is
+    held; the clone is then dropped, as if the module died before the request reached the target."""
+    release = threading.Event()
+
+    def never_delivered():
+        release.wait(60)
+        raise ConnectionAbortedError("the module died before this request reached the target")
+
+    node.delay("bdev_lvol_clone", never_delivered)
+    try:
+        run = snapshot_process(volume, name="rv1", state="reverted")
+        assert wait_for(lambda: any(e["method"] == "bdev_lvol_clone" for e in node.rpc_log()), timeout=60)
+        run.send_signal(signal.SIGKILL)
+        run.communicate(timeout=30)
+    finally:
+        release.set()
+        node.delay("bdev_lvol_clone", 0)
+
+
 def test_two_runs_on_one_engine_take_turns_and_each_set_is_one_point_in_time(volume):
     volume.start()
     nqn, addr, port = frontend(volume.engine())
@@ -121,23 +141,7 @@ def test_a_revert_killed_between_two_replicas_clones_ends_reverted_on_every_repl
             pattern_file(os.path.join(volume.workdir, "b.bin"), "B", DATA))
     volume.engine(frontend="none")
 
-    release = threading.Event()
-    last = volume.nodes[2]
-
-    def never_delivered():
-        """Hold the third clone until the module is dead, then drop it: that replica stays untouched."""
-        release.wait(60)
-        raise ConnectionAbortedError("the module died before this request reached the target")
-
-    last.delay("bdev_lvol_clone", never_delivered)
-    try:
-        run = snapshot_process(volume, name="rv1", state="reverted")
-        assert wait_for(lambda: any(e["method"] == "bdev_lvol_clone" for e in last.rpc_log()), timeout=60)
-        run.send_signal(signal.SIGKILL)
-        run.communicate(timeout=30)
-    finally:
-        release.set()
-        last.delay("bdev_lvol_clone", 0)
+    revert_killed_at_the_clone_on(volume, volume.nodes[2])     # the third replica stays untouched
 
     # create_volume.yml and recover_node.yml export the volume: refused, saying what finishes the revert
     exported = volume.engine(may_fail=True)
@@ -155,6 +159,33 @@ def test_a_revert_killed_between_two_replicas_clones_ends_reverted_on_every_repl
     engine = volume.engine()
     assert engine.result["engine"]["state"] == "healthy"
     nqn, addr, port = frontend(engine)
+    spdk_io("verify", nqn, addr, port, "--offset", "0", "--file", data_a)
+
+
+def test_a_revert_killed_after_a_head_was_deleted_lists_that_replica_by_its_snapshots_and_says_what_finishes_it(
+        volume):
+    """The module dies after it deleted the engine node's head and before it cloned its successor.
+    snapshot_volume.yml lists the snapshots before it reverts again: the listing must not refuse the
+    replica whose head is gone (it did, so the playbook could never finish the revert)."""
+    volume.start()
+    nqn, addr, port = frontend(volume.engine())
+    data_a = pattern_file(os.path.join(volume.workdir, "a.bin"), "A", DATA)
+    spdk_io("write", nqn, addr, port, "--offset", "0", "--file", data_a)
+    assert not volume.snapshot(name="rv1").failed
+    volume.engine(frontend="none")
+
+    local = volume.nodes[0]
+    revert_killed_at_the_clone_on(volume, local)
+    assert "vol-r0" not in [lv["name"] for lv in local.call("bdev_lvol_get_lvols")], "the head was not deleted"
+
+    listing = volume.snapshot()
+    assert not listing.failed, listing.msg
+    assert listing.result["engine"]["snapshot_sets"] == {"vol-r0": ["rv1"], "vol-r1": ["rv1"], "vol-r2": ["rv1"]}
+    [warning] = [w for w in listing.warnings if "began and did not finish" in w]
+    assert "vol-r0 has no head" in warning and "name=rv1 state=reverted" in warning, warning
+    assert not volume.snapshot(name="rv1", state="reverted").failed
+    assert not [w for w in volume.snapshot().warnings if "did not finish" in w]     # finished: no more warning
+    nqn, addr, port = frontend(volume.engine())
     spdk_io("verify", nqn, addr, port, "--offset", "0", "--file", data_a)
 
 

@@ -279,6 +279,8 @@ def chosen_steps(methods):
         return list(range(1, steps + 1))
     if choice == "methods":
         return sorted({methods.index(method) + 1 for method in set(methods)} | {steps})
+    if choice.replace(",", "").isdigit():       # e.g. SPDK_FAULT_STEPS=6,7: these steps, to replay a case
+        return sorted(int(step) for step in choice.split(","))
     return sorted({1, (steps + 1) // 2, steps})
 
 

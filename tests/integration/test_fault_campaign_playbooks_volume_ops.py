@@ -39,8 +39,8 @@ run: a first step that landed (most often the volume lock, whose holder is dead,
 operation) must be taken over or finished, where a dropped one leaves nothing at all; a last step dropped
 leaves the operation's last object (the lock, most often) behind, where a delivered one leaves a finished run.
 SPDK_FAULT_STEPS=methods runs, dropped and delivered, the first step of every distinct RPC method the
-operation sends and its last; SPDK_FAULT_STEPS=all every step. The size of the matrix and its time are printed
-per operation.
+operation sends and its last; SPDK_FAULT_STEPS=all every step; SPDK_FAULT_STEPS=6,7 (step numbers) those
+steps both ways, to replay a case. The size of the matrix and its time are printed per operation.
 
 A revert run again is not idempotent by design: snapshot_volume.yml removes the frontend and creates it
 again before spdk_snapshot can tell (it refuses any revert under a frontend) whether the revert is done,
@@ -120,7 +120,7 @@ def chosen_cases(methods):
     """(step, delivered) of every case to run: see the module's docstring."""
     steps = chosen_steps(methods)
     choice = os.environ.get("SPDK_FAULT_STEPS", "")
-    if choice in ("methods", "all"):
+    if choice in ("methods", "all") or choice[:1].isdigit():
         return [(step, delivered) for step in steps for delivered in (False, True)]
     if choice != "sample":
         steps = steps[:2]       # make test: the first step delivered and the middle one dropped
