@@ -112,6 +112,22 @@ def check_recorded_size(request, recorded):
             % (request.name, human_size(size), human_size(request.size)))
 
 
+def check_against_the_record(request, recorded, snapshots, rebuild):
+    """What the node record refuses, before any call: a shrink, an export during an unfinished revert, a
+    replica list that would undo a rebuild. ``recorded`` is the engine's record entry, ``snapshots`` its
+    snapshots' and ``rebuild`` its rebuild journal entry (spdk_rebuild_journal.RebuildEntry, or None).
+    Returns the snapshot of the unfinished revert (or None) and the warnings the run gives."""
+    check_recorded_size(request, recorded)
+    reverting = unfinished_revert(snapshots)
+    check_no_unfinished_revert(request, reverting)
+    warnings = []
+    if rebuild is not None and request.state == "present":
+        rebuild.check_request([r.name for r in request.replicas])
+    if rebuild is not None and request.state == "absent" and rebuild.deletion_warning():
+        warnings.append(rebuild.deletion_warning())
+    return reverting, warnings
+
+
 def unfinished_revert(snapshots):
     """The snapshot whose revert a run began and did not finish (its record entry's ``revert`` marker still
     ``running``), from the node record's snapshots of the engine; None when there is none."""

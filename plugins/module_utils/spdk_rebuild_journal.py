@@ -126,6 +126,13 @@ class RebuildEntry:
             "changed" % (self.engine, self.describe(), what, snapshot),
             hint="finish the rebuild first: %s" % self.finish_command())
 
+    def deletion_warning(self):
+        """What deleting the engine during an unfinished rebuild says."""
+        if self.state != RUNNING:
+            return None
+        return ("engine %s: %s did not finish; its replica %s may be left on its node: delete it with "
+                "spdk.storage.spdk_replica state=absent" % (self.engine, self.describe(), self.destination))
+
     def warning(self):
         """What a repair during an unfinished rebuild says."""
         if self.state != RUNNING:

@@ -276,14 +276,12 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_initiator
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import (
     FRONTENDS,
     EngineRequest,
-    check_no_unfinished_revert,
-    check_recorded_size,
-    unfinished_revert,
+    check_against_the_record,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_run import EngineRun
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import ABSENT
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import APPLIED, DONE, RUNNING, RebuildEntry
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import APPLIED, DONE, RebuildEntry
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import (
     VolumeLock,
     check_lock_timeout,
@@ -416,15 +414,9 @@ class Record:
 def run(module):
     request = build_request(module.params)
     record = Record(module, request)
-    check_recorded_size(request, record.engine)
-    reverting = unfinished_revert(record.snapshots)
-    check_no_unfinished_revert(request, reverting)
-    if record.rebuild is not None and request.state == "present":
-        record.rebuild.check_request([r.name for r in request.replicas])
-    if record.rebuild is not None and request.state == "absent" and record.rebuild.state == RUNNING:
-        module.warn("engine %s: %s did not finish; its replica %s may be left on its node: delete it with "
-                    "spdk.storage.spdk_replica state=absent" % (request.name, record.rebuild.describe(),
-                                                                record.rebuild.destination))
+    reverting, warnings = check_against_the_record(request, record.engine, record.snapshots, record.rebuild)
+    for warning in warnings:
+        module.warn(warning)
     engine = EngineRun(module.client, request, check_mode=module.check_mode, recorded=record.engine,
                        initiator=KernelInitiator(module.run_command, module.get_bin_path),
                        wait_timeout=module.params["wait_timeout"], wait_sleep=module.params["wait_sleep"],

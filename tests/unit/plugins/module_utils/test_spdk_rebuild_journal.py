@@ -9,7 +9,11 @@ import json
 
 import pytest
 
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import EngineRefusal
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_request import (
+    EngineRefusal,
+    EngineRequest,
+    check_against_the_record,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import (
     APPLIED,
     DONE,
@@ -129,3 +133,21 @@ def test_engine_snapshots_wait_for_an_unfinished_rebuild_and_not_for_a_finished_
     assert refused.value.hint.startswith("finish the rebuild first: rebuild_replica.yml -e volume=vol1")
     entry(DONE).check_no_engine_snapshot("take", "s2")
     entry(APPLIED).check_no_engine_snapshot("revert", "s1")
+
+
+def test_deleting_the_engine_during_an_unfinished_rebuild_names_the_replica_it_may_leave():
+    assert "its replica vol1-node3 may be left on its node" in entry(RUNNING).deletion_warning()
+    assert entry(DONE).deletion_warning() is None and entry(APPLIED).deletion_warning() is None
+
+
+def test_spdk_engine_checks_the_journal_before_any_call_and_deleting_only_warns():
+    """check_against_the_record is what spdk_engine runs first: no RPC is sent before it decided."""
+    present = EngineRequest(name="vol1", replicas=REPLICAS[:1] + [{"name": "vol1-node3", "address": "127.0.0.3:4420"}],
+                            listen_address="127.0.0.1")
+    with pytest.raises(EngineRefusal):
+        check_against_the_record(EngineRequest(name="vol1", replicas=REPLICAS, listen_address="127.0.0.1"), {}, {},
+                                 entry(DONE))
+    assert check_against_the_record(present, {}, {}, entry(DONE)) == (None, [])
+    reverting, warnings = check_against_the_record(EngineRequest(name="vol1", state="absent"), {},
+                                                   {"s1": {"revert": {"state": "running"}}}, entry(RUNNING))
+    assert reverting == "s1" and len(warnings) == 1 and "may be left on its node" in warnings[0]
