@@ -32,13 +32,14 @@ one of them back.
 A finding (strict, per case: recover_past_the_defect): a delete whose run stopped after a remote replica's
 export was deleted (its node alive, another node's target dead) cannot be recovered with the volume still in
 the inventory. recover_node.yml's engine play (tasks/engine_replicas.yml) fails with "Replicas of <volume>
-without an export on their node: <replica>. Run create_volume.yml (or recover_node.yml -e node=<node>) to create
-and export them", advice that would re-create a replica being deleted; with any_errors_fatal the engines of the
-volumes listed after it are not repaired; and delete_volume.yml refuses to run until the dead node answers,
-telling the operator to run recover_node.yml. The case then goes on the way past it (recover_node.yml again
-with the volume left out of spdk_volumes, the delete re-run with it) and every other check must pass; the test
-reports xfail, naming each such case and what was left of the volume. A case that predicts the defect (a
-remote replica's export gone after the killed run) and does not see it fails: the defect is fixed, remove it.
+without an export on their node: <replica>", and with any_errors_fatal the engines of the volumes listed after
+it are not repaired. Its advice first said only to run create_volume.yml or recover_node.yml, which would
+re-create a replica being deleted, while delete_volume.yml refused to run until the dead node answered,
+telling the operator to run recover_node.yml: a loop. It now also says to run the unfinished delete again
+(asserted). The case then goes on the way past it (recover_node.yml again with the volume left out of
+spdk_volumes, the delete re-run with it) and every other check must pass; the test reports xfail, naming each
+such case and what was left of the volume. A case that predicts the defect (a remote replica's export gone
+after the killed run) and does not see it fails: the defect is fixed, remove it.
 
 Which steps: make test runs two cases, the middle step of create and the first of delete (2.5 minutes for the
 file on the emulator, 7 while another suite loaded the cores: a case costs four playbook runs).
@@ -180,6 +181,9 @@ def recover_past_the_defect(site, case, name, dead):
     assert failed is not None, "%s: recover_node.yml now recovers %s with %s unexported: the known defect " \
         "is fixed, remove its xfail (recover_past_the_defect)" % (case, name, missing)
     assert expected in failed, "%s: the recovery failed otherwise:\n%s" % (case, failed[-6000:])
+    advice = "if a delete_volume.yml of %s did not finish, run it again instead (delete_volume.yml -e volume=%s)" % (
+        name, name)
+    assert advice in " ".join(failed.split()), "%s: the failure does not name the delete:\n%s" % (case, failed[-6000:])
     left = {node: sorted(o for o in site.objects(node) if re.search(r"\b%s\b" % name, o)) for node in NODES}
     XFAILED.append("%s: recover_node.yml -e node=%s failed: %s Left of %s then: %s; in the records: %s" % (
         case, dead, expected, name, left, recorded(site, name)))
