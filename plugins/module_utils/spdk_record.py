@@ -20,13 +20,17 @@ Path: ``<record_dir>/<node>.json``, ``record_dir`` defaulting to ``/var/lib/spdk
                                                 "replicas": {"<replica>": "<snapshot lvol uuid>"},
                                                 "revert": {"state": "running"|..., "heads": {...}}}}},
       "rebuilds":  {"<engine>": {"source": ..., "destination": ..., "replace": ... or null,
-                                 "state": "running"|"done"|"applied", "started": ..., "finished": ... or null}}
+                                 "state": "running"|"done"|"applied", "started": ..., "finished": ... or null}},
+      "tombstones": {"<volume>": {"since": "2026-11-25T02:11:48Z"}}
     }
 
 Who writes what: spdk_engine the ``engines`` entry and the frontend's ``exposures`` entry;
 spdk_snapshot with ``engine`` the ``snapshots`` entries with the replicas' snapshot UUIDs and,
 during a revert, its ``revert`` marker; spdk_replica_rebuild the ``system`` snapshots and its
-``rebuilds`` entry, the journal that spdk_engine checks and removes (spdk_rebuild_journal.py).
+``rebuilds`` entry, the journal that spdk_engine checks and removes (spdk_rebuild_journal.py);
+spdk_tombstone the ``tombstones``: a volume whose deletion began (delete_volume.yml writes one on every
+storage node before it deletes anything and removes them once nothing of the volume is left), so that a
+run cut off half-way is finished by deleting again, never repaired or re-created (spdk_tombstone.py).
 
 It is a cache of intent: which replicas an engine should have, which port its frontend was
 given, which snapshots were taken and when. It is never the authority on which replica holds
@@ -64,7 +68,7 @@ RECORD_FORMAT = "spdk.storage/node-record"
 RECORD_VERSION = 1
 DEFAULT_RECORD_DIR = "/var/lib/spdk-storage"
 SNAPSHOT_KINDS = ("user", "system")
-SECTIONS = ("engines", "exposures", "snapshots", "rebuilds")
+SECTIONS = ("engines", "exposures", "snapshots", "rebuilds", "tombstones")
 
 _NODE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 
@@ -89,12 +93,14 @@ def record_path(record_dir, node):
 class NodeRecord:
     """The record's content with small, explicit mutators (each returns True when it changed)."""
 
-    def __init__(self, node, engines=None, exposures=None, snapshots=None, updated=None, rebuilds=None):
+    def __init__(self, node, engines=None, exposures=None, snapshots=None, updated=None, rebuilds=None,
+                 tombstones=None):
         self.node = node
         self.engines = dict(engines or {})
         self.exposures = dict(exposures or {})
         self.snapshots = dict(snapshots or {})
         self.rebuilds = dict(rebuilds or {})
+        self.tombstones = dict(tombstones or {})
         self.updated = updated
 
     # --- serialisation -------------------------------------------------------
@@ -105,12 +111,12 @@ class NodeRecord:
             if not isinstance(data.get(section, {}), dict):
                 raise RecordError("%s: '%s' must be an object" % (where, section))
         return cls(data.get("node"), data.get("engines"), data.get("exposures"), data.get("snapshots"),
-                   data.get("updated"), data.get("rebuilds"))
+                   data.get("updated"), data.get("rebuilds"), data.get("tombstones"))
 
     def content(self):
         """Everything but the timestamp: what decides whether a write is needed."""
         return copy.deepcopy({"engines": self.engines, "exposures": self.exposures, "snapshots": self.snapshots,
-                              "rebuilds": self.rebuilds})
+                              "rebuilds": self.rebuilds, "tombstones": self.tombstones})
 
     def to_dict(self):
         data = {"format": RECORD_FORMAT, "version": RECORD_VERSION, "node": self.node, "updated": self.updated}
@@ -184,6 +190,17 @@ class NodeRecord:
 
     def remove_rebuild(self, engine):
         return self.rebuilds.pop(engine, None) is not None
+
+    # --- tombstones (volumes whose deletion began; spdk_tombstone) ---------------------
+    def add_tombstone(self, volume, since=None):
+        """Mark ``volume`` as being deleted; an existing tombstone keeps its time."""
+        if volume in self.tombstones:
+            return False
+        self.tombstones[volume] = {"since": since or utc_now()}
+        return True
+
+    def remove_tombstone(self, volume):
+        return self.tombstones.pop(volume, None) is not None
 
 
 def _put(section, key, value):

@@ -29,17 +29,12 @@ lvol, subsystem, controller or RAID: Site.check_nothing_left). The site's volume
 a node that dies takes their replicas (or, node1, their engines) down too, and the recovery must bring every
 one of them back.
 
-A finding (strict, per case: recover_past_the_defect): a delete whose run stopped after a remote replica's
-export was deleted (its node alive, another node's target dead) cannot be recovered with the volume still in
-the inventory. recover_node.yml's engine play (tasks/engine_replicas.yml) fails with "Replicas of <volume>
-without an export on their node: <replica>", and with any_errors_fatal the engines of the volumes listed after
-it are not repaired. Its advice first said only to run create_volume.yml or recover_node.yml, which would
-re-create a replica being deleted, while delete_volume.yml refused to run until the dead node answered,
-telling the operator to run recover_node.yml: a loop. It now also says to run the unfinished delete again
-(asserted). The case then goes on the way past it (recover_node.yml again with the volume left out of
-spdk_volumes, the delete re-run with it) and every other check must pass; the test reports xfail, naming each
-such case and what was left of the volume. A case that predicts the defect (a remote replica's export gone
-after the killed run) and does not see it fails: the defect is fixed, remove it.
+A delete cut off this way leaves the volume half deleted (no engine, the replicas gone on some nodes), and its
+tombstone on every node (delete_volume.yml writes them before it deletes anything): so recover_node.yml must
+leave that volume out and repair every other (it once failed on it in tasks/engine_replicas.yml, "Replicas of
+<volume> without an export on their node", from delete step 7 on, and with any_errors_fatal left the other
+engines unrepaired); create_volume.yml must refuse it, sending no mutating RPC (asserted after the recovery,
+with every node up); and the delete re-run must finish it and take the tombstones away.
 
 Which steps: make test runs two cases, the middle step of create and the first of delete (2.5 minutes for the
 file on the emulator, 7 while another suite loaded the cores: a case costs four playbook runs).
@@ -53,13 +48,14 @@ cores).
 import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
 
 from tests.integration.spdk_targets import TARGET
 from tests.integration.test_fault_campaign import StepTrap
-from tests.integration.test_fault_campaign_playbooks import NODES, chosen_steps, objects_of, started_site, volume
+from tests.integration.test_fault_campaign_playbooks import NODES, Counter, chosen_steps, objects_of, started_site, volume
 from tests.integration.test_fault_campaign_playbooks_volume_ops import (
     DATA,
     check_serving,
@@ -67,12 +63,11 @@ from tests.integration.test_fault_campaign_playbooks_volume_ops import (
     prepare,
     third_run,
 )
-from tests.integration.volume_helpers import NQN_PREFIX, pattern_file, spdk_io, wait_for
+from tests.integration.volume_helpers import pattern_file, spdk_io, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MATRIX = []          # (operation, step, method, node, outcome, seconds) of every case run
-XFAILED = []         # the cases that showed the known defect (recover_past_the_defect)
 FAILED = re.compile(r"^(?:fatal|failed): \[(node\d)\].*? => (\{.*)$", re.M)
 
 
@@ -150,54 +145,39 @@ def run_case(site, operation, playbook, step, steps, name, extra_of):
     case = "%s of %s with %s's target killed at step %d of %d (%s; the playbook %s)" % (
         operation, name, trap.node, step, steps, trap.method, outcome)
     print("\n" + case)
-    if operation == "delete" and unexported(site, name, trap.node):
-        recover_past_the_defect(site, case, name, trap.node)
-    else:
-        site.run("recover_node.yml", "the recovery of " + case, node=trap.node, **inventory(site, name))
+    site.run("recover_node.yml", "the recovery of " + case, node=trap.node, **inventory(site, name))
+    if operation == "delete":
+        check_the_delete_is_left_to_finish(site, case, name)
     site.run(playbook, "the re-run of " + case, **extra_of(name))
     third_run(site, playbook, case, **extra_of(name))
     MATRIX.append((operation, step, trap.method, trap.node, outcome.split(":")[0], time.monotonic() - started))
     return case
 
 
-def unexported(site, name, dead):
-    """The remote replicas of volume ``name`` whose export is gone from their node (alive, not ``dead``)."""
-    return ["%s-%s" % (name, node) for node in NODES[1:] if node != dead
-            and "subsystem %s%s-%s" % (NQN_PREFIX, name, node) not in site.objects(node)]
-
-
-def recover_past_the_defect(site, case, name, dead):
-    """The known defect (XFAILED): a delete stopped after a remote replica's export was deleted, the inventory
-    still listing the volume (delete_volume.yml needs it there), recover_node.yml fails in its engine play on
-    that volume. Asserted to happen (strict: if it no longer does, this fails and says so), then the way past
-    it: recover_node.yml again with the volume left out of spdk_volumes; the re-run of the delete lists it."""
-    missing = unexported(site, name, dead)
-    failed = None
+def check_the_delete_is_left_to_finish(site, case, name):
+    """After the recovery of a delete cut off by a dead target: volume ``name`` has its tombstone on every node,
+    and create_volume.yml refuses it, naming the delete, and sends no mutating RPC."""
+    marked = [node for node in NODES if name in site.record(node).get("tombstones", {})]
+    assert marked == list(NODES), "%s: the tombstones of %s are on %s only" % (case, name, marked)
+    counter = Counter()
+    site.set_gate(counter)
     try:
-        site.run("recover_node.yml", "the recovery of " + case, node=dead, **inventory(site, name))
-    except AssertionError as exc:
-        failed = str(exc)
-    expected = "Replicas of %s without an export on their node: %s." % (name, ", ".join(missing))
-    assert failed is not None, "%s: recover_node.yml now recovers %s with %s unexported: the known defect " \
-        "is fixed, remove its xfail (recover_past_the_defect)" % (case, name, missing)
-    assert expected in failed, "%s: the recovery failed otherwise:\n%s" % (case, failed[-6000:])
-    advice = "if a delete_volume.yml of %s did not finish, run it again instead (delete_volume.yml -e volume=%s)" % (
-        name, name)
-    assert advice in " ".join(failed.split()), "%s: the failure does not name the delete:\n%s" % (case, failed[-6000:])
-    left = {node: sorted(o for o in site.objects(node) if re.search(r"\b%s\b" % name, o)) for node in NODES}
-    XFAILED.append("%s: recover_node.yml -e node=%s failed: %s Left of %s then: %s; in the records: %s" % (
-        case, dead, expected, name, left, recorded(site, name)))
-    print("known defect: " + XFAILED[-1])
-    site.run("recover_node.yml", "the recovery without %s of %s" % (name, case), node=dead,
-             spdk_volumes=[volume(other) for other in site.volumes if other != name])
+        done = subprocess.run(site.command("create_volume.yml", volume=name, **inventory(site, name)), env=site.env,
+                              capture_output=True, text=True, timeout=600, check=False)
+    finally:
+        site.set_gate(None)
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0 and "The deletion of %s began and did not finish" % name in output, \
+        "%s: create_volume.yml did not refuse %s:\n%s" % (case, name, output[-6000:])
+    assert "delete_volume.yml -e volume=<name>" in output and counter.methods == [], (case, counter.methods)
 
 
 def recorded(site, name):
-    """{node: the entries (engines, exposures, snapshots) of volume ``name`` in the node's record}."""
+    """{node: the entries (engines, exposures, snapshots, tombstones) of volume ``name`` in the node's record}."""
     entries = {}
     for node in NODES:
         record = site.record(node)
-        keys = [key for part in ("engines", "exposures", "snapshots") for key in record.get(part, {})
+        keys = [key for part in ("engines", "exposures", "snapshots", "tombstones") for key in record.get(part, {})
                 if re.search(r"\b%s\b" % name, key)]
         if keys:
             entries[node] = keys
@@ -263,7 +243,3 @@ def test_delete_volume_whose_target_dies_at_a_step_recovers_and_deletes_everythi
             site.expected[node] -= held
         site.check_nothing_left(case)
     report("delete", counter.methods)
-    if XFAILED:
-        pytest.xfail("recover_node.yml cannot recover a node while the inventory lists a volume whose delete "
-                     "stopped after a remote replica's export was deleted (every other check of these cases "
-                     "passed past it): " + " | ".join(XFAILED))

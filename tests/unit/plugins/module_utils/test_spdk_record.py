@@ -139,3 +139,18 @@ def test_a_frontend_forgets_finished_reverts_but_never_an_unfinished_one():
     assert "revert" not in record.snapshots["vol1"]["s1"]
     assert record.snapshots["vol1"]["s2"]["revert"]["state"] == "running"
     assert record.forget_finished_reverts("vol1") is False and record.forget_finished_reverts("other") is False
+
+
+def test_a_tombstone_keeps_its_time_and_reads_back_until_taken_away(tmp_path):
+    path = str(tmp_path / "node1.json")
+    record = rec.NodeRecord("node1")
+    assert record.add_tombstone("vol1", since="2026-12-06T17:00:00Z") is True
+    assert record.add_tombstone("vol1", since="2026-12-06T18:00:00Z") is False
+    rec.save(path, record)
+    assert rec.load(path, "node1").tombstones == {"vol1": {"since": "2026-12-06T17:00:00Z"}}
+    assert record.remove_tombstone("vol1") is True and record.remove_tombstone("vol1") is False
+
+
+def test_a_record_written_before_tombstones_existed_reads_with_none():
+    old = {"format": rec.RECORD_FORMAT, "version": 1, "node": "node1", "engines": {"vol1": ENGINE}}
+    assert rec.NodeRecord.from_dict(old).tombstones == {}

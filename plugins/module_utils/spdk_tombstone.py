@@ -1,0 +1,81 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) spdk.storage contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Tombstones: the volumes whose deletion began, kept in the node record (spdk_tombstone).
+
+A volume is deleted in steps on several nodes (delete_volume.yml: its engine, then its replicas with their
+snapshots and exports). A run cut off between them (a dead target, a killed controller) leaves the volume
+half deleted: no engine, or replicas gone on some nodes. Repairing such a volume would re-create what the
+operator asked to delete, so delete_volume.yml writes a tombstone on every storage node before it deletes
+anything, and removes it once nothing of the volume is left. While one is there, create_volume.yml refuses the
+volume and recover_node.yml leaves it out; both say to run delete_volume.yml again, which finishes the delete.
+
+The record lives on the node's own filesystem, not in the target: a tombstone is written and read while the
+node's spdk_tgt is down, and survives its restart.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import default_node_name
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError, validate_lvol_name
+
+ARGUMENT_SPEC = dict(
+    volume=dict(type="str"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    node_name=dict(type="str"),
+    record_dir=dict(type="path", default=rec.DEFAULT_RECORD_DIR),
+)
+
+
+class Tombstones:
+    """The tombstones of one node's record: read them, or put or take away one volume's."""
+
+    def __init__(self, record_dir, node_name=None, check_mode=False):
+        if not record_dir:
+            raise SpdkInputError("record_dir must name a directory: tombstones are kept in the node record")
+        self.node = default_node_name(node_name)
+        self.path = rec.record_path(record_dir, self.node)
+        self.check_mode = check_mode
+
+    def read(self):
+        """{volume: {"since": time}} as the record has them (none when there is no record yet)."""
+        return rec.load(self.path, self.node).tombstones
+
+    def apply(self, volume, state):
+        """Put (``present``) or take away (``absent``) ``volume``'s tombstone; without ``volume`` only read.
+        Returns the module's result: changed, tombstones (after the run, or as planned in check mode), diff,
+        warnings (a read names every delete that did not finish and the run that finishes it)."""
+        before = self.read()
+        if volume is None:
+            return dict(changed=False, tombstones=before, diff=dict(before=before, after=before),
+                        warnings=[unfinished_delete(name, mark, self.node) for name, mark in sorted(before.items())])
+        validate_lvol_name("engine", volume)
+        after = copy.deepcopy(before)
+        if state == "present":
+            changed = volume not in after
+            after.setdefault(volume, {"since": rec.utc_now()})
+        else:
+            changed = after.pop(volume, None) is not None
+        if changed and not self.check_mode:
+            record, _written = rec.update(self.path, self.node, lambda record: self._change(record, volume, state))
+            after = record.tombstones
+        return dict(changed=changed, tombstones=after, diff=dict(before=before, after=after), warnings=[])
+
+    @staticmethod
+    def _change(record, volume, state):
+        if state == "present":
+            record.add_tombstone(volume)
+        else:
+            record.remove_tombstone(volume)
+
+
+def unfinished_delete(volume, mark, node):
+    """The warning for a tombstone found on ``node``."""
+    return ("the deletion of volume %s began at %s and did not finish (its tombstone is in %s's record): it is "
+            "neither repaired nor created again until delete_volume.yml -e volume=%s finishes it"
+            % (volume, mark.get("since", "an unknown time"), node, volume))
