@@ -123,8 +123,8 @@ def check_against_the_record(request, recorded, snapshots, rebuild):
     warnings = []
     if rebuild is not None and request.state == "present":
         rebuild.check_request([r.name for r in request.replicas])
-    if rebuild is not None and request.state == "absent" and rebuild.deletion_warning():
-        warnings.append(rebuild.deletion_warning())
+    if rebuild is not None and request.state == "absent":
+        warnings.extend(w for w in [rebuild.deletion_warning()] if w)
     return reverting, warnings
 
 

@@ -36,6 +36,7 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_engine_sn
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_pause import (
     Pause,
     PauseBroken,
+    left_paused,
     quiesce_mode,
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_record import SnapshotRecord
@@ -124,14 +125,18 @@ class EngineSnapshotRun:
         finishes the revert (so snapshot_volume.yml, which lists first, can run it again)."""
         unfinished = self.record.unfinished_revert() if self.record is not None else None
         self.load(headless_snapshot=unfinished)
-        if unfinished is not None:
-            headless = [v.ref.name for v in self.views if v.replica is None]
-            self.warnings.append(
-                "a revert of engine %s to snapshot %s began and did not finish (the node record marks it running)%s: "
-                "run it again to finish it: %s" % (
-                    self.request.engine, unfinished,
-                    "; %s ha%s no head until then" % (", ".join(headless), "s" if len(headless) == 1 else "ve")
-                    if headless else "", resume_command(self.request.engine, "revert " + unfinished)))
+        if unfinished is None:
+            return
+        headless = [v.ref.name for v in self.views if v.replica is None]
+        until_then = ""
+        if len(headless) == 1:
+            until_then = "; %s has no head until then" % headless[0]
+        elif headless:
+            until_then = "; %s have no head until then" % ", ".join(headless)
+        self.warnings.append(
+            "a revert of engine %s to snapshot %s began and did not finish (the node record marks it running)%s: "
+            "run it again to finish it: %s" % (self.request.engine, unfinished, until_then,
+                                               resume_command(self.request.engine, "revert " + unfinished)))
 
     def _engine_subsystems(self):
         state = self.nodes.engine.state
@@ -180,6 +185,12 @@ class EngineSnapshotRun:
                 self._rollback(made)
                 raise
             self.nodes.reload(self.check_mode)
+        elif left_paused(served):
+            # The snapshot set is whole, but the run that took it died paused and its watchdog did not reach
+            # the target: a re-run is the operator's way back, so it ends the pause (a pause above does too).
+            # Only the lock is needed (no other run pauses meanwhile); resuming I/O is safe in any engine state.
+            self.lock.take("resume %s" % request.name)
+            Pause(request, self.nodes.engine, self.recorder, self.clock, self.warnings).resume_left(served)
         self._record_snapshot()
 
     def _recorded_uuids(self):

@@ -82,6 +82,12 @@ def pause_step(nqn, nsid):
                 "in-flight writes finished)" % (nsid, SPARE_ANA_GROUP))
 
 
+def left_paused(frontend):
+    """The namespaces of ``frontend`` (its subsystem entry, or None) that sit in the inaccessible group: a run
+    that paused them died and its watchdog could not move them back."""
+    return [nsid for nsid, group in namespaces(frontend or {}) if group == SPARE_ANA_GROUP]
+
+
 def resume_steps(nqn, spaces, moved):
     """Move back every namespace this pause moved, and any an interrupted pause left in group 2."""
     steps = []
@@ -155,6 +161,15 @@ class Pause:
                 "back. Raise quiesce_timeout or run again when the replica nodes answer faster"
                 % (self.request.engine, self.request.quiesce_timeout))
         return result
+
+    def resume_left(self, frontend):
+        """Move back what ``left_paused(frontend)`` names (the caller holds the volume's lock, so no other run
+        is pausing it), with a warning."""
+        paused = ", ".join(str(nsid) for nsid in left_paused(frontend))
+        self.warnings.append(
+            "host I/O of engine %s was still paused (namespace %s in the inaccessible ANA group %d), left so by a "
+            "run that did not finish: moved back" % (self.request.engine, paused, SPARE_ANA_GROUP))
+        self._resume(namespaces(frontend), [])
 
     def _resume(self, spaces, moved):
         errors = []

@@ -21,7 +21,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_snapshot_
 )
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import bdev_refs, find_member
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import Snapshot
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import snapshot_lvol_name, split_snapshot_lvol_name
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import split_snapshot_lvol_name
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_node import Node
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcError
 
@@ -52,8 +52,8 @@ class ReplicaView:
             return replica.disk
         if self.ref.disk is not None:
             return self.ref.disk
-        own = [lv.lvstore for lv in self.node.state.lvols if lv.name.startswith(self.ref.name + "-snap-")]
-        return own[0] if own else None
+        own = [lv for found in self._own_snapshot_lvols().values() for lv in found]
+        return own[0].lvstore if own else None
 
     def snapshot(self, name):
         """The replica's snapshot ``name``; for a replica whose head is gone (a revert was killed between
@@ -61,9 +61,7 @@ class ReplicaView:
         replica = self.replica
         if replica is not None:
             return replica.snapshot(name)
-        wanted = snapshot_lvol_name(self.ref.name, name)
-        found = [lv for lv in self.node.state.lvols
-                 if lv.name == wanted and self.ref.disk in (None, lv.lvstore)]
+        found = self._own_snapshot_lvols().get(name, [])
         return Snapshot(name, found[0]) if len(found) == 1 else None
 
     def snapshot_names(self):
@@ -72,9 +70,19 @@ class ReplicaView:
         replica = self.replica
         if replica is not None:
             return [s.name for s in replica.snapshots if s.lvol.is_snapshot]
-        parts = [split_snapshot_lvol_name(lv.name) for lv in self.node.state.lvols
-                 if lv.is_snapshot and self.ref.disk in (None, lv.lvstore)]
-        return sorted(part[1] for part in parts if part is not None and part[0] == self.ref.name) or None
+        return sorted(self._own_snapshot_lvols()) or None
+
+    def _own_snapshot_lvols(self):
+        """{snapshot name: [lvol]} of the node's snapshot lvols named after this replica
+        (``<replica>-snap-<snapshot>``), on the replica's disk when its ref names one: how a replica whose
+        head is gone is found."""
+        own = {}
+        for lv in self.node.state.lvols:
+            parts = split_snapshot_lvol_name(lv.name)
+            if lv.is_snapshot and parts is not None and parts[0] == self.ref.name \
+                    and self.ref.disk in (None, lv.lvstore):
+                own.setdefault(parts[1], []).append(lv)
+        return own
 
     def export(self):
         """The replica's NVMe-oF export on its node (a remote replica's), or None."""

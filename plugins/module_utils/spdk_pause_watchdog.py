@@ -14,7 +14,8 @@ node. The two share a pipe:
 * the module writes ``done`` when it has resumed I/O itself: the watchdog exits and does nothing;
 * the pipe closes without ``done`` (the module died), or ``quiesce_timeout`` passes first (the module
   hangs): the watchdog sends the pause's resume steps (every paused namespace back into its group,
-  as spdk_engine_snapshot_pause.resume_steps planned them) and exits with ``RESTORED``. A module
+  as spdk_engine_snapshot_pause.resume_steps planned them), trying a step the target does not answer
+  again for up to a minute, and exits with ``RESTORED``. A module
   that is still alive learns it from that exit status and treats the pause as broken (the snapshots
   it took then are not one point in time).
 
@@ -33,17 +34,21 @@ import time
 RESTORED = 3
 """Exit status of a watchdog that moved the namespaces back itself."""
 
+RESTORE_PATIENCE = 60.0
+"""Seconds a watchdog keeps trying a resume step the target does not answer."""
+
 _DONE = b"done"
 
 
 class PauseWatchdog:
     """Guards one pause on the target at ``address``: ``resume`` is the list of Steps that end it."""
 
-    def __init__(self, address, resume, timeout, rpc_timeout=5.0):
+    def __init__(self, address, resume, timeout, rpc_timeout=5.0, patience=RESTORE_PATIENCE):
         self.address = address
         self.resume = list(resume)
         self.timeout = float(timeout)
         self.rpc_timeout = rpc_timeout
+        self.patience = patience
         self.pid = None
         self._pipe = None
         self.fired = False
@@ -107,19 +112,32 @@ class PauseWatchdog:
         return RESTORED
 
     def restore(self):
-        """Send the resume steps (what the module would have done); a failing one does not stop the next."""
+        """Send the resume steps (what the module would have done). A step the target cannot be asked (no
+        answer, the connection closed: the target busy, or the request lost with the module's connection) is
+        tried again on a new connection for up to RESTORE_PATIENCE seconds, since a namespace left paused
+        stays unreachable until a later run; a step the target refuses does not stop the next."""
         # Imported here: the module process does not need the client to fork the watchdog.
-        from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import SpdkRpcClient, SpdkRpcError
+        from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
+            SpdkConnectionError,
+            SpdkRpcClient,
+            SpdkRpcError,
+        )
 
-        client = SpdkRpcClient(self.address, timeout=self.rpc_timeout, connect_retries=4)
-        try:
-            for step in self.resume:
+        deadline = time.monotonic() + self.patience
+        for step in self.resume:
+            while True:
+                client = SpdkRpcClient(self.address, timeout=self.rpc_timeout, connect_retries=4)
                 try:
                     client.call(step.method, step.params)
+                    break
+                except SpdkConnectionError:
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(1.0)
                 except SpdkRpcError:
-                    continue                           # the next namespace still gets its chance
-        finally:
-            client.close()
+                    break                                  # refused: the next namespace still gets its chance
+                finally:
+                    client.close()
 
 
 def _detach_stdio():

@@ -68,3 +68,18 @@ def test_a_failing_restore_of_one_namespace_still_restores_the_next(rpc_server):
     rpc_server.reply("nvmf_subsystem_set_ns_ana_group", result=True)
     PauseWatchdog(rpc_server.address, resume({1: 1, 2: 1}), timeout=30).restore()
     assert [p["nsid"] for p in restores(rpc_server)] == [1, 2]
+
+
+def test_a_restore_the_target_did_not_answer_is_sent_again_on_a_new_connection(rpc_server):
+    rpc_server.reply("nvmf_subsystem_set_ns_ana_group", once=True, close=True)
+    rpc_server.reply("nvmf_subsystem_set_ns_ana_group", result=True)
+    PauseWatchdog(rpc_server.address, resume({1: 1}), timeout=30).restore()
+    assert restores(rpc_server) == [{"nqn": NQN, "nsid": 1, "anagrpid": 1}] * 2
+
+
+def test_a_target_that_never_answers_is_given_up_after_the_patience(rpc_server):
+    rpc_server.reply("nvmf_subsystem_set_ns_ana_group", close=True)
+    started = time.monotonic()
+    PauseWatchdog(rpc_server.address, resume({1: 1, 2: 1}), timeout=30, patience=1.5).restore()
+    assert 1.5 <= time.monotonic() - started < 10
+    assert {p["nsid"] for p in restores(rpc_server)} == {1, 2}

@@ -84,6 +84,29 @@ def test_an_existing_set_is_three_reads_per_node_and_no_change(args):
                                                     "node of vol-r2 (/n2.sock)": 3}
 
 
+def test_a_whole_set_whose_run_died_paused_gets_host_io_back_under_the_lock(args):
+    nodes = sc.nodes(snapshots=(("s1", "s2"),) * 3, anagrpid=2)
+    lock = sc.LockCalls()
+    scripts = reads_only(nodes)
+    scripts[sc.E] += [lock.take(), pause(1), lock.release()]
+    outcome, wire = sc.run_module(spdk_snapshot, dict(args, record_dir=""), scripts)
+    assert not outcome.failed, outcome.msg
+    assert outcome.changed is True
+    assert [a["method"] for a in outcome.result["actions"]] == ["nvmf_subsystem_set_ns_ana_group"]
+    assert any("host I/O of engine vol was still paused" in w for w in outcome.result["warnings"])
+    assert wire.mutating(sc.N1) == [] and wire.mutating(sc.N2) == []
+
+
+def test_check_mode_plans_the_resume_of_a_set_left_paused_and_sends_nothing(args):
+    nodes = sc.nodes(snapshots=(("s1", "s2"),) * 3, anagrpid=2)
+    scripts = reads_only(nodes)
+    scripts[sc.E] += [sc.LockCalls.absent()]
+    outcome, wire = sc.run_module(spdk_snapshot, dict(args, record_dir=""), scripts, check_mode=True)
+    assert outcome.changed is True and not outcome.failed, outcome.msg
+    assert [a["method"] for a in outcome.result["actions"]] == ["nvmf_subsystem_set_ns_ana_group"]
+    assert all(wire.mutating(address) == [] for address in (sc.E, sc.N1, sc.N2))
+
+
 def test_check_mode_plans_the_pause_and_sends_no_mutating_rpc_to_any_node(args):
     nodes = sc.nodes(snapshots=(("s1",),) * 3)
     scripts = reads_only(nodes)
