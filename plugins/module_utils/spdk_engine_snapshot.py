@@ -174,7 +174,8 @@ class EngineSnapshotRun:
             made = []
             try:
                 if mode == "ana":
-                    pause = Pause(request, self.nodes.engine, self.recorder, self.clock, self.warnings)
+                    pause = Pause(request, self.nodes.engine, self.recorder, self.clock, self.warnings,
+                                  lock=self.lock.lock)
                     try:
                         pause.run(served, lambda deadline: self._snapshot_all(plan, made, deadline))
                     finally:

@@ -105,15 +105,17 @@ class Pause:
 
     ``recorder`` (a StepRecorder) sends to ``node`` (the engine node); ``clock`` bounds the pause to
     the request's ``quiesce_timeout``; ``warnings`` collects what the user should know; ``seconds`` is
-    how long the pause lasted.
+    how long the pause lasted; ``lock`` is the run's VolumeLock (None: not locked), which the watchdog
+    checks before it resumes anything.
     """
 
-    def __init__(self, request, node, recorder, clock, warnings):
+    def __init__(self, request, node, recorder, clock, warnings, lock=None):
         self.request = request
         self.node = node
         self.recorder = recorder
         self.clock = clock
         self.warnings = warnings
+        self.lock = lock
         self.seconds = None
 
     def run(self, frontend, work):
@@ -133,7 +135,8 @@ class Pause:
         watchdog = None
         if spaces and not self.recorder.check_mode:
             resume = resume_steps(nqn, spaces, [space[0] for space in spaces])
-            watchdog = PauseWatchdog(client.address, resume, self.request.quiesce_timeout).start()
+            guard = (self.lock.volume, self.lock.token) if self.lock is not None else None
+            watchdog = PauseWatchdog(client.address, resume, self.request.quiesce_timeout, lock=guard).start()
         start = self.clock()
         deadline = start + self.request.quiesce_timeout
         moved = []

@@ -15,7 +15,10 @@ node. The two share a pipe:
 * the pipe closes without ``done`` (the module died), or ``quiesce_timeout`` passes first (the module
   hangs): the watchdog sends the pause's resume steps (every paused namespace back into its group,
   as spdk_engine_snapshot_pause.resume_steps planned them), trying a step the target does not answer
-  again for up to a minute, and exits with ``RESTORED``. A module
+  again for up to a minute, and exits with ``RESTORED``. Given the run's volume lock (``lock``: volume
+  and token), it sends a step only while that lock is still the run's: once another run took the lock
+  over, the volume is that run's, which ends any pause it finds, and a late resume from here would break
+  that run's own pause. A module
   that is still alive learns it from that exit status and treats the pause as broken (the snapshots
   it took then are not one point in time).
 
@@ -43,12 +46,13 @@ _DONE = b"done"
 class PauseWatchdog:
     """Guards one pause on the target at ``address``: ``resume`` is the list of Steps that end it."""
 
-    def __init__(self, address, resume, timeout, rpc_timeout=5.0, patience=RESTORE_PATIENCE):
+    def __init__(self, address, resume, timeout, rpc_timeout=5.0, patience=RESTORE_PATIENCE, lock=None):
         self.address = address
         self.resume = list(resume)
         self.timeout = float(timeout)
         self.rpc_timeout = rpc_timeout
         self.patience = patience
+        self.lock = lock              # (volume, token) of the run's VolumeLock, or None: not locked
         self.pid = None
         self._pipe = None
         self.fired = False
@@ -115,7 +119,8 @@ class PauseWatchdog:
         """Send the resume steps (what the module would have done). A step the target cannot be asked (no
         answer, the connection closed: the target busy, or the request lost with the module's connection) is
         tried again on a new connection for up to RESTORE_PATIENCE seconds, since a namespace left paused
-        stays unreachable until a later run; a step the target refuses does not stop the next."""
+        stays unreachable until a later run; a step the target refuses does not stop the next. Nothing is sent
+        once the run's lock is another run's (``lock_is_ours``)."""
         # Imported here: the module process does not need the client to fork the watchdog.
         from ansible_collections.spdk.storage.plugins.module_utils.spdk_rpc import (
             SpdkConnectionError,
@@ -128,6 +133,8 @@ class PauseWatchdog:
             while True:
                 client = SpdkRpcClient(self.address, timeout=self.rpc_timeout, connect_retries=4)
                 try:
+                    if not self.lock_is_ours(client):
+                        return
                     client.call(step.method, step.params)
                     break
                 except SpdkConnectionError:
@@ -138,6 +145,17 @@ class PauseWatchdog:
                     break                                  # refused: the next namespace still gets its chance
                 finally:
                     client.close()
+
+    def lock_is_ours(self, client):
+        """Whether the run's volume lock is still on the target with the run's token, not being taken over
+        (always, for a run without a lock)."""
+        if self.lock is None:
+            return True
+        from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import VolumeLock
+
+        volume, token = self.lock
+        lease = VolumeLock(client, volume, "pause watchdog", token=token).lease()
+        return lease is not None and lease.token == token and token not in lease.taken_over
 
 
 def _detach_stdio():

@@ -83,3 +83,29 @@ def test_a_target_that_never_answers_is_given_up_after_the_patience(rpc_server):
     PauseWatchdog(rpc_server.address, resume({1: 1, 2: 1}), timeout=30, patience=1.5).restore()
     assert 1.5 <= time.monotonic() - started < 10
     assert {p["nsid"] for p in restores(rpc_server)} == {1, 2}
+
+
+def lock_entry(token):
+    """The volume lock of vol1 as nvmf_get_subsystems lists it, held by ``token`` (lease far ahead)."""
+    return {"nqn": "nqn.2026-01.io.spdk-storage:lock:vol1", "serial_number": "SL%s%010d" % (token, 4102444800),
+            "model_number": "ctl pid 1 take s2", "hosts": [], "namespaces": []}
+
+
+def test_a_watchdog_whose_run_still_holds_the_volume_lock_resumes(rpc_server):
+    rpc_server.reply("nvmf_get_subsystems", result=[lock_entry("0badcafe")])
+    rpc_server.reply("nvmf_subsystem_set_ns_ana_group", result=True)
+    PauseWatchdog(rpc_server.address, resume({1: 1}), timeout=30, lock=("vol1", "0badcafe")).restore()
+    assert restores(rpc_server) == [{"nqn": NQN, "nsid": 1, "anagrpid": 1}]
+
+
+def test_a_watchdog_sends_nothing_once_another_run_took_the_volume_lock_over(rpc_server):
+    # The re-run owns the volume now and may be pausing it for its own snapshot: a late resume would break it.
+    rpc_server.reply("nvmf_get_subsystems", result=[lock_entry("feedf00d")])
+    PauseWatchdog(rpc_server.address, resume({1: 1, 2: 1}), timeout=30, lock=("vol1", "0badcafe")).restore()
+    assert restores(rpc_server) == []
+
+
+def test_a_watchdog_whose_lock_is_gone_sends_nothing(rpc_server):
+    rpc_server.reply("nvmf_get_subsystems", error=(-19, "No such device"))
+    PauseWatchdog(rpc_server.address, resume({1: 1}), timeout=30, lock=("vol1", "0badcafe")).restore()
+    assert restores(rpc_server) == []
