@@ -87,6 +87,7 @@ class RpcRecorder(object):
         self.delays = {}
         self.gate = None          # gate(method, params): called for every request before it goes on
         self.server = None
+        self.acceptor = None
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.connections = []
@@ -98,16 +99,23 @@ class RpcRecorder(object):
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(self.front)
         self.server.listen(16)
-        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
+        self.acceptor = threading.Thread(target=self._accept, args=(self.server,), daemon=True)
+        self.acceptor.start()
 
     def stop(self):
-        """Stop listening and drop every open connection (the target behind it is going away)."""
+        """Stop listening and drop every open connection (the target behind it is going away).
+
+        A socket is closed only once no thread can still use it: closed under a thread about to call
+        accept or recv, its number goes to the next socket opened (the next test's recorder, say), and
+        that thread would serve the new socket's client with this recorder's target."""
         self.stopping.set()
         if self.server is not None:
+            _shutdown(self.server)           # wakes the acceptor; its accept fails from now on
+            self.acceptor.join()
             self.server.close()
             self.server = None
-        for conn in list(self.connections):
-            _close(conn)
+        for link in list(self.connections):
+            link.shutdown()                  # wakes both of its threads; the last one closes it
         self.connections = []
         if os.path.exists(self.front):
             os.unlink(self.front)
@@ -125,11 +133,13 @@ class RpcRecorder(object):
                 _close(client)
                 _close(upstream)
                 continue
-            self.connections += [client, upstream]
-            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
+            link = _Link(client, upstream)
+            self.connections.append(link)
+            threading.Thread(target=self._requests, args=(link,), daemon=True).start()
+            threading.Thread(target=self._answers, args=(link,), daemon=True).start()
 
-    def _requests(self, client, upstream):
+    def _requests(self, link):
+        client, upstream = link.client, link.upstream
         decoder = json.JSONDecoder()
         pending = ""
         try:
@@ -155,7 +165,7 @@ class RpcRecorder(object):
         except OSError:
             pass
         finally:
-            _close(upstream)
+            link.done()
 
     def _pass_on(self, request, raw, upstream):
         method = request.get("method") if isinstance(request, dict) else None
@@ -171,7 +181,8 @@ class RpcRecorder(object):
         upstream.sendall(raw.encode())
 
     @staticmethod
-    def _answers(upstream, client):
+    def _answers(link):
+        upstream, client = link.upstream, link.client
         try:
             while True:
                 chunk = upstream.recv(1 << 16)
@@ -181,12 +192,42 @@ class RpcRecorder(object):
         except OSError:
             pass
         finally:
-            _close(client)
+            link.done()
 
     def _log(self, method, params):
         entry = {"time": round(time.time(), 6), "method": method, "params": params, "mutating": is_mutating(method)}
         with self.lock, open(self.log_path, "a") as handle:
             handle.write(json.dumps(entry, separators=(",", ":")) + "\n")
+
+
+class _Link(object):
+    """A client's connection and its own connection to the target, used by two threads (requests one way,
+    answers the other). Either end going away shuts both down; the second thread to finish closes them."""
+
+    def __init__(self, client, upstream):
+        self.client, self.upstream = client, upstream
+        self.users = 2
+        self.lock = threading.Lock()
+
+    def shutdown(self):
+        _shutdown(self.client)
+        _shutdown(self.upstream)
+
+    def done(self):
+        self.shutdown()
+        with self.lock:
+            self.users -= 1
+            last = self.users == 0
+        if last:
+            _close(self.client)
+            _close(self.upstream)
+
+
+def _shutdown(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _close(sock):

@@ -219,6 +219,13 @@ class EchoTarget(object):
                     conn.sendall(json.dumps(reply).encode())
 
     def stop(self):
+        # Shut down, joined, then closed: a listening socket closed under its accept thread would hand its
+        # number, and with it the next socket opened in this process, to that thread.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join()
         self.sock.close()
         try:
             os.unlink(self.path)
