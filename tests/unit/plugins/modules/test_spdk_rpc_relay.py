@@ -9,10 +9,7 @@ from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common import warnings as ansible_warnings
-
-from tests.unit.expected_calls import patch_module_args
+from tests.unit.module_runs import run_main
 from tests.unit.relay_fakes import FakeSsh, option
 
 from ansible_collections.spdk.storage.plugins.module_utils import spdk_relay
@@ -21,30 +18,10 @@ from ansible_collections.spdk.storage.plugins.modules import spdk_rpc_relay
 NODES = [{"name": "node1", "ssh_host": "192.0.2.11"}, {"name": "node2", "ssh_host": "192.0.2.12"}]
 
 
-class Ended(Exception):
-    def __init__(self, result):
-        super(Ended, self).__init__(result)
-        self.result = result
-
-
 def run(args, ssh, check_mode=False, diff=False):
-    """The module's result dict (``failed`` set when it failed)."""
-    def exit_json(self, **kwargs):
-        kwargs["warnings"] = list(ansible_warnings.get_warning_messages())
-        raise Ended(kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        raise Ended(dict(kwargs, msg=msg, failed=True))
-
-    module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    ansible_warnings._global_warnings.clear()  # warnings are global to a module run
-    with patch_module_args(module_args), \
-            mock.patch.object(spdk_relay, "SshRunner", lambda timeout: ssh), \
-            mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
-            mock.patch.object(basic.AnsibleModule, "fail_json", fail_json):
-        with pytest.raises(Ended) as ended:
-            spdk_rpc_relay.main()
-    return ended.value.result
+    """The module's result dict (``failed`` set when it failed), with ``ssh`` playing OpenSSH."""
+    with mock.patch.object(spdk_relay, "SshRunner", lambda timeout: ssh):
+        return run_main(spdk_rpc_relay.main, args, check_mode, diff)
 
 
 @pytest.fixture

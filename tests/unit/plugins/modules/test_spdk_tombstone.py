@@ -1,39 +1,16 @@
 """spdk_tombstone: a volume's deletion marked in the node record, read back, taken away; check mode and diff."""
 import json
-from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common import warnings as ansible_warnings
-
-from tests.unit.expected_calls import patch_module_args
+from tests.unit.module_runs import run_main
 
 from ansible_collections.spdk.storage.plugins.modules import spdk_tombstone
 
 
-class Ended(Exception):
-    def __init__(self, result):
-        super(Ended, self).__init__(result)
-        self.result = result
-
-
 def run(args, check_mode=False, diff=False):
     """The module's result dict (``failed`` set when it failed)."""
-    def exit_json(self, **kwargs):
-        kwargs["warnings"] = list(ansible_warnings.get_warning_messages())
-        raise Ended(kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        raise Ended(dict(kwargs, msg=msg, failed=True))
-
-    ansible_warnings._global_warnings.clear()  # warnings are global to a module run
-    with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)), \
-            mock.patch.object(basic.AnsibleModule, "exit_json", exit_json), \
-            mock.patch.object(basic.AnsibleModule, "fail_json", fail_json):
-        with pytest.raises(Ended) as ended:
-            spdk_tombstone.main()
-    return ended.value.result
+    return run_main(spdk_tombstone.main, args, check_mode, diff)
 
 
 @pytest.fixture
