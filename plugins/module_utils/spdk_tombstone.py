@@ -42,36 +42,27 @@ class Tombstones:
         self.path = rec.record_path(record_dir, self.node)
         self.check_mode = check_mode
 
-    def read(self):
-        """{volume: {"since": time}} as the record has them (none when there is no record yet)."""
-        return rec.load(self.path, self.node).tombstones
-
     def apply(self, volume, state):
         """Put (``present``) or take away (``absent``) ``volume``'s tombstone; without ``volume`` only read.
         Returns the module's result: changed, tombstones (after the run, or as planned in check mode), diff,
         warnings (a read names every delete that did not finish and the run that finishes it)."""
-        before = self.read()
+        record = rec.load(self.path, self.node)
+        before = copy.deepcopy(record.tombstones)
         if volume is None:
             return dict(changed=False, tombstones=before, diff=dict(before=before, after=before),
                         warnings=[unfinished_delete(name, mark, self.node) for name, mark in sorted(before.items())])
         validate_lvol_name("engine", volume)
-        after = copy.deepcopy(before)
-        if state == "present":
-            changed = volume not in after
-            after.setdefault(volume, {"since": rec.utc_now()})
-        else:
-            changed = after.pop(volume, None) is not None
+        changed = self._change(record, volume, state)        # the plan: the record as read, changed in memory
         if changed and not self.check_mode:
-            record, _written = rec.update(self.path, self.node, lambda record: self._change(record, volume, state))
-            after = record.tombstones
-        return dict(changed=changed, tombstones=after, diff=dict(before=before, after=after), warnings=[])
+            record, _written = rec.update(self.path, self.node, lambda locked: self._change(locked, volume, state))
+        return dict(changed=changed, tombstones=record.tombstones, diff=dict(before=before, after=record.tombstones),
+                    warnings=[])
 
     @staticmethod
     def _change(record, volume, state):
         if state == "present":
-            record.add_tombstone(volume)
-        else:
-            record.remove_tombstone(volume)
+            return record.add_tombstone(volume)
+        return record.remove_tombstone(volume)
 
 
 def unfinished_delete(volume, mark, node):
