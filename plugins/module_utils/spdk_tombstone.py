@@ -65,8 +65,23 @@ class Tombstones:
         return record.remove_tombstone(volume)
 
 
+def refuse_if_deleting(record_dir, node_name, volume, operation):
+    """Raise SpdkInputError when the node's record holds ``volume``'s tombstone: its deletion began, and nothing
+    but delete_volume.yml acts on it until that run finishes it (``operation`` names what was asked). Without a
+    record (no record_dir, none written yet, or unreadable: the run's own read of it warns) nothing is refused."""
+    if not record_dir:
+        return
+    node = default_node_name(node_name)
+    try:
+        mark = rec.load(rec.record_path(record_dir, node), node).tombstones.get(volume)
+    except rec.RecordError:
+        return
+    if mark is not None:
+        raise SpdkInputError("%s refused: %s" % (operation, unfinished_delete(volume, mark, node)))
+
+
 def unfinished_delete(volume, mark, node):
     """The warning for a tombstone found on ``node``."""
     return ("the deletion of volume %s began at %s and did not finish (its tombstone is in %s's record): it is "
-            "neither repaired nor created again until delete_volume.yml -e volume=%s finishes it"
+            "neither repaired, changed nor created again until delete_volume.yml -e volume=%s finishes it"
             % (volume, mark.get("since", "an unknown time"), node, volume))

@@ -50,6 +50,8 @@ description:
     O(state=absent) removes the entry (docs/REBUILD.md).
   - A frontend other than V(none) makes the node record forget the engine's finished reverts, so that a later revert
     to the same snapshot reverts again (hosts may have written since).
+  - O(state=present) is refused before any RPC while the node record holds the volume's tombstone
+    (M(spdk.storage.spdk_tombstone)). Its deletion began, and C(delete_volume.yml) run again finishes it.
 extends_documentation_fragment:
   - spdk.storage.spdk
   - spdk.storage.spdk.attributes
@@ -282,6 +284,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_run impor
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import ABSENT
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import APPLIED, DONE, RebuildEntry
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_tombstone import refuse_if_deleting
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import (
     VolumeLock,
     check_lock_timeout,
@@ -413,6 +416,9 @@ class Record:
 
 def run(module):
     request = build_request(module.params)
+    if request.state == "present":          # deleting is how a delete cut off is finished
+        refuse_if_deleting(module.params["record_dir"], node_name(module.params), request.name,
+                           "spdk_engine state=present of %s" % request.name)
     record = Record(module, request)
     reverting, warnings = check_against_the_record(request, record.engine, record.snapshots, record.rebuild)
     for warning in warnings:

@@ -147,6 +147,8 @@ options:
         because of a replica list from before the rebuild, and a repair during an unfinished rebuild says how
         to finish it. Its first run with the new list marks the entry C(applied); its deletion of the engine
         removes the entry.
+      - A rebuild is refused before any RPC while the record holds the volume's tombstone
+        (M(spdk.storage.spdk_tombstone)). Its deletion began, and C(delete_volume.yml) run again finishes it.
 attributes:
   check_mode:
     support: partial
@@ -292,6 +294,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names im
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_request import RebuildRequest
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_journal import RebuildJournal
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_run import RebuildRun
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_tombstone import refuse_if_deleting
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import (
     VolumeLock,
     check_lock_timeout,
@@ -402,6 +405,8 @@ def record_system_snapshots(module, request, snapshot, merged):
 def rebuild(module, request, clients):
     """One RebuildRun with a client per node; the module's result."""
     params = module.params
+    refuse_if_deleting(params["record_dir"], request.node_name, request.engine,
+                       "spdk_replica_rebuild of %s on engine %s" % (request.replace.name, request.engine))
     member_clients = {m.name: clients.get(m.rpc_socket) for m in request.replicas if not m.is_local}
     source = request.source
     directory = params["record_dir"]

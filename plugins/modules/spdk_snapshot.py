@@ -130,6 +130,9 @@ options:
       - Directory of the node record, where engine snapshots (per-replica UUIDs, creation time) and revert
         progress are kept. An empty string disables it (a revert then cannot tell a finished revert from a
         new one, so each run reverts again).
+      - On the engine, every run (a listing too) is refused before any RPC while the record holds the volume's
+        tombstone (M(spdk.storage.spdk_tombstone)). Its deletion began, and C(delete_volume.yml) run again finishes
+        it.
     type: path
     default: /var/lib/spdk-storage
   listen_address:
@@ -300,6 +303,7 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_common import (
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_errors import SpdkError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import SpdkInputError
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_steps import ClientNode, StepRecorder
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_tombstone import refuse_if_deleting
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_volume_lock import (
     VolumeLock,
     check_lock_timeout,
@@ -383,6 +387,7 @@ class EngineSnapshot:
         self.module = module
         params = module.params
         self.node_name = default_node_name(params["node_name"])
+        refuse_if_deleting(params["record_dir"], self.node_name, params["engine"], "spdk_snapshot on engine %s" % params["engine"])
         self.record = None
         recorded = {}
         if params["record_dir"]:

@@ -19,7 +19,10 @@ description:
   - A tombstone in the node record C(<record_dir>/<node_name>.json) says that the deletion of O(volume) began.
     The playbook C(delete_volume.yml) writes one on every storage node before it deletes anything, and removes
     them once nothing of the volume is left. While one is there, C(create_volume.yml) refuses the volume and
-    C(recover_node.yml) leaves it out; both say to run C(delete_volume.yml) again.
+    C(recover_node.yml) leaves it out; both say to run C(delete_volume.yml) again. The modules that would change
+    the volume refuse it before any RPC when the engine node's record holds its tombstone
+    (M(spdk.storage.spdk_engine) with O(spdk.storage.spdk_engine#module:state=present),
+    M(spdk.storage.spdk_snapshot) on the engine, and M(spdk.storage.spdk_replica_rebuild)).
   - The record is a file on the node, so this module needs no C(spdk_tgt) and sends no RPC. A tombstone is read
     and written while the node's target is down, and a restart of the target keeps it.
   - Without O(volume) the module changes nothing and only returns the node's tombstones, with a warning for each

@@ -33,8 +33,9 @@ A delete cut off this way leaves the volume half deleted (no engine, the replica
 tombstone on every node (delete_volume.yml writes them before it deletes anything): so recover_node.yml must
 leave that volume out and repair every other (it once failed on it in tasks/engine_replicas.yml, "Replicas of
 <volume> without an export on their node", from delete step 7 on, and with any_errors_fatal left the other
-engines unrepaired); create_volume.yml must refuse it, sending no mutating RPC (asserted after the recovery,
-with every node up); and the delete re-run must finish it and take the tombstones away.
+engines unrepaired); create_volume.yml and snapshot_volume.yml must refuse it, naming the delete and sending no
+mutating RPC (asserted after the recovery, with every node up); and the delete re-run must finish it and take the
+tombstones away.
 
 Which steps: make test runs two cases, the middle step of create and the first of delete (2.5 minutes for the
 file on the emulator, 7 while another suite loaded the cores: a case costs four playbook runs).
@@ -155,21 +156,27 @@ def run_case(site, operation, playbook, step, steps, name, extra_of):
 
 
 def check_the_delete_is_left_to_finish(site, case, name):
-    """After the recovery of a delete cut off by a dead target: volume ``name`` has its tombstone on every node,
-    and create_volume.yml refuses it, naming the delete, and sends no mutating RPC."""
+    """After the recovery of a delete cut off by a dead target: volume ``name`` has its tombstone on every node;
+    create_volume.yml refuses it, and so does snapshot_volume.yml, each naming the delete and sending no
+    mutating RPC."""
     marked = [node for node in NODES if name in site.record(node).get("tombstones", {})]
     assert marked == list(NODES), "%s: the tombstones of %s are on %s only" % (case, name, marked)
-    counter = Counter()
-    site.set_gate(counter)
-    try:
-        done = subprocess.run(site.command("create_volume.yml", volume=name, **inventory(site, name)), env=site.env,
-                              capture_output=True, text=True, timeout=600, check=False)
-    finally:
-        site.set_gate(None)
-    output = " ".join((done.stdout + done.stderr).split())
-    assert done.returncode != 0 and "The deletion of %s began and did not finish" % name in output, \
-        "%s: create_volume.yml did not refuse %s:\n%s" % (case, name, output[-6000:])
-    assert "delete_volume.yml -e volume=<name>" in output and counter.methods == [], (case, counter.methods)
+    refusals = (("create_volume.yml", {}, "The deletion of %s began and did not finish" % name,
+                 "delete_volume.yml -e volume=<name>"),
+                # the replicas' check names the delete when some are gone, spdk_snapshot's refusal when none is
+                ("snapshot_volume.yml", {"snapshot": "s9"}, "delete_volume.yml -e volume=%s" % name, ""))
+    for playbook, extra, refusal, advice in refusals:
+        counter = Counter()
+        site.set_gate(counter)
+        try:
+            done = subprocess.run(site.command(playbook, volume=name, **dict(extra, **inventory(site, name))),
+                                  env=site.env, capture_output=True, text=True, timeout=600, check=False)
+        finally:
+            site.set_gate(None)
+        output = " ".join((done.stdout + done.stderr).split())
+        assert done.returncode != 0 and refusal in output and advice in output, \
+            "%s: %s did not refuse %s:\n%s" % (case, playbook, name, output[-6000:])
+        assert counter.methods == [], (case, playbook, counter.methods)
 
 
 def recorded(site, name):

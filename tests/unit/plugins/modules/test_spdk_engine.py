@@ -419,6 +419,13 @@ class TestAbsent:
         assert planned.changed is outcome.changed is forget and outcome.result["actions"] == []
         assert ("vol1-e0" in record_of(args)["snapshots"]) is not forget
 
+    def test_a_volume_whose_deletion_began_is_still_deleted(self, args):
+        """delete_volume.yml cut off half-way left its tombstone: deleting again is how it is finished."""
+        rec.update(rec.record_path(args["record_dir"], "node1"), "node1", lambda record: record.add_tombstone("vol1-e0"))
+        args.update(state="absent", replicas=[REMOTE])
+        outcome = run(args, [engine_reads(no_raid(), bdevs("vol1-r-b2c3d4e5n1", "vol1-e0"), no_subsystem())])
+        assert not outcome.failed and outcome.changed is False, outcome.msg
+
     def test_absent_twice_is_three_reads(self, args):
         args.update(state="absent", replicas=[REMOTE], record_dir="")
         outcome = run(args, [engine_reads(no_raid(), bdevs("vol1-r-b2c3d4e5n1", "vol1-e0"), no_subsystem())])
@@ -465,6 +472,14 @@ class TestBadInput:
                              expect("bdev_nvme_get_controllers", None, controllers(310))])
         assert not outcome.failed, outcome.msg
         assert outcome.result["engine"]["state"] == "healthy"
+
+    def test_a_volume_whose_deletion_began_is_neither_created_nor_repaired(self, args):
+        rec.update(rec.record_path(args["record_dir"], "node1"), "node1", lambda record: record.add_tombstone("vol1-e0"))
+        for check_mode in (False, True):
+            outcome = run(args, [], check_mode=check_mode)
+            assert outcome.failed and outcome.rpc_count == 0
+            assert "spdk_engine state=present of vol1-e0 refused: the deletion of volume vol1-e0 began" in outcome.msg
+            assert "delete_volume.yml -e volume=vol1-e0 finishes it" in outcome.msg
 
     def test_a_record_from_a_newer_collection_is_left_alone_with_a_warning(self, args):
         path = os.path.join(args["record_dir"], "node1.json")

@@ -13,6 +13,8 @@ from tests.unit import engine_snapshot_scenarios as sc
 import pytest
 from tests.unit.expected_calls import answer, error, expect, reads, result
 
+from ansible_collections.spdk.storage.plugins.module_utils import spdk_record as rec
+
 from ansible_collections.spdk.storage.plugins.modules import spdk_snapshot
 
 LVOL_OPS = "more/lvol_ops.jsonl"
@@ -178,6 +180,22 @@ def test_replicas_are_read_from_the_engine_record_when_not_given(args, tmp_path)
     outcome, wire = sc.run_module(spdk_snapshot, args, reads_only(nodes))
     assert not outcome.failed, outcome.msg
     assert [r["name"] for r in outcome.result["engine"]["replicas"]] == ["vol-r0", "vol-r1", "vol-r2"]
+
+
+def deletion_began(record_dir, node, volume):
+    """What delete_volume.yml leaves on every node when it is cut off half-way: the volume's tombstone."""
+    rec.update(rec.record_path(record_dir, node), node, lambda record: record.add_tombstone(volume))
+
+
+@pytest.mark.parametrize("change", [dict(state="present"), dict(state="absent"), dict(state="reverted"),
+                                    dict(name=None)])
+def test_a_volume_whose_deletion_began_is_refused_before_any_rpc(args, tmp_path, change):
+    """A listing too: what is left of such a volume is for delete_volume.yml to remove."""
+    deletion_began(str(tmp_path), "e", "vol")
+    outcome, wire = sc.run_module(spdk_snapshot, dict(args, **change), {sc.E: []})
+    assert outcome.failed and "spdk_snapshot on engine vol refused: the deletion of volume vol began" in outcome.msg
+    assert "delete_volume.yml -e volume=vol finishes it" in outcome.msg
+    assert wire.methods(sc.E) == []
 
 
 def test_replica_and_engine_together_are_refused_before_any_rpc(args):
