@@ -174,8 +174,7 @@ class EngineSnapshotRun:
             made = []
             try:
                 if mode == "ana":
-                    pause = Pause(request, self.nodes.engine, self.recorder, self.clock, self.warnings,
-                                  lock=self.lock.lock)
+                    pause = self._pause(lock=self.lock.lock)
                     try:
                         pause.run(served, lambda deadline: self._snapshot_all(plan, made, deadline))
                     finally:
@@ -191,8 +190,13 @@ class EngineSnapshotRun:
             # the target: a re-run is the operator's way back, so it ends the pause (a pause above does too).
             # Only the lock is needed (no other run pauses meanwhile); resuming I/O is safe in any engine state.
             self.lock.take("resume %s" % request.name)
-            Pause(request, self.nodes.engine, self.recorder, self.clock, self.warnings).resume_left(served)
+            self._pause().resume_left(served)
         self._record_snapshot()
+
+    def _pause(self, lock=None):
+        """The pause of the engine's frontend (``lock``: the run's VolumeLock, which its watchdog checks; ending
+        a pause a dead run left starts no watchdog and needs none)."""
+        return Pause(self.request, self.nodes.engine, self.recorder, self.clock, self.warnings, lock=lock)
 
     def _recorded_uuids(self):
         entry = self.record.entry() if self.record is not None else None
