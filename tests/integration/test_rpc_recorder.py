@@ -8,46 +8,13 @@ import json
 import os
 import socket
 import tempfile
-import threading
 
 import pytest
 
 from tests.integration.spdk_targets import RpcRecorder, direct_call
+from tests.integration.ssh_nodes import EchoTarget
 
 pytestmark = [pytest.mark.integration]
-
-
-class AnsweringTarget(object):
-    """A Unix socket that answers every JSON-RPC request with ``{"method": <its method>}``."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(8)
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while True:
-            try:
-                conn = self.sock.accept()[0]
-            except OSError:
-                return
-            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def answer(conn):
-        with conn:
-            data = conn.recv(65536)
-            if data:                                   # one request per connection, as direct_call sends
-                request = json.loads(data.decode())
-                conn.sendall(json.dumps({"jsonrpc": "2.0", "id": request["id"],
-                                         "result": {"method": request["method"]}}).encode())
-
-    def stop(self):
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.thread.join()
-        self.sock.close()
 
 
 @pytest.fixture
@@ -60,12 +27,12 @@ def workdir():
 
 
 def test_a_request_goes_through_and_is_logged(workdir):
-    target = AnsweringTarget(os.path.join(workdir, "t.sock"))
+    target = EchoTarget(os.path.join(workdir, "t.sock"), "t")
     recorder = RpcRecorder(os.path.join(workdir, "r.sock"), os.path.join(workdir, "t.sock"),
                            os.path.join(workdir, "log.jsonl"))
     recorder.start()
     try:
-        assert direct_call(os.path.join(workdir, "r.sock"), "bdev_get_bdevs") == {"method": "bdev_get_bdevs"}
+        assert direct_call(os.path.join(workdir, "r.sock"), "bdev_get_bdevs") == {"node": "t", "params": None}
     finally:
         recorder.stop()
         target.stop()
@@ -74,7 +41,7 @@ def test_a_request_goes_through_and_is_logged(workdir):
 
 
 def test_a_stopped_recorder_keeps_no_thread_that_could_serve_another_socket(workdir):
-    target = AnsweringTarget(os.path.join(workdir, "t.sock"))
+    target = EchoTarget(os.path.join(workdir, "t.sock"), "t")
     recorder = RpcRecorder(os.path.join(workdir, "r.sock"), os.path.join(workdir, "t.sock"),
                            os.path.join(workdir, "log.jsonl"))
     recorder.start()
