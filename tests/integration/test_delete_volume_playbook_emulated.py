@@ -35,8 +35,9 @@ NODES = ("node1", "node2", "node3")
 # Per host: ok, changed, unreachable, failed.
 RECAP_LINE = re.compile(r"^(node\d)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 # 8 ports per node of this process, away from the demo's and Molecule's 4620-4699, the module-level
-# emulated tests' blocks (21000-40999) and the rebuild playbook test's (42000-49999).
-FIRST_PORT = 50000 + (os.getpid() % 1000) * 8
+# emulated tests' blocks (21000-32767) and the rebuild playbook test's (5000-12999), and below the ports
+# Linux gives outgoing connections (volume_helpers.EPHEMERAL_FIRST).
+FIRST_PORT = 13000 + (os.getpid() % 1000) * 8
 
 THREE = {"name": "dvol", "size": "16MiB", "disk": "disk1", "replica_nodes": list(NODES),
          "engine_node": "node1", "frontend": "nvmf", "allowed_hosts": ["{{ spdk_client_host_nqn }}"]}

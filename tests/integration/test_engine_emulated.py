@@ -32,7 +32,7 @@ from tests.integration.volume_helpers import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-PORT_BASE, PORT_RANGE = port_block(21000, 900)
+PORT_BASE, PORT_RANGE = port_block(21000, 580)
 
 
 class Cluster(Nodes):

@@ -34,7 +34,7 @@ from tests.integration.volume_helpers import (
 )
 
 DATA = 8 * MIB                   # the part of the volume the tests write
-PORT_BASE, PORT_RANGE = port_block(23000, 800)
+PORT_BASE, PORT_RANGE = port_block(23000, 480)
 MUTATING_SNAPSHOT_RPCS = {"bdev_lvol_snapshot", "nvmf_subsystem_set_ns_ana_group"}
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

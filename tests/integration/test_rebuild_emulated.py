@@ -37,7 +37,7 @@ from tests.integration.volume_helpers import (
 )
 
 VOLUME = 16 * MIB
-PORT_RANGE = port_block(23000, 900)[1]
+PORT_RANGE = port_block(23000, 480)[1]
 ENGINE_HOST = NQN_PREFIX + "host:n0"
 pytestmark = [pytest.mark.integration]
 

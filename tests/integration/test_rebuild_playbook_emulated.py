@@ -42,8 +42,9 @@ INVENTORY = os.path.join(REPO, "inventories", "emulated", "hosts.yml")
 PLAYBOOKS = os.path.join(REPO, "playbooks")
 RECAP = re.compile(r"^(node\d)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 # 8 ports per node of this process, away from the demo's and Molecule's 4620-4699 and from the
-# module-level emulated tests' blocks (21000-40999).
-PORT_BASE = 42000 + (os.getpid() % 1000) * 8
+# module-level emulated tests' blocks (21000-32767), and below the ports Linux gives outgoing
+# connections (volume_helpers.EPHEMERAL_FIRST).
+PORT_BASE = 5000 + (os.getpid() % 1000) * 8
 PORT_RANGE = "%d-%d" % (PORT_BASE, PORT_BASE + 7)
 
 VOLUME = {"name": "rbvol", "size": "16MiB", "disk": "disk1", "replica_nodes": ["node1", "node2"],

@@ -97,8 +97,15 @@ class Node(object):
         return self.target.log_tail()
 
 
+EPHEMERAL_FIRST = 32768
+"""The first port Linux gives outgoing connections (net.ipv4.ip_local_port_range): a test's listeners stay below
+it, or a target's own connection to another node may hold the port a listener is about to take."""
+
+
 def port_block(first, spread):
-    """(base, "base-base+19"): 20 ports of their own for this test process, away from 4420 (other runs use it)."""
+    """(base, "base-base+19"): 20 ports of their own for this test process, away from 4420 (other runs use it)
+    and below EPHEMERAL_FIRST."""
+    assert first + spread * 20 <= EPHEMERAL_FIRST, "port_block(%d, %d) reaches the ephemeral ports" % (first, spread)
     base = first + (os.getpid() % spread) * 20
     return base, "%d-%d" % (base, base + 19)
 
