@@ -406,7 +406,8 @@ def rebuild(module, request, clients):
     """One RebuildRun with a client per node; the module's result."""
     params = module.params
     refuse_if_deleting(params["record_dir"], request.node_name, request.engine,
-                       "spdk_replica_rebuild of %s on engine %s" % (request.replace.name, request.engine))
+                       "spdk_replica_rebuild of engine %s (new replica %s)" % (request.engine,
+                                                                               request.destination.replica))
     member_clients = {m.name: clients.get(m.rpc_socket) for m in request.replicas if not m.is_local}
     source = request.source
     directory = params["record_dir"]

@@ -95,13 +95,14 @@ def args(tmp_path):
                 listen_address="127.0.0.1", record_dir=str(tmp_path))
 
 
-@pytest.mark.parametrize("check_mode", [False, True])
-def test_a_volume_whose_deletion_began_is_not_rebuilt(args, check_mode):
+@pytest.mark.parametrize("check_mode, replace", [(False, "vol1-r-b2c3d4e5"), (True, "vol1-r-b2c3d4e5"), (False, None)])
+def test_a_volume_whose_deletion_began_is_not_rebuilt(args, check_mode, replace):
     """delete_volume.yml cut off half-way left its tombstone: only deleting again may act on the volume."""
     rec.update(rec.record_path(args["record_dir"], "node1"), "node1", lambda record: record.add_tombstone("vol1-e0"))
+    args["replace"] = replace
     outcome = run_module(spdk_replica_rebuild, args, [], check_mode=check_mode)
     assert outcome.failed and outcome.rpc_count == 0
-    assert "spdk_replica_rebuild of vol1-r-b2c3d4e5 on engine vol1-e0 refused" in outcome.msg
+    assert "spdk_replica_rebuild of engine vol1-e0 (new replica vol1-r-new) refused" in outcome.msg
     assert "delete_volume.yml -e volume=vol1-e0 finishes it" in outcome.msg
 
 
