@@ -32,6 +32,7 @@ REAL_CI_TESTS=(
     tests/integration/test_rebuild_emulated.py::test_a_destination_killed_mid_copy_then_a_second_run_converges_and_leaves_nothing_behind
     tests/integration/test_rebuild_emulated.py::test_the_rebuild_journal_keeps_a_stale_replica_list_from_undoing_a_rebuild
     tests/integration/test_rebuild_emulated.py::test_an_engine_snapshot_between_the_copy_and_the_join_is_refused_so_the_join_can_finish
+    tests/integration/test_rebuild_emulated.py::test_a_destination_disk_too_small_for_the_new_replica_is_refused_before_anything_changes
     tests/integration/test_rebuild_playbook_emulated.py
     tests/integration/test_delete_volume_playbook_emulated.py
     tests/integration/test_role_spdk_tgt.py::test_started_twice_changes_nothing_the_second_time_nor_in_check_mode

@@ -23,8 +23,16 @@ from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_names im
     PLANNED,
     RebuildError,
     is_system_snapshot,
+    transient_name,
 )
-from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_plan import member_mode, rw_members
+from ansible_collections.spdk.storage.plugins.module_utils.spdk_rebuild_plan import (
+    chain_lvols,
+    copied_levels,
+    member_mode,
+    rw_members,
+    space_needed,
+    space_problem,
+)
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_wait import Waiter
 
 
@@ -181,6 +189,22 @@ class RebuildContext:
             known = ", ".join(sorted(d.name for d in self.dest.state.disks)) or "none"
             raise RebuildError("disk %s not found on the destination node (disks: %s); attach it first with "
                                "spdk.storage.spdk_disk" % (self.request.destination.disk, known))
+
+    def check_dest_space(self):
+        """Refuse, before any change, a destination disk that cannot hold what the rebuild still allocates:
+        a RAID1 rebuild onto a full disk fails its writes, and SPDK drops the new member again."""
+        source, dest, disk = self.source_replica(), self.request.destination, self.dest_disk()
+        chain = chain_lvols(source)
+        source_disk = self.node_for(self.request.source).disk(source.disk)
+        dest_replica = self.dest_replica()
+        copies, head = space_needed(
+            source, source_disk.cluster_size if source_disk else disk.cluster_size,
+            chain[copied_levels(chain, self.dest.state, dest):], self.strategy, disk.cluster_size,
+            dest_head=dest_replica.head if dest_replica else None,
+            transient=self.dest.lvol(dest.disk, transient_name(dest.replica)))
+        problem = space_problem(disk, self.dest.label, copies, head, self.strategy)
+        if problem:
+            raise RebuildError(problem)
 
     def dest_mode(self):
         """RW, WO or None (not a member) of the destination in the engine's RAID."""

@@ -218,8 +218,9 @@ class JoinPhase:
                 ctx.rebuild_seconds = ctx.clock() - start
                 return DONE
             if mode is None:
-                raise RebuildError("the new replica left RAID %s during its rebuild (its node or the link failed); "
-                                   "run the rebuild again" % self.request.engine)
+                raise RebuildError("the new replica left RAID %s during its rebuild: a write to it failed (its node or the "
+                                   "link failed, or its disk %s is full); run the rebuild again once that is mended"
+                                   % (self.request.engine, self.request.destination.disk))
             ctx.state = REBUILDING
             return None if ctx.wait else REBUILDING
 

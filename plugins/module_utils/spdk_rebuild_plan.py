@@ -126,6 +126,44 @@ def identity_problem(view, source_chain, snapshot, cluster_size):
     return None
 
 
+# ---------------------------------------------------------------- space on the destination
+
+
+def clusters_of(nbytes, cluster_size):
+    """Whole clusters of ``cluster_size`` bytes that ``nbytes`` span."""
+    return -(-nbytes // cluster_size)
+
+
+def space_needed(source, source_cluster, levels_left, strategy, dest_cluster, dest_head=None, transient=None):
+    """The clusters the destination disk still has to allocate for the new replica: (copies, head).
+
+    ``levels_left`` are the source's snapshot lvols not copied yet; ``transient`` the lvol an interrupted
+    copy was writing (its clusters are already taken); ``dest_head`` the new head if it exists.
+    * A shallow copy allocates exactly what each snapshot owns. Offline, a system snapshot not taken yet
+      will own what the source head owns now, and it is copied too.
+    * Online, SPDK's RAID1 rebuild writes every block of the new head, so the head ends up owning all of
+      its clusters. Offline the RAID is created again over identical heads: the head only gets the RAID
+      superblock area.
+    """
+    copied = sum(lvol.allocated_clusters for lvol in levels_left) * source_cluster
+    if strategy == "offline" and reusable_system_snapshot(source, source_cluster) is None:
+        copied += source.head.allocated_clusters * source_cluster
+    copies = clusters_of(copied, dest_cluster) - (transient.allocated_clusters if transient is not None else 0)
+    whole = clusters_of(source.size, dest_cluster) if strategy == "online" else superblock_clusters(dest_cluster)
+    head = whole - (dest_head.allocated_clusters if dest_head is not None else 0)
+    return max(copies, 0), max(head, 0)
+
+
+def space_problem(disk, where, copies, head, strategy):
+    """Why ``disk`` (a model Disk, on ``where``) cannot take the new replica, or None."""
+    if copies + head <= disk.free_clusters:
+        return None
+    head_why = "the head, written whole by the RAID1 rebuild" if strategy == "online" else "the RAID superblock area"
+    return ("disk %s on the %s has %d free clusters of %d bytes; the new replica needs %d more (snapshot copies %d, %s "
+            "%d): free space there or rebuild onto another disk (destination disk), before anything is changed"
+            % (disk.name, where, disk.free_clusters, disk.cluster_size, copies + head, copies, head_why, head))
+
+
 # ---------------------------------------------------------------- the engine's RAID
 
 

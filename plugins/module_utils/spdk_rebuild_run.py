@@ -111,6 +111,7 @@ class RebuildRun:
             CopyPhase(ctx).cleanup_transient()
             self.after_join()
             return self.view()
+        ctx.check_dest_space()
         if request.step == "plan":
             ctx.state = PLANNED
             return self.view()

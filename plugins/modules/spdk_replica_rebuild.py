@@ -42,6 +42,9 @@ description:
     This needs the RAID online, rebuilding nothing, with every member one this run reaches; otherwise they
     stay, with a warning, until a later run. A system snapshot that has a clone of its own stays on every
     replica.
+  - A run with work left (V(plan) and check mode too) refuses, before any change, a destination disk with
+    fewer free clusters than the rebuild still allocates there (the snapshot copies, plus the whole head
+    V(online) or its superblock area V(offline)); the message gives both figures.
   - Every step reads the state first and is resumable; a run interrupted at any point (or a target killed)
     converges when run again, and the transient lvol C(<destination>-rebuild), its export and controller are
     removed. A copy whose result the source target forgot (it reports a result once) is copied again. A run

@@ -58,6 +58,7 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -96,7 +97,7 @@ NODE4 = {"node4": {
     "ansible_host": "127.0.0.4", "spdk_tgt_instance_id": 4, "spdk_nvmf_address": "127.0.0.4",
     "spdk_collection_root": os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     "spdk_node_dir": "{{ spdk_emulated_root }}/node4", "spdk_rpc_endpoint": "{{ spdk_emulated_root }}/node4/spdk.sock",
-    "spdk_disks": [{"name": "disk1", "path": "{{ spdk_emulated_root }}/node4/disk1.img", "file_size": "1GiB"}]}}
+    "spdk_disks": [{"name": "disk1", "path": "{{ spdk_emulated_root }}/node4/disk1.img", "file_size": "2GiB"}]}}
 ALL = NODES + ("node4",)
 ADDRESS = {node: "127.0.0.%d" % (index + 1) for index, node in enumerate(ALL)}     # spdk_nvmf_address
 PROBE_PORT = FIRST_PORT + 199        # the temporary exports' port: the last of the site's block
@@ -393,6 +394,42 @@ def test_rebuild_killed_at_a_step_converges_onto_the_new_replica_set(site):
     check("preb0", "the counting run")
     site.check_nothing_left("the counting run")
     run_cases(site, "rebuild", "rebuild_replica.yml", counter, names, extra_of, check)
+
+
+def test_a_join_that_fails_ends_rebuild_replica_yml_at_once_with_the_module_s_message(site):
+    """A failed join is not run again for rebuild_wait_timeout (the rebuild matrix's step-27 case, a new
+    replica dropped by the RAID, ran it some 280 times, then failed on a missing key): the playbook stops at
+    the join's first failure with the module's own message, and a run after it converges."""
+    site.expected = {node: site.objects(node) for node in ALL}
+    first = prepare(site, ["pjoin"], snapshot=False)[0]
+    # At most 20 polls of the join (rebuild_poll_delay 1): a playbook that polled a failed join again fails
+    # this test in seconds, not after an hour.
+    extra = dict(REBUILD, spdk_volumes=[volume("pjoin")], volume="pjoin", rebuild_wait_timeout=20)
+    adds = []
+
+    def drop_the_add(method, params):
+        if method == "bdev_raid_add_base_bdev":
+            adds.append(params)
+            raise OSError("dropped by the test")
+
+    site.set_gate(drop_the_add)
+    try:
+        failed = subprocess.run(site.command("rebuild_replica.yml", **extra), env=site.env, capture_output=True,
+                                text=True, timeout=600, check=False)
+    finally:
+        site.set_gate(None)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and len(adds) == 1, "the join ran %d times:\n%s" % (len(adds), output[-6000:])
+    [fatal] = [line for line in output.splitlines() if line.startswith("fatal: ")]
+    assert "bdev_raid_add_base_bdev" in fatal and "has no attribute" not in fatal, fatal
+
+    site.run("rebuild_replica.yml", "the run after the failed join", **extra)
+    for node, held in objects_of("pjoin").items():
+        site.expected[node] -= held
+    for node, held in objects_of("pjoin", (), REBUILT).items():
+        site.expected[node] |= held
+    check_serving(site, "pjoin", first, "the run after the failed join", REBUILT)
+    site.check_nothing_left("the run after the failed join")
 
 
 class FourMiBClusters(Volume):

@@ -440,3 +440,21 @@ def test_an_engine_snapshot_between_the_copy_and_the_join_is_refused_so_the_join
         in refused.msg
     assert mutating(n0.rpc_log()[mark:]) == [] and "r0-snap-mid" not in cluster.lvols(n0)
     assert cluster.rebuild(step="join").result["rebuild"]["state"] == "done"
+
+
+def test_a_destination_disk_too_small_for_the_new_replica_is_refused_before_anything_changes(cluster):
+    n0, n1, n2 = cluster.build()
+    # Online, the RAID1 rebuild writes every block of the new head (17 clusters of 1 MiB): leave one less.
+    free = n2.call("bdev_lvol_get_lvstores")[0]["free_clusters"]
+    n2.call("bdev_lvol_create", lvs_name="disk2", lvol_name="other", size_in_mib=free - 16, thin_provision=False)
+    marks = [len(node.rpc_log()) for node in (n0, n1, n2)]
+    for check_mode in (True, False):
+        refused = cluster.rebuild(check_mode=check_mode, failed_ok=True)
+        assert refused.failed and refused.msg.startswith(
+            "disk disk2 on the destination node has 16 free clusters of 1048576 bytes; the new replica needs 17 "
+            "more (snapshot copies 0, the head, written whole by the RAID1 rebuild 17)"), refused.msg
+    assert [mutating(node.rpc_log()[mark:]) for node, mark in zip((n0, n1, n2), marks)] == [[], [], []]
+
+    n2.call("bdev_lvol_delete", name="disk2/other")          # space freed: the same run goes through
+    done = cluster.rebuild()
+    assert done.result["rebuild"]["state"] == "done" and done.result["rebuild"]["mode"] == "RW"

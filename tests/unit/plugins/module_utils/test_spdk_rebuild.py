@@ -151,6 +151,38 @@ class TestChainCopy:
             rb.copied_levels(source, state, destination())
 
 
+class TestDestinationSpace:
+    """The source: a 64 MiB head owning 2 clusters over snapshots 02 (2 clusters) and 01 (3); 1 MiB clusters."""
+
+    def needed(self, strategy, copied=0, dest=None, transient=None):
+        source = source_state().replica("disk1", "vol1")
+        chain = rb.chain_lvols(source)
+        return rb.space_needed(source, MIB, chain[copied:], strategy, MIB, dest_head=dest, transient=transient)
+
+    def test_online_the_snapshots_are_copied_thin_and_the_raid1_rebuild_fills_the_whole_head(self):
+        assert self.needed("online") == (5, 64)
+
+    def test_what_an_interrupted_copy_already_holds_is_not_counted_twice(self):
+        transient = source_state().lvol("disk1", "vol1")      # any lvol owning 2 clusters
+        assert self.needed("online", copied=1, transient=transient) == (0, 64)
+        assert self.needed("online", copied=1) == (2, 64)
+        head = dest_state().lvol("disk1", "vol9-snap-02")     # a head that owns 2 clusters already
+        assert self.needed("online", copied=2, dest=head) == (0, 62)
+
+    def test_offline_the_new_system_snapshot_is_copied_too_and_the_head_only_gets_the_superblock(self):
+        assert self.needed("offline") == (5 + 2, 1)
+
+    def test_a_disk_with_too_few_free_clusters_is_refused_naming_what_needs_them(self):
+        disk = dest_state().disk("disk1")
+        disk.free_clusters = 68
+        problem = rb.space_problem(disk, "destination node", 5, 64, "online")
+        assert problem.startswith("disk disk1 on the destination node has 68 free clusters of 1048576 bytes; "
+                                  "the new replica needs 69 more (snapshot copies 5, the head, written whole by "
+                                  "the RAID1 rebuild 64)")
+        disk.free_clusters = 69
+        assert rb.space_problem(disk, "destination node", 5, 64, "online") is None
+
+
 class TestOfflineIdentity:
     def test_a_head_with_no_data_after_the_system_snapshot_is_identical_to_its_copy(self):
         replica = source_state().replica("disk1", "vol1")      # head owns 2 clusters in the recording
