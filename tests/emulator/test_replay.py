@@ -56,6 +56,7 @@ KNOWN_GAPS = {
     "nvme_options.session.jsonl": {},
     "nvmf_listener_ns_ana.session.jsonl": {},
     "d6_alloc_after_shallow_copy.session.jsonl": {},
+    "d7_raid_rebuild_enospc.session.jsonl": {},
     "introspection.session.jsonl": {
         "introspection.jsonl:74": "emu-net: the host opens 1 I/O qpair, SPDK's bdev_nvme one per core (3)",
         "introspection.jsonl:75": "emu-net: same, qpairs listed",
