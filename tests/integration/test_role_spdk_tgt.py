@@ -341,6 +341,29 @@ def test_a_status_that_never_answers_fails_the_role_before_anything_starts(node)
     assert not os.path.exists(node.pid_file) and not os.path.exists(node.socket)
 
 
+# Stands in for spdk_tgt_python behind a remote shell that prints lines of its own before the supervisor's
+# answer, as pyenv's rehash warnings did over SSH in CI (SSH's terminal merges stderr into stdout).
+NOISY_SHELL = """#!/bin/sh
+echo "rm: cannot remove '/root/.pyenv/shims/tmp.xPYv3DmFJY': No such file or directory"
+echo "pyenv: cannot rehash: /root/.pyenv/shims isn't writable"
+exec "{python}" "$@"
+"""
+
+
+def test_lines_a_remote_shell_prints_before_the_supervisor_s_answer_are_skipped(node):
+    python = os.path.join(node.root, "python-noisy")
+    with open(python, "w") as handle:
+        handle.write(NOISY_SHELL.format(python=sys.executable))
+    os.chmod(python, 0o755)
+    _ok, changed, _out = node.play(spdk_tgt_python=python)
+    assert changed > 0 and node.started() is not None
+    pid = node.pid()
+    _ok, changed, _out = node.play(spdk_tgt_python=python)
+    assert changed == 0 and node.started() is None and node.pid() == pid, "the state was read as it is"
+    _ok, changed, _out = node.play(spdk_tgt_python=python, spdk_tgt_state="stopped")
+    assert changed > 0 and wait_dead(pid) and not os.path.exists(node.pid_file)
+
+
 def test_stopped_removes_the_process_its_socket_and_pid_file(node):
     node.play()
     pid = node.pid()
