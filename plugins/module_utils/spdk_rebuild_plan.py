@@ -26,6 +26,7 @@ from ansible_collections.spdk.storage.plugins.module_utils import spdk_replica_o
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_engine_status import RW, WO, bdev_refs, find_member
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_model import NodeState
 from ansible_collections.spdk.storage.plugins.module_utils.spdk_names import (
+    round_up,
     snapshot_lvol_name,
     split_snapshot_lvol_name,
 )
@@ -131,7 +132,7 @@ def identity_problem(view, source_chain, snapshot, cluster_size):
 
 def clusters_of(nbytes, cluster_size):
     """Whole clusters of ``cluster_size`` bytes that ``nbytes`` span."""
-    return -(-nbytes // cluster_size)
+    return round_up(nbytes, cluster_size) // cluster_size
 
 
 def space_needed(source, source_cluster, levels_left, strategy, dest_cluster, dest_head=None, transient=None):
